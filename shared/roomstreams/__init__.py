@@ -1,0 +1,64 @@
+"""roomstreams: realtime text streams between the participants of a room, over Redis Streams.
+
+import roomstreams
+
+room = roomstreams.Room()
+await room.connect("ws://127.0.0.1:7880", token)
+info = await room.local_participant.send_text("hello", topic="chat")
+"""
+
+from .client import (
+    ConnectionState,
+    LocalParticipant,
+    Registration,
+    RemoteParticipant,
+    Room,
+    StreamState,
+    TextStreamHandler,
+    TextStreamInfo,
+    TextStreamReader,
+    TextStreamWriter,
+)
+from .exceptions import (
+    AuthError,
+    ConnectError,
+    ConnectionClosed,
+    PermissionDenied,
+    RoomStreamsError,
+    ServerError,
+    StreamAborted,
+    StreamClosed,
+    StreamError,
+    StreamSizeMismatch,
+)
+from .token import AccessToken, Claims, VideoGrants, verify_token
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessToken",
+    "AuthError",
+    "Claims",
+    "ConnectError",
+    "ConnectionClosed",
+    "ConnectionState",
+    "LocalParticipant",
+    "PermissionDenied",
+    "Registration",
+    "RemoteParticipant",
+    "Room",
+    "RoomStreamsError",
+    "ServerError",
+    "StreamAborted",
+    "StreamClosed",
+    "StreamError",
+    "StreamSizeMismatch",
+    "StreamState",
+    "TextStreamHandler",
+    "TextStreamInfo",
+    "TextStreamReader",
+    "TextStreamWriter",
+    "VideoGrants",
+    "__version__",
+    "verify_token",
+]

@@ -1,0 +1,336 @@
+"""One participant's WebSocket on a gateway: validates what it sends, appends it to the room
+log, and feeds it what the router delivers through a bounded send queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from roomstreams.core.outgoing import FrameRejected, OutgoingStreams
+from roomstreams.protocol.entries import LogEntry
+from roomstreams.protocol.frames import (
+    ChunkFrame,
+    DeliveredHeader,
+    DeliveredTrailer,
+    ErrorCode,
+    ErrorFrame,
+    GoAwayFrame,
+    HeaderFrame,
+    SubscribeFrame,
+    TrailerFrame,
+    UnsubscribeFrame,
+    client_frame_adapter,
+)
+from roomstreams.protocol.limits import (
+    MAX_ATTRIBUTES_BYTES,
+    MAX_FRAME_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_IDENTITY_BYTES,
+    MAX_STREAM_ID_BYTES,
+    MAX_TOPIC_BYTES,
+)
+from roomstreams.token import Claims
+
+__all__ = ["CLOSE_SLOW_CONSUMER", "Connection", "Identity"]
+
+logger = logging.getLogger("gateway.connection")
+
+#: Close code for a receiver whose send queue overflowed.
+CLOSE_SLOW_CONSUMER = 4008
+#: Close code when the router replaced this connection (same identity joined again), or an
+#: operator removed the participant.
+CLOSE_REMOVED = 4009
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is on the socket: decided by the verified token, never by the client."""
+
+    session: str
+    room: str
+    log_key: str
+    claims: Claims
+
+
+Append = Callable[[str, LogEntry], None]
+
+
+def _error(
+    code: str, message: str, *, stream_id: str | None = None, req: int | None = None
+) -> bytes:
+    return (
+        ErrorFrame(code=code, message=message, stream_id=stream_id, req=req)
+        .model_dump_json()
+        .encode()
+    )
+
+
+def _check_topic(topic: str) -> None:
+    n = len(topic.encode("utf-8", "replace"))
+    if n == 0:
+        raise FrameRejected(ErrorCode.BAD_TOPIC, "topic must not be empty")
+    if n > MAX_TOPIC_BYTES:
+        raise FrameRejected(ErrorCode.BAD_TOPIC, f"topic of {n} bytes exceeds {MAX_TOPIC_BYTES}")
+
+
+def _classify(exc: ValidationError) -> tuple[str, str]:
+    errs = exc.errors(include_url=False)
+    first = errs[0] if errs else {"type": "", "msg": str(exc), "loc": ()}
+    t = first["type"]
+    if t == "json_invalid":
+        msg = str(first["msg"])
+        if "escape" in msg or "surrogate" in msg:
+            return ErrorCode.BAD_UTF8, f"invalid UTF-8 in frame: {msg}"
+        return ErrorCode.BAD_JSON, f"frame is not valid JSON: {msg}"
+    if t in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type", "model_type"):
+        return ErrorCode.BAD_FRAME, f"unknown or missing frame type: {first['msg']}"
+    details = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or 'frame'}: {e['msg']}" for e in errs[:5]
+    )
+    return ErrorCode.BAD_FRAME, f"invalid frame: {details}"
+
+
+class Connection:
+    """State of one socket. Not thread-safe; lives on the gateway's event loop."""
+
+    def __init__(
+        self,
+        ws: ServerConnection,
+        ident: Identity,
+        append: Append,
+        *,
+        send_queue_frames: int,
+        window_bytes: int,
+    ) -> None:
+        self.ws = ws
+        self.ident = ident
+        self.session = ident.session
+        self._append = append
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=send_queue_frames)
+        self._out = OutgoingStreams()
+        self._seq = 0
+        self._window = window_bytes
+        self._inflight = 0
+        self._window_open = asyncio.Event()
+        self._window_open.set()
+        #: streams this socket is receiving, so the gateway can end them itself if needed
+        self.receiving: set[str] = set()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._extra = {"session": ident.session, "room": ident.room}
+
+    # -- toward the socket ------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def push(self, frame: bytes, *, opens: str = "", ends: str = "") -> None:
+        """Queue a frame for the socket; never blocks. A full queue disconnects the socket."""
+        if self.close_code is not None:
+            return
+        if opens:
+            self.receiving.add(opens)
+        elif ends:
+            self.receiving.discard(ends)
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            logger.warning("send queue full; disconnecting slow consumer", extra=self._extra)
+            self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full, receiver too slow")
+
+    def end_receiving(self, code: str, reason: str) -> None:
+        """End every stream this socket receives, here at the gateway (e.g. inbox lag)."""
+        for sid in list(self.receiving):
+            trailer = DeliveredTrailer(stream_id=sid, reason=reason, code=code)
+            self.push(trailer.model_dump_json().encode(), ends=sid)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        goaway = GoAwayFrame(code=str(code), reason=reason).model_dump_json().encode()
+        asyncio.get_running_loop().create_task(self._close(goaway, code, reason))
+
+    async def _close(self, goaway: bytes, code: int, reason: str) -> None:
+        try:
+            # best effort: the queue may be full (slow consumer), then only the close frame goes
+            if self._queue.empty():
+                await asyncio.wait_for(self.ws.send(goaway, text=True), 1.0)
+        except (ConnectionClosed, TimeoutError):
+            pass
+        await self.ws.close(code, reason[:120])
+
+    async def writer(self) -> None:
+        ws, q = self.ws, self._queue
+        while True:
+            frame = await q.get()
+            await ws.send(frame, text=True)
+
+    # -- pacing -----------------------------------------------------------------------------
+
+    def acked(self, nbytes: int) -> None:
+        self._inflight -= nbytes
+        if self._inflight < self._window:
+            self._window_open.set()
+
+    def _charge(self, nbytes: int) -> None:
+        self._inflight += nbytes
+        if self._inflight >= self._window:
+            self._window_open.clear()
+
+    # -- from the socket --------------------------------------------------------------------
+
+    def _entry(self, e: LogEntry) -> None:
+        self._seq += 1
+        e.seq = self._seq
+        self._append(self.ident.log_key, e)
+
+    def append_join(self, gateway: str) -> None:
+        from roomstreams.protocol.frames import ParticipantInfo, Permissions
+
+        c = self.ident.claims
+        info = ParticipantInfo(
+            identity=c.identity, name=c.name, metadata=c.metadata, attributes=c.attributes
+        )
+        perms = Permissions(
+            can_publish_data=c.video.can_publish_data, can_subscribe=c.video.can_subscribe
+        )
+        self._entry(
+            LogEntry(
+                kind="j",
+                session=self.session,
+                identity=c.identity,
+                gateway=gateway,
+                can_subscribe=c.video.can_subscribe,
+                data=info.model_dump_json().encode(),
+                permissions=perms.model_dump_json().encode(),
+            )
+        )
+
+    def append_leave(self, reason: str) -> None:
+        self._entry(LogEntry(kind="l", session=self.session, reason=reason))
+
+    async def reader(self) -> None:
+        ws = self.ws
+        while True:
+            await self._window_open.wait()
+            raw = await ws.recv(decode=False)
+            self.handle(raw)
+
+    def handle(self, raw: bytes) -> None:
+        """Validate one client frame and append it, or answer an error frame."""
+        try:
+            self._handle(raw)
+        except FrameRejected as rej:
+            self.push(_error(rej.code, rej.message, stream_id=rej.stream_id))
+            if rej.abort is not None:
+                data = rej.abort.model_dump_json().encode()
+                self._entry(
+                    LogEntry(
+                        kind="t", session=self.session, stream_id=rej.stream_id or "", data=data
+                    )
+                )
+
+    def _handle(self, raw: bytes) -> None:
+        if len(raw) > MAX_FRAME_BYTES:
+            raise FrameRejected(
+                ErrorCode.FRAME_TOO_LARGE, f"frame of {len(raw)} bytes exceeds {MAX_FRAME_BYTES}"
+            )
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            code = ErrorCode.BAD_UTF8 if b'"chunk"' in raw else ErrorCode.BAD_ENCODING
+            raise FrameRejected(code, f"frame is not valid UTF-8: {exc.reason}") from None
+        try:
+            frame = client_frame_adapter.validate_json(raw)
+        except ValidationError as exc:
+            code, message = _classify(exc)
+            raise FrameRejected(code, message) from None
+        if isinstance(frame, ChunkFrame):
+            self._chunk(frame, raw)
+        elif isinstance(frame, HeaderFrame):
+            self._header(frame, raw)
+        elif isinstance(frame, TrailerFrame):
+            self._trailer(frame, raw)
+        else:
+            self._subscription(frame)
+
+    def _may_publish(self, stream_id: str) -> None:
+        if not self.ident.claims.video.can_publish_data:
+            raise FrameRejected(
+                ErrorCode.PERMISSION_DENIED,
+                "this token does not allow publishing data (canPublishData=false)",
+                stream_id=stream_id,
+            )
+
+    def _subscription(self, f: SubscribeFrame | UnsubscribeFrame) -> None:
+        _check_topic(f.topic)
+        kind = "s" if isinstance(f, SubscribeFrame) else "u"
+        self._entry(
+            LogEntry(kind=kind, session=self.session, topic=f.topic, stream_kind=f.kind, req=f.req)
+        )
+
+    def _header(self, h: HeaderFrame, raw: bytes) -> None:
+        self._may_publish(h.stream_id)
+        if len(raw) > MAX_HEADER_BYTES:
+            raise FrameRejected(
+                ErrorCode.HEADER_TOO_LARGE,
+                f"header of {len(raw)} bytes exceeds {MAX_HEADER_BYTES}",
+                stream_id=h.stream_id,
+            )
+        _check_topic(h.topic)
+        if not h.stream_id or len(h.stream_id.encode()) > MAX_STREAM_ID_BYTES:
+            raise FrameRejected(ErrorCode.BAD_FRAME, "stream_id must be 1 to 128 bytes")
+        if any(not d or len(d.encode()) > MAX_IDENTITY_BYTES for d in h.destination_identities):
+            raise FrameRejected(
+                ErrorCode.BAD_FRAME,
+                "destination identities must be non-empty",
+                stream_id=h.stream_id,
+            )
+        if len(json.dumps(h.attributes)) > MAX_ATTRIBUTES_BYTES:
+            raise FrameRejected(ErrorCode.BAD_FRAME, "attributes too large", stream_id=h.stream_id)
+        if h.kind == "byte" and not h.name:
+            raise FrameRejected(
+                ErrorCode.BAD_FRAME, "a byte stream header needs a name", stream_id=h.stream_id
+            )
+        self._out.header(h)
+        delivered = DeliveredHeader(**h.model_dump(), sender=self.ident.claims.identity)
+        data = delivered.model_dump_json().encode()
+        self._charge(len(data))
+        self._entry(
+            LogEntry(
+                kind="h",
+                session=self.session,
+                stream_id=h.stream_id,
+                topic=h.topic,
+                stream_kind=h.kind,
+                destinations=tuple(h.destination_identities),
+                data=data,
+                size=len(data),
+            )
+        )
+
+    def _chunk(self, c: ChunkFrame, raw: bytes) -> None:
+        self._may_publish(c.stream_id)
+        self._out.chunk(c)
+        # extra fields are forbidden, so the client's bytes are exactly the frame to deliver
+        self._charge(len(raw))
+        self._entry(
+            LogEntry(kind="c", session=self.session, stream_id=c.stream_id, data=raw, size=len(raw))
+        )
+
+    def _trailer(self, t: TrailerFrame, raw: bytes) -> None:
+        self._may_publish(t.stream_id)
+        self._out.trailer(t)
+        self._charge(len(raw))
+        self._entry(
+            LogEntry(kind="t", session=self.session, stream_id=t.stream_id, data=raw, size=len(raw))
+        )

@@ -1,0 +1,308 @@
+"""The gateway: terminates participant WebSockets, appends what they send to their room's
+log, reads its own inbox and pushes deliveries to its sockets. It holds no room state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+import time
+import weakref
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from roomstreams.exceptions import AuthError
+from roomstreams.protocol.entries import LogEntry, encode_log_entry
+from roomstreams.protocol.frames import ErrorCode
+from roomstreams.protocol.keys import (
+    GATEWAY_EVENTS,
+    inbox_key,
+    partition_ctl_key,
+    partition_of,
+    room_log_key,
+)
+from roomstreams.token import Claims, verify_token
+
+from .connection import CLOSE_REMOVED, Connection, Identity
+from .settings import GatewaySettings
+
+__all__ = ["Gateway"]
+
+logger = logging.getLogger("gateway.server")
+
+_APPEND_BATCH = 512
+
+
+class Gateway:
+    """One gateway process. ``await Gateway(settings).run()`` serves until :meth:`stop`."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.id = secrets.token_hex(4)
+        self.inbox = inbox_key(self.id)
+        self.sessions: dict[str, Connection] = {}
+        self._claims: weakref.WeakKeyDictionary[ServerConnection, Claims] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._counter = itertools.count(1)
+        self._appends: asyncio.Queue[tuple[str, LogEntry]] = asyncio.Queue(maxsize=65_536)
+        self._stop = asyncio.Event()
+        self._draining = False
+        self.port: int = settings.gateway_port
+        self.ready = asyncio.Event()
+        self._inbox_seq: dict[tuple[bytes, bytes], int] = {}
+        self._redis = aioredis.Redis.from_url(settings.redis_url)
+        self._inbox_redis = aioredis.Redis.from_url(settings.redis_url)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        s = self.settings
+        await self._redis.delete(self.inbox)
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(self._inbox_loop()),
+                tg.create_task(self._append_loop()),
+                tg.create_task(self._heartbeat_loop()),
+            ]
+            async with serve(
+                self._handler,
+                s.gateway_host,
+                s.gateway_port,
+                process_request=self._process_request,
+                compression=None,
+                max_size=1 << 20,
+                max_queue=64,
+            ) as server:
+                sock = next(iter(server.sockets))
+                self.port = sock.getsockname()[1]
+                logger.info("gateway %s listening on %s:%d", self.id, s.gateway_host, self.port)
+                self.ready.set()
+                await self._stop.wait()
+                self._draining = True
+                logger.info("gateway %s draining %d connections", self.id, len(self.sessions))
+                for conn in list(self.sessions.values()):
+                    conn.close(1012, "gateway shutting down; reconnect to another gateway")
+                # handlers append their leave entries; wait for them, bounded
+                for _ in range(100):
+                    if not self.sessions:
+                        break
+                    await asyncio.sleep(0.05)
+                server.close()
+            await self._flush_appends()
+            with contextlib.suppress(RedisError):
+                await self._redis.xadd(GATEWAY_EVENTS, {"g": self.id, "ev": "bye"}, maxlen=10_000)
+                await self._redis.delete(self.inbox)
+            for t in tasks:
+                t.cancel()
+        await self._redis.aclose()
+        await self._inbox_redis.aclose()
+
+    # -- HTTP: health and auth ----------------------------------------------------------------
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path == "/healthz":
+            body = json.dumps(
+                {
+                    "status": "draining" if self._draining else "ok",
+                    "gateway": self.id,
+                    "connections": len(self.sessions),
+                }
+            )
+            status = HTTPStatus.SERVICE_UNAVAILABLE if self._draining else HTTPStatus.OK
+            return conn.respond(status, body + "\n")
+        if self._draining:
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "gateway is draining\n")
+        token = parse_qs(url.query).get("access_token", [""])[0]
+        auth = request.headers.get("Authorization", "")
+        if not token and auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        if not token:
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "missing access token\n")
+        try:
+            claims = verify_token(token, self.settings.api_key, self.settings.api_secret)
+        except AuthError as exc:
+            return conn.respond(HTTPStatus.UNAUTHORIZED, f"{exc}\n")
+        if not claims.video.room_join:
+            return conn.respond(HTTPStatus.FORBIDDEN, "token does not grant roomJoin\n")
+        if not claims.video.room:
+            return conn.respond(HTTPStatus.FORBIDDEN, "token names no room\n")
+        if not claims.identity:
+            return conn.respond(HTTPStatus.FORBIDDEN, "token has no identity (sub)\n")
+        self._claims[conn] = claims
+        return None
+
+    # -- sockets ----------------------------------------------------------------------------
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        claims = self._claims.pop(ws)
+        room = claims.video.room
+        session = f"{self.id}.{next(self._counter)}"
+        ident = Identity(
+            session=session,
+            room=room,
+            log_key=room_log_key(room, self.settings.partitions),
+            claims=claims,
+        )
+        conn = Connection(
+            ws,
+            ident,
+            self._append,
+            send_queue_frames=self.settings.send_queue_frames,
+            window_bytes=self.settings.window_bytes,
+        )
+        self.sessions[session] = conn
+        extra = {"session": session, "room": room, "identity": claims.identity}
+        logger.info("connected %s to %s as %s", session, room, claims.identity, extra=extra)
+        conn.append_join(self.id)
+        self._append(
+            partition_ctl_key(partition_of(room, self.settings.partitions)),
+            LogEntry(kind="room", session=session, topic=room),
+        )
+        reason = "disconnected"
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(conn.reader())
+                tg.create_task(conn.writer())
+        except* ConnectionClosed as eg:
+            exc = eg.exceptions[0]
+            assert isinstance(exc, ConnectionClosed)
+            rcvd = exc.rcvd
+            if conn.close_code is not None:
+                reason = conn.close_reason
+            elif rcvd is None:
+                reason = "connection lost"
+            elif rcvd.code not in (1000, 1001):
+                reason = f"connection closed ({rcvd.code} {rcvd.reason})".strip()
+        finally:
+            self.sessions.pop(session, None)
+            conn.append_leave(reason)
+            logger.info("disconnected %s: %s", session, reason, extra=extra)
+
+    # -- appends: one pipeline per batch, order preserved -------------------------------------
+
+    def _append(self, key: str, entry: LogEntry) -> None:
+        self._appends.put_nowait((key, entry))
+
+    async def _flush_appends(self) -> None:
+        while not self._appends.empty():
+            await self._write_batch(self._take_batch(self._appends.get_nowait()))
+
+    def _take_batch(self, first: tuple[str, LogEntry]) -> list[tuple[str, LogEntry]]:
+        batch = [first]
+        q = self._appends
+        while len(batch) < _APPEND_BATCH and not q.empty():
+            batch.append(q.get_nowait())
+        return batch
+
+    async def _write_batch(self, batch: list[tuple[str, LogEntry]]) -> None:
+        maxlen = self.settings.log_maxlen
+        delay = 0.05
+        while True:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, e in batch:
+                        if e.kind == "room":
+                            pipe.xadd(key, {"room": e.topic}, maxlen=1000, approximate=True)
+                        else:
+                            pipe.xadd(key, encode_log_entry(e), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+                    await pipe.execute()
+                return
+            except RedisError:
+                logger.exception("appending to Redis failed; retrying in %.2fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _append_loop(self) -> None:
+        while True:
+            first = await self._appends.get()
+            await self._write_batch(self._take_batch(first))
+
+    # -- inbox ------------------------------------------------------------------------------
+
+    async def _inbox_loop(self) -> None:
+        r = self._inbox_redis
+        last = b"0-0"
+        since_trim = 0
+        while True:
+            try:
+                resp = await r.xread({self.inbox: last}, block=1000, count=1000)
+            except RedisError:
+                logger.exception("reading inbox failed; retrying")
+                await asyncio.sleep(0.2)
+                continue
+            if not resp:
+                continue
+            entries = resp[0][1]
+            for entry_id, fields in entries:
+                self._dispatch(fields)
+                last = entry_id
+            since_trim += len(entries)
+            if since_trim >= 200:
+                since_trim = 0
+                await r.xtrim(self.inbox, minid=last, approximate=True)
+
+    def _dispatch(self, f: dict[bytes, bytes]) -> None:
+        p, e, q = f.get(b"p", b""), f.get(b"e", b""), int(f.get(b"q", b"0"))
+        if q:
+            prev = self._inbox_seq.get((p, e))
+            self._inbox_seq[(p, e)] = q
+            if prev is not None and q != prev + 1:
+                lost = q - prev - 1
+                reason = f"{lost} deliveries were trimmed before this gateway read them (lagged)"
+                logger.error("inbox gap: %s", reason)
+                for conn in self.sessions.values():
+                    conn.end_receiving(ErrorCode.LAGGED, reason)
+        kind = f.get(b"k")
+        sessions = self.sessions
+        if kind is None:
+            data = f[b"d"]
+            so = f.get(b"so", b"").decode()
+            se = f.get(b"se", b"").decode()
+            for s in f[b"to"].decode().split():
+                conn = sessions.get(s)
+                if conn is not None:
+                    conn.push(data, opens=so, ends=se)
+        elif kind == b"a":
+            for s, n in json.loads(f[b"d"]).items():
+                conn = sessions.get(s)
+                if conn is not None:
+                    conn.acked(int(n))
+        elif kind == b"x":
+            reason = json.loads(f[b"d"]).get("reason", "removed")
+            for s in f[b"to"].decode().split():
+                conn = sessions.get(s)
+                if conn is not None:
+                    conn.close(CLOSE_REMOVED, reason)
+
+    # -- liveness ---------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_interval
+        fields: dict[Any, Any] = {"g": self.id, "ev": "hello"}
+        while True:
+            try:
+                await self._redis.xadd(
+                    GATEWAY_EVENTS,
+                    {**fields, "t": int(time.time() * 1000)},
+                    maxlen=10_000,
+                    approximate=True,
+                )
+                fields["ev"] = "beat"
+            except RedisError:
+                logger.warning("heartbeat failed")
+            await asyncio.sleep(interval)

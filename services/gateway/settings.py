@@ -1,0 +1,22 @@
+"""Gateway configuration (environment variables, prefix ``ROOMSTREAMS_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from roomstreams.config import CommonSettings
+
+__all__ = ["GatewaySettings"]
+
+
+class GatewaySettings(CommonSettings):
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=7880, ge=0, le=65535)
+    #: Frames waiting for one socket. A receiver that lets it fill is disconnected
+    #: (close code 4008, "slow consumer") so that nobody else slows down.
+    send_queue_frames: int = Field(default=2048, ge=8)
+    #: Bytes one connection may have appended to its room log and not yet routed: the
+    #: gateway stops reading that socket until the router catches up (pacing).
+    window_bytes: int = Field(default=1 << 20, ge=16_384)
+    #: Seconds between liveness beats to the router.
+    heartbeat_interval: float = Field(default=1.0, gt=0)

@@ -1,0 +1,185 @@
+"""The router service: a FastStream app (lifespan, gateway liveness, room lifecycle events)
+around the room-log read loops, one per owned partition.
+
+Partitions are owned under a lease (``SET NX PX``) with a fencing token (``INCR``) that
+stamps every inbox entry, so a gateway can tell two owners of a partition apart. A router
+takes every free partition; a second router is a hot standby that takes over the partitions
+of one that stops renewing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from faststream import FastStream
+from faststream.redis import RedisBroker, StreamSub
+from redis.exceptions import RedisError
+
+from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, lease_key
+
+from .partition import PartitionWorker
+from .settings import RouterSettings
+
+__all__ = ["Router", "create_app"]
+
+logger = logging.getLogger("router.app")
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Router:
+    def __init__(self, settings: RouterSettings, broker: RedisBroker | None = None) -> None:
+        self.s = settings
+        self.id = secrets.token_hex(4)
+        self.broker = broker
+        self._r = aioredis.Redis.from_url(settings.redis_url)
+        self._workers: dict[int, tuple[PartitionWorker, asyncio.Task[None], aioredis.Redis]] = {}
+        self._events: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=100_000)
+        self._gateways: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._renew = self._r.register_script(_RENEW)
+        self._release = self._r.register_script(_RELEASE)
+
+    @property
+    def owned(self) -> list[int]:
+        return sorted(self._workers)
+
+    async def start(self) -> None:
+        await self._acquire()
+        self._tasks = [
+            asyncio.create_task(self._lease_loop(), name="router-leases"),
+            asyncio.create_task(self._events_loop(), name="router-events"),
+            asyncio.create_task(self._liveness_loop(), name="router-liveness"),
+        ]
+        logger.info("router %s started; owns %d partitions", self.id, len(self._workers))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for p, (_, task, conn) in list(self._workers.items()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            await conn.aclose()
+            with contextlib.suppress(RedisError):
+                await self._release(keys=[lease_key(p)], args=[self.id])
+        self._workers.clear()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._r.aclose()
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def _acquire(self) -> None:
+        for p in range(self.s.partitions):
+            if p in self._workers:
+                continue
+            if await self._r.set(lease_key(p), self.id, nx=True, px=self.s.lease_ms):
+                epoch = await self._r.incr(f"{lease_key(p)}:fence")
+                conn = aioredis.Redis.from_url(self.s.redis_url)
+                w = PartitionWorker(p, epoch, self.s, conn, self._events)
+                task = asyncio.create_task(w.run(), name=f"partition-{p}")
+                task.add_done_callback(self._worker_done)
+                self._workers[p] = (w, task, conn)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error("partition worker %s crashed", task.get_name(), exc_info=exc)
+            # The lease is released so that this or another router takes the partition over.
+            for p, (_, t, _conn) in list(self._workers.items()):
+                if t is task:
+                    del self._workers[p]
+                    asyncio.get_running_loop().create_task(
+                        self._release(keys=[lease_key(p)], args=[self.id])
+                    )
+
+    async def _lease_loop(self) -> None:
+        period = self.s.lease_ms / 3000
+        while True:
+            await asyncio.sleep(period)
+            try:
+                for p in list(self._workers):
+                    ok = await self._renew(keys=[lease_key(p)], args=[self.id, self.s.lease_ms])
+                    if not ok:
+                        logger.error("lost the lease on partition %d", p)
+                        _, task, conn = self._workers.pop(p)
+                        task.cancel()
+                        await conn.aclose()
+                await self._acquire()
+            except RedisError:
+                logger.exception("lease renewal failed")
+
+    # -- gateway liveness ---------------------------------------------------------------------
+
+    def gateway_event(self, body: dict[str, Any]) -> None:
+        gw, ev = str(body.get("g", "")), str(body.get("ev", ""))
+        if not gw:
+            return
+        if ev == "bye":
+            self._gateways.pop(gw, None)
+            self._drop(gw, "gateway shut down")
+        else:
+            self._gateways[gw] = time.monotonic()
+
+    def _drop(self, gw: str, reason: str) -> None:
+        for w, _, _ in self._workers.values():
+            w.drop_gateway(gw, reason)
+
+    async def _liveness_loop(self) -> None:
+        timeout = self.s.gateway_timeout
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            now = time.monotonic()
+            for gw, seen in list(self._gateways.items()):
+                if now - seen > timeout:
+                    logger.warning("gateway %s missed heartbeats for %.1fs; dropping", gw, timeout)
+                    del self._gateways[gw]
+                    self._drop(gw, f"gateway {gw} stopped responding")
+
+    # -- room lifecycle events ------------------------------------------------------------------
+
+    async def _events_loop(self) -> None:
+        while True:
+            ev = await self._events.get()
+            try:
+                if self.broker is not None:
+                    await self.broker.publish(ev, stream=ROOM_EVENTS, maxlen=100_000)
+                else:
+                    await self._r.xadd(ROOM_EVENTS, ev, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+            except RedisError:
+                logger.exception("publishing a room event failed")
+
+
+def create_app(settings: RouterSettings | None = None) -> tuple[FastStream, Router]:
+    s = settings or RouterSettings()
+    broker = RedisBroker(s.redis_url, logger=None)
+    router = Router(s, broker)
+
+    @broker.subscriber(stream=StreamSub(GATEWAY_EVENTS, last_id="$"))
+    async def on_gateway_event(body: dict[str, Any]) -> None:
+        router.gateway_event(body)
+
+    app = FastStream(broker, logger=logging.getLogger("router.faststream"))
+    app.after_startup(router.start)
+    app.on_shutdown(router.stop)
+    return app, router

@@ -1,0 +1,193 @@
+"""The router's read loop for one partition: one blocking multi-key XREAD over the
+partition's control stream and all its room logs, fold each entry into its room, and write
+all deliveries of the wake-up in one pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+
+import redis.asyncio as aioredis
+
+from roomstreams.core.room import RoomState
+from roomstreams.protocol.entries import LogEntry
+from roomstreams.protocol.keys import inbox_key, partition_ctl_key, room_from_log_key, room_log_key
+
+from .settings import RouterSettings
+
+__all__ = ["Batch", "PartitionWorker"]
+
+logger = logging.getLogger("router.consumer")
+
+# Delete an empty room's log only if nothing was appended since the router last read it.
+_DELETE_IF_DRAINED = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last == 0 or last[1][1] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+class Batch:
+    """Collects one wake-up's output (a :class:`roomstreams.core.Sink`)."""
+
+    def __init__(self) -> None:
+        self.inbox: dict[str, list[dict[str, bytes | str]]] = defaultdict(list)
+        self.acks: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def deliver(
+        self, gateway: str, sessions: list[str], frame: bytes, *, opens: str = "", ends: str = ""
+    ) -> None:
+        f: dict[str, bytes | str] = {"to": " ".join(sessions), "d": frame}
+        if opens:
+            f["so"] = opens
+        elif ends:
+            f["se"] = ends
+        self.inbox[gateway].append(f)
+
+    def ack(self, gateway: str, session: str, nbytes: int) -> None:
+        self.acks[gateway][session] += nbytes
+
+    def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None:
+        self.inbox[gateway].append({"k": "x", "to": " ".join(sessions), "d": frame})
+
+    def __bool__(self) -> bool:
+        return bool(self.inbox or self.acks)
+
+
+class PartitionWorker:
+    def __init__(
+        self,
+        partition: int,
+        epoch: int,
+        settings: RouterSettings,
+        redis: aioredis.Redis,
+        events: asyncio.Queue[dict[str, str]] | None = None,
+    ) -> None:
+        self.p = partition
+        self.epoch = str(epoch)
+        self.s = settings
+        self.r = redis
+        self.ctl = partition_ctl_key(partition)
+        self.rooms: dict[str, RoomState] = {}
+        self.last: dict[str, bytes | str] = {}
+        self.ctl_last: bytes | str = "0-0"
+        self._seq: dict[str, int] = defaultdict(int)
+        self._empty_since: dict[str, float] = {}
+        self._delete = self.r.register_script(_DELETE_IF_DRAINED)
+        self._events = events
+        self._pending_drop: list[tuple[str, str]] = []
+
+    def drop_gateway(self, gateway: str, reason: str) -> None:
+        """Called from outside the loop; applied at the next wake-up."""
+        self._pending_drop.append((gateway, reason))
+
+    async def run(self) -> None:
+        # Existing room logs (a router restarting, or a lease taken over): read what comes
+        # next. Their members are unknown to this router until they rejoin.
+        self.ctl_last = "0-0"
+        logger.info("partition %d: owned (epoch %s)", self.p, self.epoch)
+        while True:
+            await self._step()
+
+    async def _step(self) -> None:
+        streams: dict[str, bytes | str] = {self.ctl: self.ctl_last}
+        streams.update(self.last)
+        resp = await self.r.xread(streams, block=1000, count=self.s.read_count)  # type: ignore[arg-type]
+        batch = Batch()
+        trims: dict[str, bytes] = {}
+        for key_b, entries in resp or ():
+            key = key_b.decode()
+            if key == self.ctl:
+                for entry_id, f in entries:
+                    self.ctl_last = entry_id
+                    room = f[b"room"].decode()
+                    k = room_log_key(room, self.s.partitions)
+                    if k not in self.rooms:
+                        self.rooms[k] = RoomState(room)
+                        self.last[k] = "0-0"
+                        self._publish("room_started", room)
+                continue
+            state = self.rooms.get(key)
+            if state is None:
+                continue
+            for entry_id, f in entries:
+                e = LogEntry.from_fields(f)
+                if e.kind == "l" and self._events is not None:
+                    m = state.members.get(e.session)
+                    if m is not None:
+                        self._publish("participant_left", state.name, m.identity, e.reason)
+                state.apply(e, batch)
+                if e.kind == "j":
+                    self._publish("participant_joined", state.name, e.identity)
+            last_id = entries[-1][0]
+            self.last[key] = last_id
+            trims[key] = last_id
+            if state.empty:
+                self._empty_since.setdefault(key, time.monotonic())
+            else:
+                self._empty_since.pop(key, None)
+        while self._pending_drop:
+            gw, reason = self._pending_drop.pop()
+            for key, state in self.rooms.items():
+                if state.drop_gateway(gw, reason, batch) and state.empty:
+                    self._empty_since.setdefault(key, time.monotonic())
+        await self._flush(batch, trims)
+        await self._expire_rooms()
+
+    async def _flush(self, batch: Batch, trims: dict[str, bytes]) -> None:
+        if not batch and not trims:
+            return
+        maxlen = self.s.inbox_maxlen
+        async with self.r.pipeline(transaction=False) as pipe:
+            for gw, entries in batch.inbox.items():
+                key = inbox_key(gw)
+                for f in entries:
+                    self._seq[gw] += 1
+                    f["p"], f["e"], f["q"] = str(self.p), self.epoch, str(self._seq[gw])
+                    pipe.xadd(key, f, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+            for gw, acks in batch.acks.items():
+                pipe.xadd(
+                    inbox_key(gw),
+                    {"k": "a", "d": json.dumps(acks)},
+                    maxlen=maxlen,
+                    approximate=True,
+                )
+            for key, last_id in trims.items():
+                pipe.xtrim(key, minid=last_id, approximate=True)
+            await pipe.execute()
+
+    async def _expire_rooms(self) -> None:
+        if not self._empty_since:
+            return
+        now = time.monotonic()
+        for key, since in list(self._empty_since.items()):
+            if now - since < self.s.room_empty_ttl:
+                continue
+            state = self.rooms[key]
+            last = self.last.get(key, "0-0")
+            deleted = await self._delete(keys=[key], args=[last])
+            if deleted:
+                del self.rooms[key], self.last[key], self._empty_since[key]
+                self._publish("room_finished", state.name)
+                logger.info("room %s finished; keys deleted", room_from_log_key(key))
+            else:
+                self._empty_since.pop(key, None)  # new entries arrived; the next read sees them
+
+    def _publish(self, event: str, room: str, identity: str = "", reason: str = "") -> None:
+        if self._events is None:
+            return
+        ev = {"event": event, "room": room, "t": str(int(time.time() * 1000))}
+        if identity:
+            ev["identity"] = identity
+        if reason:
+            ev["reason"] = reason
+        try:
+            self._events.put_nowait(ev)
+        except asyncio.QueueFull:
+            logger.warning("room event queue full; dropping %s", event)

@@ -1,0 +1,21 @@
+"""Router configuration (environment variables, prefix ``ROOMSTREAMS_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from roomstreams.config import CommonSettings
+
+__all__ = ["RouterSettings"]
+
+
+class RouterSettings(CommonSettings):
+    #: A partition lease lasts this long unless renewed (renewed every third of it).
+    lease_ms: int = Field(default=6000, ge=500)
+    #: An empty room's keys are deleted this many seconds after its last participant left.
+    room_empty_ttl: float = Field(default=5.0, ge=0)
+    #: A gateway that sent no heartbeat for this long is considered dead: its participants
+    #: leave their rooms and their open streams end abnormally.
+    gateway_timeout: float = Field(default=5.0, gt=0)
+    #: Entries read per room per wake-up.
+    read_count: int = Field(default=512, ge=1)

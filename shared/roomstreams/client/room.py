@@ -1,0 +1,425 @@
+"""``Room``: one participant's connection to a room through a gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from ..core.incoming import Incoming, StreamChunk, StreamEnded, StreamOpened
+from ..exceptions import (
+    AuthError,
+    ConnectError,
+    ConnectionClosed,
+    RoomStreamsError,
+    ServerError,
+    StreamAborted,
+)
+from ..protocol.frames import (
+    AckFrame,
+    ChunkFrame,
+    ClosedFrame,
+    DeliveredHeader,
+    DeliveredTrailer,
+    ErrorCode,
+    ErrorFrame,
+    GoAwayFrame,
+    JoinedFrame,
+    ParticipantJoinedFrame,
+    ParticipantLeftFrame,
+    ServerFrame,
+    SubscribeFrame,
+    UnsubscribeFrame,
+    server_frame_adapter,
+)
+from .participant import LocalParticipant, RemoteParticipant
+from .streams import DEFAULT_READER_BUFFER, TextStreamInfo, TextStreamReader, TextStreamWriter
+
+__all__ = ["ConnectionState", "Registration", "Room", "TextStreamHandler"]
+
+logger = logging.getLogger("roomstreams.room")
+
+TextStreamHandler = Callable[[TextStreamReader, str], Awaitable[None] | None]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ConnectionState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class Registration:
+    """What ``register_text_stream_handler`` returns: already registered locally; await it
+    to know the router has the handler in effect."""
+
+    def __init__(self, future: asyncio.Future[None] | None) -> None:
+        self._future = future
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if self._future is not None:
+            yield from asyncio.shield(self._future).__await__()
+
+
+def _to_participant(info: Any) -> RemoteParticipant:
+    return RemoteParticipant(
+        identity=info.identity,
+        name=info.name,
+        metadata=info.metadata,
+        attributes=dict(info.attributes),
+    )
+
+
+class Room:
+    """A room connection. ``await room.connect(url, token)`` or ``async with Room() as room``.
+
+    Events (``room.on(name, callback)``): ``participant_connected(participant)``,
+    ``participant_disconnected(participant)``, ``disconnected(reason)``, ``error(exc)``.
+    """
+
+    def __init__(self, *, reader_buffer: int = DEFAULT_READER_BUFFER) -> None:
+        self.local_participant = LocalParticipant(self)
+        self.remote_participants: dict[str, RemoteParticipant] = {}
+        self.name = ""
+        self.state = ConnectionState.DISCONNECTED
+        self._ws: ClientConnection | None = None
+        self._text_handlers: dict[str, TextStreamHandler] = {}
+        self._listeners: dict[str, list[Callable[..., Any]]] = {}
+        self._incoming = Incoming()
+        self._readers: dict[str, TextStreamReader] = {}
+        self._writers: dict[str, TextStreamWriter] = {}
+        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._req = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._recv_task: asyncio.Task[None] | None = None
+        self._joined: asyncio.Future[None] | None = None
+        self._reader_buffer = reader_buffer
+        self._close_reason = ""
+        self._send_lock = asyncio.Lock()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def on(self, event: str, callback: F | None = None) -> Any:
+        """Register ``callback`` for ``event``; without a callback, works as a decorator."""
+        if callback is None:
+
+            def deco(fn: F) -> F:
+                self._listeners.setdefault(event, []).append(fn)
+                return fn
+
+            return deco
+        self._listeners.setdefault(event, []).append(callback)
+        return callback
+
+    def off(self, event: str, callback: Callable[..., Any]) -> None:
+        self._listeners.get(event, []).remove(callback)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for cb in list(self._listeners.get(event, ())):
+            try:
+                result = cb(*args)
+                if inspect.isawaitable(result):
+                    self._spawn(result)
+            except Exception:
+                logger.exception("listener for %r raised", event)
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await aw
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("handler task raised")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def isconnected(self) -> bool:
+        return self.state is ConnectionState.CONNECTED
+
+    async def connect(self, url: str, token: str, *, timeout: float = 10.0) -> None:
+        """Connect to a gateway (``ws://host:port``) with an access token. Returns once the
+        participant is in the room and handlers registered before are in effect."""
+        if self.state is not ConnectionState.DISCONNECTED:
+            raise ConnectError(f"cannot connect: room is {self.state.value}")
+        self.state = ConnectionState.CONNECTING
+        target = f"{url.rstrip('/')}/rtc?access_token={quote(token)}"
+        try:
+            async with asyncio.timeout(timeout):
+                self._ws = await connect(
+                    target,
+                    compression=None,
+                    max_size=16 * 1024 * 1024,
+                    max_queue=256,
+                    open_timeout=timeout,
+                )
+                loop = asyncio.get_running_loop()
+                self._joined = loop.create_future()
+                self._recv_task = loop.create_task(self._recv_loop())
+                acks = [self._subscribe("subscribe", topic) for topic in self._text_handlers]
+                await asyncio.shield(self._joined)
+                for fut in acks:
+                    await asyncio.shield(fut)
+        except InvalidStatus as exc:
+            self.state = ConnectionState.DISCONNECTED
+            body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+            code = exc.response.status_code
+            raise AuthError(f"gateway refused the connection ({code}): {body}") from exc
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            await self._teardown(f"connect failed: {exc!r}")
+            self.state = ConnectionState.DISCONNECTED
+            raise ConnectError(f"could not connect to {url}: {exc!r}") from exc
+        except BaseException:
+            await self._teardown("connect failed")
+            self.state = ConnectionState.DISCONNECTED
+            raise
+        self.state = ConnectionState.CONNECTED
+
+    async def disconnect(self) -> None:
+        """Leave the room. Open streams end abnormally at their receivers. Idempotent."""
+        if (
+            self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED)
+            and self._ws is None
+        ):
+            return
+        await self._teardown("client disconnected")
+
+    aclose = disconnect
+
+    async def __aenter__(self) -> Room:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.disconnect()
+
+    async def _teardown(self, reason: str) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+        task, self._recv_task = self._recv_task, None
+        if task is not None and task is not asyncio.current_task():
+            try:
+                await asyncio.wait_for(task, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        self._connection_lost(reason)
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _connection_lost(self, reason: str) -> None:
+        if self.state is ConnectionState.CLOSED:
+            return
+        was_connected = self.state is ConnectionState.CONNECTED
+        self.state = ConnectionState.CLOSED
+        why = self._close_reason or reason
+        for ev in self._incoming.abort_all(ErrorCode.CONNECTION_LOST, why):
+            self._on_stream_event(ev)
+        err = ConnectionClosed(why)
+        for w in list(self._writers.values()):
+            w._fail(StreamAborted(why, code=ErrorCode.CONNECTION_LOST, stream_id=w.stream_id))
+        self._writers.clear()
+        for fut in [*self._acks.values(), self._joined]:
+            if fut is not None and not fut.done():
+                fut.set_exception(err)
+                fut.exception()
+        self._acks.clear()
+        if was_connected:
+            self._emit("disconnected", why)
+
+    def _ensure_connected(self) -> None:
+        if self.state is not ConnectionState.CONNECTED or self._ws is None:
+            raise ConnectionClosed(self._close_reason or f"room is {self.state.value}")
+
+    async def _send(self, frame: str) -> None:
+        """The one place frames leave: check state, send, map failures."""
+        ws = self._ws
+        if ws is None or self.state is ConnectionState.CLOSED:
+            raise ConnectionClosed(self._close_reason or "not connected")
+        try:
+            await ws.send(frame)
+        except WsConnectionClosed as exc:
+            raise ConnectionClosed(self._close_reason or f"connection closed: {exc}") from exc
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def register_text_stream_handler(self, topic: str, handler: TextStreamHandler) -> Registration:
+        """Call ``handler(reader, participant_identity)`` for each text stream on ``topic``.
+        ``handler`` may be a plain function or a coroutine function (then the room runs and
+        keeps the task). Raises ``ValueError`` if the topic already has a handler."""
+        if topic in self._text_handlers:
+            raise ValueError(f"a text stream handler for topic {topic!r} is already registered")
+        self._text_handlers[topic] = handler
+        if self.state is ConnectionState.CONNECTED:
+            return Registration(self._subscribe("subscribe", topic))
+        return Registration(None)
+
+    def unregister_text_stream_handler(self, topic: str) -> Registration:
+        if (
+            self._text_handlers.pop(topic, None) is None
+            or self.state is not ConnectionState.CONNECTED
+        ):
+            return Registration(None)
+        return Registration(self._subscribe("unsubscribe", topic))
+
+    def _subscribe(self, what: str, topic: str, kind: str = "text") -> asyncio.Future[None]:
+        req = next(self._req)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._acks[req] = fut
+        cls = SubscribeFrame if what == "subscribe" else UnsubscribeFrame
+        frame = cls(kind=kind, topic=topic, req=req).model_dump_json()  # type: ignore[arg-type]
+
+        async def send() -> None:
+            try:
+                await self._send(frame)
+            except RoomStreamsError as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()
+
+        self._spawn(send())
+        return fut
+
+    def _forget_writer(self, stream_id: str) -> None:
+        self._writers.pop(stream_id, None)
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    async def _recv_loop(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        reason = "connection closed"
+        try:
+            async for message in ws:
+                try:
+                    frame = server_frame_adapter.validate_json(message)
+                except ValidationError:
+                    logger.error("undecodable frame from gateway: %.200r", message)
+                    continue
+                self._on_frame(frame)
+        except WsConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.reason:
+                reason = exc.rcvd.reason
+        finally:
+            rcvd = ws.close_reason
+            self._close_reason = self._close_reason or rcvd or reason
+            self._connection_lost(self._close_reason)
+
+    def _on_frame(self, frame: ServerFrame) -> None:
+        if isinstance(frame, ChunkFrame):
+            for ev in self._incoming.chunk(frame):
+                self._on_stream_event(ev)
+        elif isinstance(frame, DeliveredHeader):
+            for ev in self._incoming.header(frame):
+                self._on_stream_event(ev)
+        elif isinstance(frame, DeliveredTrailer):
+            for ev in self._incoming.trailer(frame):
+                self._on_stream_event(ev)
+        elif isinstance(frame, ClosedFrame):
+            w = self._writers.get(frame.stream_id)
+            if w is not None:
+                w._routed()
+        elif isinstance(frame, AckFrame):
+            fut = self._acks.pop(frame.req, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        elif isinstance(frame, ErrorFrame):
+            self._on_error(frame)
+        elif isinstance(frame, JoinedFrame):
+            self._on_joined(frame)
+        elif isinstance(frame, ParticipantJoinedFrame):
+            p = _to_participant(frame.participant)
+            self.remote_participants[p.identity] = p
+            self._emit("participant_connected", p)
+        elif isinstance(frame, ParticipantLeftFrame):
+            gone = self.remote_participants.pop(frame.identity, None)
+            if gone is not None:
+                self._emit("participant_disconnected", gone)
+        elif isinstance(frame, GoAwayFrame):
+            self._close_reason = frame.reason
+
+    def _on_joined(self, f: JoinedFrame) -> None:
+        lp = self.local_participant
+        lp.identity, lp.name = f.participant.identity, f.participant.name
+        lp.metadata, lp.attributes = f.participant.metadata, dict(f.participant.attributes)
+        lp.can_publish_data = f.permissions.can_publish_data
+        lp.can_subscribe = f.permissions.can_subscribe
+        self.name = f.room
+        self.remote_participants = {p.identity: _to_participant(p) for p in f.participants}
+        if self._joined is not None and not self._joined.done():
+            self._joined.set_result(None)
+
+    def _on_error(self, f: ErrorFrame) -> None:
+        err = ServerError(f.code, f.message)
+        if f.stream_id is not None and f.stream_id in self._writers:
+            self._writers[f.stream_id]._fail(err)
+            return
+        if f.req is not None and f.req in self._acks:
+            fut = self._acks.pop(f.req)
+            if not fut.done():
+                fut.set_exception(err)
+                fut.exception()
+            return
+        logger.warning("gateway reported an error: %s", err)
+        self._emit("error", err)
+
+    def _on_stream_event(self, ev: StreamOpened | StreamChunk | StreamEnded) -> None:
+        if isinstance(ev, StreamChunk):
+            r = self._readers.get(ev.stream_id)
+            if r is not None:
+                r._feed(ev.content)
+        elif isinstance(ev, StreamOpened):
+            h = ev.header
+            handler = self._text_handlers.get(h.topic) if h.kind == "text" else None
+            if handler is None:
+                return
+            reader = TextStreamReader(
+                TextStreamInfo.from_header(h), h.sender, max_buffer=self._reader_buffer
+            )
+            self._readers[h.stream_id] = reader
+            try:
+                result = handler(reader, h.sender)
+                if inspect.isawaitable(result):
+                    self._spawn(result)
+            except Exception:
+                logger.exception("text stream handler for %r raised", h.topic)
+        else:
+            r = self._readers.pop(ev.stream_id, None)
+            if r is None:
+                return
+            if ev.abnormal:
+                r._end(
+                    StreamAborted(
+                        ev.reason or ev.code,
+                        code=ev.code,
+                        stream_id=ev.stream_id,
+                        sender=r.participant_identity,
+                    ),
+                    ev.attributes,
+                )
+            else:
+                r._end(None, ev.attributes)

@@ -1,0 +1,25 @@
+"""Settings both services read from the environment (prefix ``ROOMSTREAMS_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CommonSettings"]
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROOMSTREAMS_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    api_key: str = Field(min_length=1)
+    api_secret: str = Field(min_length=1)
+    #: Rooms hash into this many partitions; every router and gateway must agree on it.
+    partitions: int = Field(default=16, ge=1, le=1024)
+    log_level: str = "INFO"
+    #: Safety cap on a room log (XADD MAXLEN ~). Readers trim what they processed long
+    #: before; an entry is only lost to this cap when its reader stalls, and then the
+    #: affected streams end abnormally with code ``lagged``.
+    log_maxlen: int = Field(default=100_000, ge=10)
+    #: Safety cap on a gateway inbox, same rule.
+    inbox_maxlen: int = Field(default=100_000, ge=10)

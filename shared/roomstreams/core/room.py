@@ -1,0 +1,247 @@
+"""The router's room fold, sans-I/O: room-log entries in, deliveries out.
+
+A room's state (members, their handler topics, the open streams and who receives each) is a
+pure function of its log. :meth:`RoomState.apply` folds one entry and tells a :class:`Sink`
+what to deliver to which sessions on which gateway. The spec's rules live here:
+
+* recipients of a stream are frozen when its header is applied: members other than the
+  sender, with ``can_subscribe``, with a handler for the topic (of the stream's kind), narrowed
+  to ``destination_identities`` when given. Chunks and the trailer go to that set only, minus
+  members that left. A late joiner gets nothing of a stream opened before it joined.
+* handler order = header order, reader close order = trailer order: both are log order.
+* a sender that leaves mid-stream: its open streams end with an abnormal trailer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..protocol.entries import LogEntry
+from ..protocol.frames import (
+    AckFrame,
+    ClosedFrame,
+    DeliveredTrailer,
+    ErrorCode,
+    ErrorFrame,
+    GoAwayFrame,
+    JoinedFrame,
+    ParticipantInfo,
+    ParticipantJoinedFrame,
+    ParticipantLeftFrame,
+    Permissions,
+)
+
+__all__ = ["Member", "OpenStream", "RoomState", "Sink"]
+
+
+class Sink(Protocol):
+    """Where the fold's output goes (the router's batch, or a list in tests)."""
+
+    def deliver(
+        self,
+        gateway: str,
+        sessions: list[str],
+        frame: bytes,
+        *,
+        opens: str = "",
+        ends: str = "",
+    ) -> None: ...
+
+    def ack(self, gateway: str, session: str, nbytes: int) -> None: ...
+
+    def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class Member:
+    session: str
+    identity: str
+    gateway: str
+    info: ParticipantInfo
+    can_subscribe: bool = True
+    topics: dict[str, set[str]] = field(default_factory=lambda: {"text": set(), "byte": set()})
+    last_seq: int = 0
+
+
+@dataclass(slots=True)
+class OpenStream:
+    stream_id: str
+    sender: str  # session
+    sender_identity: str
+    sender_gateway: str
+    recipients: set[str]
+    targets: dict[str, list[str]]  # gateway -> sessions, derived from recipients
+
+
+def _frame(model: object) -> bytes:
+    return model.model_dump_json().encode()  # type: ignore[attr-defined,no-any-return]
+
+
+class RoomState:
+    """Members and open streams of one room."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: dict[str, Member] = {}
+        self.streams: dict[str, OpenStream] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.members
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _group(self, sessions: set[str] | list[str]) -> dict[str, list[str]]:
+        by_gw: dict[str, list[str]] = defaultdict(list)
+        for s in sessions:
+            m = self.members.get(s)
+            if m is not None:
+                by_gw[m.gateway].append(s)
+        return dict(by_gw)
+
+    def _broadcast(self, sink: Sink, frame: bytes, *, exclude: str) -> None:
+        others = [s for s in self.members if s != exclude]
+        for gw, sessions in self._group(others).items():
+            sink.deliver(gw, sessions, frame)
+
+    def _to(self, sink: Sink, member: Member, frame: bytes) -> None:
+        sink.deliver(member.gateway, [member.session], frame)
+
+    def _abort(self, sink: Sink, st: OpenStream, code: str, reason: str) -> None:
+        """End ``st`` abnormally at its receivers and forget it."""
+        self.streams.pop(st.stream_id, None)
+        frame = _frame(DeliveredTrailer(stream_id=st.stream_id, reason=reason, code=code))
+        for gw, sessions in st.targets.items():
+            sink.deliver(gw, sessions, frame, ends=st.stream_id)
+
+    # -- the fold -------------------------------------------------------------------------
+
+    def apply(self, e: LogEntry, sink: Sink) -> None:
+        kind = e.kind
+        if kind == "j":
+            self._join(e, sink)
+            return
+        m = self.members.get(e.session)
+        if m is None:
+            return  # entry of a session that already left (or whose join was never seen)
+        if e.seq and m.last_seq and e.seq != m.last_seq + 1:
+            self._lagged(m, sink, e.seq)
+        if e.seq:
+            m.last_seq = e.seq
+        if kind == "c":
+            st = self.streams.get(e.stream_id)
+            if st is not None and st.sender == e.session:
+                for gw, sessions in st.targets.items():
+                    sink.deliver(gw, sessions, e.data)
+            sink.ack(m.gateway, m.session, e.size)
+        elif kind == "h":
+            self._header(m, e, sink)
+        elif kind == "t":
+            st = self.streams.get(e.stream_id)
+            if st is not None and st.sender == e.session:
+                del self.streams[e.stream_id]
+                for gw, sessions in st.targets.items():
+                    sink.deliver(gw, sessions, e.data, ends=e.stream_id)
+                self._to(sink, m, _frame(ClosedFrame(stream_id=e.stream_id)))
+            sink.ack(m.gateway, m.session, e.size)
+        elif kind in ("s", "u"):
+            topics = m.topics.setdefault(e.stream_kind, set())
+            if kind == "s":
+                topics.add(e.topic)
+            else:
+                topics.discard(e.topic)
+            if e.req is not None:
+                self._to(sink, m, _frame(AckFrame(req=e.req)))
+        elif kind == "l":
+            self._leave(m, e.reason, sink)
+
+    def _join(self, e: LogEntry, sink: Sink) -> None:
+        if e.session in self.members:
+            return
+        info = ParticipantInfo.model_validate_json(e.data)
+        for old in [m for m in self.members.values() if m.identity == e.identity]:
+            # LiveKit's rule: a second connection with the same identity replaces the first.
+            reason = "replaced by a newer connection with the same identity"
+            self._leave(old, reason, sink)
+            goaway = GoAwayFrame(code=ErrorCode.DUPLICATE_IDENTITY, reason=reason)
+            sink.close_sessions(old.gateway, [old.session], _frame(goaway))
+        m = Member(
+            session=e.session,
+            identity=e.identity,
+            gateway=e.gateway,
+            info=info,
+            can_subscribe=e.can_subscribe,
+            last_seq=e.seq,
+        )
+        others = [o.info for o in self.members.values()]
+        self.members[e.session] = m
+        joined = JoinedFrame(
+            room=self.name,
+            session=e.session,
+            participant=info,
+            permissions=Permissions.model_validate_json(e.permissions),
+            participants=others,
+        )
+        self._to(sink, m, _frame(joined))
+        self._broadcast(sink, _frame(ParticipantJoinedFrame(participant=info)), exclude=e.session)
+
+    def _leave(self, m: Member, reason: str, sink: Sink) -> None:
+        for st in [s for s in self.streams.values() if s.sender == m.session]:
+            why = f"sender {m.identity!r} left the room mid-stream"
+            self._abort(sink, st, ErrorCode.SENDER_LEFT, f"{why}: {reason}" if reason else why)
+        del self.members[m.session]
+        for st in self.streams.values():
+            if m.session in st.recipients:
+                st.recipients.discard(m.session)
+                st.targets = self._group(st.recipients)
+        left = ParticipantLeftFrame(identity=m.identity, reason=reason)
+        self._broadcast(sink, _frame(left), exclude=m.session)
+
+    def _header(self, m: Member, e: LogEntry, sink: Sink) -> None:
+        sink.ack(m.gateway, m.session, e.size)
+        if e.stream_id in self.streams:
+            err = ErrorFrame(
+                code=ErrorCode.STREAM_ID_IN_USE,
+                message=f"stream id {e.stream_id!r} is already open in this room",
+                stream_id=e.stream_id,
+            )
+            self._to(sink, m, _frame(err))
+            return
+        dests = set(e.destinations)
+        recipients = {
+            o.session
+            for o in self.members.values()
+            if o.session != m.session
+            and o.can_subscribe
+            and e.topic in o.topics.get(e.stream_kind, ())
+            and (not dests or o.identity in dests)
+        }
+        st = OpenStream(
+            stream_id=e.stream_id,
+            sender=m.session,
+            sender_identity=m.identity,
+            sender_gateway=m.gateway,
+            recipients=recipients,
+            targets=self._group(recipients),
+        )
+        self.streams[e.stream_id] = st
+        for gw, sessions in st.targets.items():
+            sink.deliver(gw, sessions, e.data, opens=e.stream_id)
+
+    def _lagged(self, m: Member, sink: Sink, seq: int) -> None:
+        """Entries of ``m`` were trimmed before the router read them."""
+        lost = seq - m.last_seq - 1
+        reason = f"{lost} entries from {m.identity!r} were lost before routing (router lagged)"
+        for st in [s for s in self.streams.values() if s.sender == m.session]:
+            self._abort(sink, st, ErrorCode.LAGGED, reason)
+            err = ErrorFrame(code=ErrorCode.LAGGED, message=reason, stream_id=st.stream_id)
+            self._to(sink, m, _frame(err))
+
+    def drop_gateway(self, gateway: str, reason: str, sink: Sink) -> list[str]:
+        """A gateway died: its members leave. Returns their sessions."""
+        gone = [m for m in self.members.values() if m.gateway == gateway]
+        for m in gone:
+            self._leave(m, reason, sink)
+        return [m.session for m in gone]

@@ -1,0 +1,99 @@
+"""The exceptions of roomstreams: one root, three kinds of stream ending.
+
+Tree::
+
+    RoomStreamsError
+    ├── ConnectError            connecting failed (network, refused handshake)
+    │   └── AuthError           the gateway refused the token (its reason is in the message)
+    ├── ConnectionClosed        the room connection is gone; nothing more can be sent
+    ├── PermissionDenied        the token does not allow this (for example canPublishData=false)
+    ├── ServerError             the gateway answered a frame with an error (code + message)
+    └── StreamError             something about one stream
+        ├── StreamClosed        *we* closed it: writing after close()
+        ├── StreamAborted       the stream ended abnormally (sender left, close reason, lag, ...)
+        └── StreamSizeMismatch  total_size announced and bytes written disagree
+
+Errors from redis-py, websockets or pydantic never cross the public API: they are
+translated at the boundary and chained with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ConnectError",
+    "ConnectionClosed",
+    "PermissionDenied",
+    "RoomStreamsError",
+    "ServerError",
+    "StreamAborted",
+    "StreamClosed",
+    "StreamError",
+    "StreamSizeMismatch",
+]
+
+
+class RoomStreamsError(Exception):
+    """Root of every error raised by roomstreams."""
+
+
+class ConnectError(RoomStreamsError):
+    """Connecting to a gateway failed."""
+
+
+class AuthError(ConnectError):
+    """The gateway refused the access token."""
+
+
+class ConnectionClosed(RoomStreamsError):
+    """The room connection is closed."""
+
+    def __init__(self, reason: str = "connection closed") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PermissionDenied(RoomStreamsError):
+    """The access token does not grant this operation."""
+
+
+class ServerError(RoomStreamsError):
+    """The gateway or router rejected a frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class StreamError(RoomStreamsError):
+    """Base for errors about a single stream."""
+
+    def __init__(self, message: str, *, stream_id: str | None = None) -> None:
+        super().__init__(message)
+        self.stream_id = stream_id
+
+
+class StreamClosed(StreamError):
+    """The stream was closed by this side; no more writes."""
+
+
+class StreamAborted(StreamError):
+    """The stream ended abnormally; ``code`` and ``reason`` say why."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: str = "aborted",
+        stream_id: str | None = None,
+        sender: str | None = None,
+    ) -> None:
+        super().__init__(f"stream ended abnormally ({code}): {reason}", stream_id=stream_id)
+        self.code = code
+        self.reason = reason
+        self.sender = sender
+
+
+class StreamSizeMismatch(StreamError):
+    """The bytes written do not match the announced total size."""

@@ -1,0 +1,127 @@
+"""Entries of the Redis streams: the room log (gateway -> router) and the gateway inboxes
+(router -> gateway). Short field names; payloads that reach a participant are stored as the
+exact frame bytes to deliver, so neither the router nor the receiving gateway re-encodes them.
+
+Room log fields: ``k`` kind, ``s`` session, ``q`` per-session sequence number (to detect
+entries trimmed before they were read), and per kind:
+
+=====  ==========================================================================
+kind   fields
+=====  ==========================================================================
+``j``  join: ``i`` identity, ``g`` gateway, ``c`` can_subscribe (1/0), ``d`` ParticipantInfo
+       JSON, ``pm`` Permissions JSON
+``l``  leave: ``r`` reason
+``s``  subscribe: ``kd`` kind, ``tp`` topic, ``rq`` request id (optional)
+``u``  unsubscribe: same fields
+``h``  header: ``sid``, ``tp``, ``kd``, ``ds`` destinations (JSON list, optional), ``n``
+       bytes, ``d`` the DeliveredHeader frame
+``c``  chunk: ``sid``, ``n``, ``d`` the ChunkFrame
+``t``  trailer: ``sid``, ``n``, ``d`` the DeliveredTrailer frame
+=====  ==========================================================================
+
+Inbox fields: ``to`` space-separated session ids, ``d`` frame, ``so``/``se`` stream id
+opened/ended by this frame (the gateway tracks what each socket is receiving), ``p``
+partition, ``e`` router epoch, ``q`` sequence per (partition, epoch). Kind ``k``: absent for a
+delivery, ``a`` for pacing acknowledgements (``d`` = JSON {session: bytes}), ``x`` to close
+the sessions in ``to`` (``d`` = GoAwayFrame).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = ["EntryKind", "LogEntry", "encode_log_entry"]
+
+Fields = dict[bytes | str, bytes | str | int]
+
+
+class EntryKind:
+    JOIN: Final = "j"
+    LEAVE: Final = "l"
+    SUBSCRIBE: Final = "s"
+    UNSUBSCRIBE: Final = "u"
+    HEADER: Final = "h"
+    CHUNK: Final = "c"
+    TRAILER: Final = "t"
+
+
+@dataclass(slots=True)
+class LogEntry:
+    """One decoded room-log entry."""
+
+    kind: str
+    session: str
+    seq: int = 0
+    stream_id: str = ""
+    data: bytes = b""
+    size: int = 0
+    topic: str = ""
+    stream_kind: str = "text"
+    destinations: tuple[str, ...] = ()
+    identity: str = ""
+    gateway: str = ""
+    can_subscribe: bool = True
+    permissions: bytes = b"{}"
+    req: int | None = None
+    reason: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_fields(cls, f: Mapping[bytes, bytes]) -> LogEntry:
+        kind = f[b"k"].decode()
+        e = cls(kind=kind, session=f[b"s"].decode(), seq=int(f.get(b"q", b"0")))
+        if kind in ("h", "c", "t"):
+            e.stream_id = f[b"sid"].decode()
+            e.data = f[b"d"]
+            e.size = int(f.get(b"n", b"0"))
+            if kind == "h":
+                e.topic = f[b"tp"].decode()
+                e.stream_kind = f.get(b"kd", b"text").decode()
+                ds = f.get(b"ds")
+                if ds:
+                    e.destinations = tuple(json.loads(ds))
+        elif kind in ("s", "u"):
+            e.topic = f[b"tp"].decode()
+            e.stream_kind = f.get(b"kd", b"text").decode()
+            rq = f.get(b"rq")
+            e.req = int(rq) if rq else None
+        elif kind == "j":
+            e.identity = f[b"i"].decode()
+            e.gateway = f[b"g"].decode()
+            e.can_subscribe = f.get(b"c", b"1") == b"1"
+            e.data = f.get(b"d", b"{}")
+            e.permissions = f.get(b"pm", b"{}")
+        elif kind == "l":
+            e.reason = f.get(b"r", b"").decode()
+        return e
+
+
+def encode_log_entry(e: LogEntry) -> Fields:
+    """The XADD fields of a room-log entry (inverse of :meth:`LogEntry.from_fields`)."""
+    f: Fields = {"k": e.kind, "s": e.session, "q": e.seq}
+    if e.kind in ("h", "c", "t"):
+        f["sid"] = e.stream_id
+        f["d"] = e.data
+        f["n"] = e.size
+        if e.kind == "h":
+            f["tp"] = e.topic
+            f["kd"] = e.stream_kind
+            if e.destinations:
+                f["ds"] = json.dumps(list(e.destinations))
+    elif e.kind in ("s", "u"):
+        f["tp"] = e.topic
+        f["kd"] = e.stream_kind
+        if e.req is not None:
+            f["rq"] = e.req
+    elif e.kind == "j":
+        f["i"] = e.identity
+        f["g"] = e.gateway
+        f["c"] = b"1" if e.can_subscribe else b"0"
+        f["d"] = e.data
+        f["pm"] = e.permissions
+    elif e.kind == "l":
+        f["r"] = e.reason
+    return f

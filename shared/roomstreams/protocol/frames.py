@@ -1,0 +1,236 @@
+"""WebSocket frames between a participant and a gateway: pydantic models, one JSON text frame
+each, discriminated by ``type``.
+
+Field names follow LiveKit's ``DataStream.Header/Chunk/Trailer`` where they exist
+(``stream_id``, ``topic``, ``timestamp``, ``total_length``, ``mime_type``, ``attributes``,
+``chunk_index``, ``content``, ``reason``).
+
+Client -> gateway: ``subscribe``, ``unsubscribe``, ``header``, ``chunk``, ``trailer``.
+Gateway -> client: ``joined``, ``participant_joined``, ``participant_left``, ``ack``,
+``header`` (with ``sender`` stamped by the gateway), ``chunk``, ``trailer`` (with ``code``
+when the stream ended abnormally), ``closed`` (the sender's trailer was routed), ``error``,
+``goaway``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "AckFrame",
+    "ChunkFrame",
+    "ClientFrame",
+    "ClosedFrame",
+    "DeliveredHeader",
+    "DeliveredTrailer",
+    "ErrorCode",
+    "ErrorFrame",
+    "GoAwayFrame",
+    "HeaderFrame",
+    "JoinedFrame",
+    "ParticipantInfo",
+    "ParticipantJoinedFrame",
+    "ParticipantLeftFrame",
+    "Permissions",
+    "ServerFrame",
+    "StreamKind",
+    "SubscribeFrame",
+    "TrailerFrame",
+    "UnsubscribeFrame",
+    "client_frame_adapter",
+    "server_frame_adapter",
+]
+
+StreamKind = Literal["text", "byte"]
+OperationType = Literal["create", "update", "delete", "reaction"]
+
+
+class ErrorCode:
+    """The codes of ``error`` frames and of abnormal ``trailer`` frames."""
+
+    BAD_JSON = "bad_json"
+    BAD_ENCODING = "bad_encoding"
+    BAD_FRAME = "bad_frame"
+    FRAME_TOO_LARGE = "frame_too_large"
+    HEADER_TOO_LARGE = "header_too_large"
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_STREAM = "unknown_stream"
+    CHUNK_OUT_OF_ORDER = "chunk_out_of_order"
+    CHUNK_TOO_LARGE = "chunk_too_large"
+    BAD_UTF8 = "bad_utf8"
+    STREAM_ID_IN_USE = "stream_id_in_use"
+    SIZE_MISMATCH = "size_mismatch"
+    PERMISSION_DENIED = "permission_denied"
+    TOO_MANY_STREAMS = "too_many_streams"
+    # abnormal ends decided by the system rather than by a bad frame
+    SENDER_LEFT = "sender_left"
+    SENDER_REASON = "sender_reason"
+    LAGGED = "lagged"
+    SLOW_CONSUMER = "slow_consumer"
+    DUPLICATE_IDENTITY = "duplicate_identity"
+    CONNECTION_LOST = "connection_lost"
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- client -> gateway -------------------------------------------------------------------
+
+
+class SubscribeFrame(_Frame):
+    """Register interest in a topic (a stream handler). ``req`` is echoed in the ``ack``."""
+
+    type: Literal["subscribe"] = "subscribe"
+    kind: StreamKind = "text"
+    topic: str
+    req: int | None = None
+
+
+class UnsubscribeFrame(_Frame):
+    type: Literal["unsubscribe"] = "unsubscribe"
+    kind: StreamKind = "text"
+    topic: str
+    req: int | None = None
+
+
+class HeaderFrame(_Frame):
+    """Opens a stream."""
+
+    type: Literal["header"] = "header"
+    stream_id: str
+    topic: str
+    timestamp: int
+    kind: StreamKind = "text"
+    mime_type: str = "text/plain"
+    total_length: Annotated[int, Field(ge=0)] | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    destination_identities: list[str] = Field(default_factory=list)
+    # text stream extras
+    operation_type: OperationType = "create"
+    version: int = 0
+    reply_to_id: str | None = None
+    attached_stream_ids: list[str] = Field(default_factory=list)
+    generated: bool = False
+    # byte stream extras
+    name: str | None = None
+
+
+class ChunkFrame(_Frame):
+    type: Literal["chunk"] = "chunk"
+    stream_id: str
+    chunk_index: Annotated[int, Field(ge=0)]
+    content: str
+
+
+class TrailerFrame(_Frame):
+    """Closes a stream. A non-empty ``reason`` ends it abnormally with that reason."""
+
+    type: Literal["trailer"] = "trailer"
+    stream_id: str
+    reason: str = ""
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+ClientFrame = Annotated[
+    SubscribeFrame | UnsubscribeFrame | HeaderFrame | ChunkFrame | TrailerFrame,
+    Field(discriminator="type"),
+]
+client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+# ---- gateway -> client -------------------------------------------------------------------
+
+
+class ParticipantInfo(_Frame):
+    identity: str
+    name: str = ""
+    metadata: str = ""
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class Permissions(_Frame):
+    can_publish_data: bool = True
+    can_subscribe: bool = True
+
+
+class JoinedFrame(_Frame):
+    """The router has the participant in the room: the connection is ready."""
+
+    type: Literal["joined"] = "joined"
+    room: str
+    session: str
+    participant: ParticipantInfo
+    permissions: Permissions
+    participants: list[ParticipantInfo] = Field(default_factory=list)
+
+
+class ParticipantJoinedFrame(_Frame):
+    type: Literal["participant_joined"] = "participant_joined"
+    participant: ParticipantInfo
+
+
+class ParticipantLeftFrame(_Frame):
+    type: Literal["participant_left"] = "participant_left"
+    identity: str
+    reason: str = ""
+
+
+class AckFrame(_Frame):
+    """A subscribe/unsubscribe is in effect at the router."""
+
+    type: Literal["ack"] = "ack"
+    req: int
+
+
+class DeliveredHeader(HeaderFrame):
+    """A header as a receiver sees it: the gateway stamped the sender's identity."""
+
+    sender: str
+
+
+class DeliveredTrailer(TrailerFrame):
+    """A trailer as a receiver sees it: ``code`` is set when the system ended the stream."""
+
+    code: str = ""
+
+
+class ClosedFrame(_Frame):
+    """To the sender: the router routed the stream's trailer."""
+
+    type: Literal["closed"] = "closed"
+    stream_id: str
+
+
+class ErrorFrame(_Frame):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    stream_id: str | None = None
+    req: int | None = None
+
+
+class GoAwayFrame(_Frame):
+    """The gateway is about to close the connection; ``reason`` says why."""
+
+    type: Literal["goaway"] = "goaway"
+    code: str
+    reason: str
+
+
+ServerFrame = Annotated[
+    JoinedFrame
+    | ParticipantJoinedFrame
+    | ParticipantLeftFrame
+    | AckFrame
+    | DeliveredHeader
+    | ChunkFrame
+    | DeliveredTrailer
+    | ClosedFrame
+    | ErrorFrame
+    | GoAwayFrame,
+    Field(discriminator="type"),
+]
+server_frame_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)

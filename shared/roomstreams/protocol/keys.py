@@ -1,0 +1,49 @@
+"""Redis key names. Every key of a room carries its partition's hash tag, so that one
+router can read all rooms of a partition with one multi-key command, also on Redis Cluster."""
+
+from __future__ import annotations
+
+import zlib
+
+__all__ = [
+    "GATEWAY_EVENTS",
+    "ROOM_EVENTS",
+    "inbox_key",
+    "lease_key",
+    "partition_ctl_key",
+    "partition_of",
+    "room_from_log_key",
+    "room_log_key",
+]
+
+#: Gateways announce themselves (hello, heartbeat, bye) on this stream.
+GATEWAY_EVENTS = "rs:gateways"
+#: The router publishes room lifecycle events (room started, participant joined/left, room finished).
+ROOM_EVENTS = "rs:room-events"
+
+
+def partition_of(room: str, partitions: int) -> int:
+    """The partition a room belongs to: stable across processes and restarts."""
+    return zlib.crc32(room.encode("utf-8")) % partitions
+
+
+def room_log_key(room: str, partitions: int) -> str:
+    return f"rs:{{p{partition_of(room, partitions)}}}:room:{room}"
+
+
+def room_from_log_key(key: str) -> str:
+    return key.split(":room:", 1)[1]
+
+
+def partition_ctl_key(partition: int) -> str:
+    """Control stream of a partition: a gateway appends a room's name when it joins someone to
+    it, which wakes the router's blocked read so it starts reading that room's log."""
+    return f"rs:{{p{partition}}}:ctl"
+
+
+def lease_key(partition: int) -> str:
+    return f"rs:{{p{partition}}}:lease"
+
+
+def inbox_key(gateway_id: str) -> str:
+    return f"rs:{{gw:{gateway_id}}}:inbox"

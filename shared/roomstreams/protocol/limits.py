@@ -1,0 +1,25 @@
+"""Protocol limits, shared by the client (which never exceeds them) and the gateway (which enforces them)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_ATTRIBUTES_BYTES",
+    "MAX_CHUNK_BYTES",
+    "MAX_FRAME_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_IDENTITY_BYTES",
+    "MAX_STREAM_ID_BYTES",
+    "MAX_TOPIC_BYTES",
+]
+
+#: Largest text chunk content, in UTF-8 bytes (LiveKit's STREAM_CHUNK_SIZE).
+MAX_CHUNK_BYTES = 15_000
+#: Largest header frame, serialised, in bytes.
+MAX_HEADER_BYTES = 15_000
+#: Largest WebSocket message the gateway accepts from a client. A chunk of 15000 bytes of
+#: text that JSON escapes entirely (control characters, ``\\uXXXX``) is at most 6x larger.
+MAX_FRAME_BYTES = 96 * 1024
+MAX_TOPIC_BYTES = 256
+MAX_STREAM_ID_BYTES = 128
+MAX_IDENTITY_BYTES = 256
+MAX_ATTRIBUTES_BYTES = 8 * 1024
