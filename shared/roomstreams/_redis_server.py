@@ -229,7 +229,7 @@ class LocalRedisServer:
         self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_seconds: float | None = None
-        """Wall time from spawning the process to the first successful PING."""
+        """Wall time from spawning the process to its first answer (INFO server, own PID)."""
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
 
     # -- public API ------------------------------------------------------------------------

@@ -1,0 +1,215 @@
+"""The running system for integration tests: a real router and real gateways, each its own
+process (``python -m services.router`` / ``python -m services.gateway``), on the session's
+real Redis. Tests use unique room names, so one system serves the whole session; tests that
+stop, pause or kill processes build their own with ``system_factory``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+import roomstreams
+from roomstreams import AccessToken, VideoGrants
+from roomstreams._redis_server import free_port
+from roomstreams.protocol.keys import lease_key
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "test-key"
+API_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+@dataclass
+class System:
+    redis_url: str
+    env: dict[str, str]
+    router: subprocess.Popen[bytes] | None = None
+    gateways: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    partitions: int = 16
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"ws://127.0.0.1:{p}" for p in self.ports]
+
+    def token(
+        self,
+        room: str,
+        identity: str,
+        *,
+        can_publish_data: bool = True,
+        can_subscribe: bool = True,
+        room_join: bool = True,
+        name: str = "",
+    ) -> str:
+        grants = VideoGrants(
+            room=room,
+            room_join=room_join,
+            can_publish_data=can_publish_data,
+            can_subscribe=can_subscribe,
+        )
+        t = AccessToken(API_KEY, API_SECRET).with_identity(identity).with_grants(grants)
+        if name:
+            t = t.with_name(name)
+        return t.to_jwt()
+
+    def start_router(self, **env: str) -> subprocess.Popen[bytes]:
+        self.router = _spawn("services.router", {**self.env, **env})
+        _wait_router(self.redis_url, self.partitions, self.router)
+        return self.router
+
+    def start_gateway(self, **env: str) -> int:
+        port = free_port()
+        proc = _spawn(
+            "services.gateway", {**self.env, "ROOMSTREAMS_GATEWAY_PORT": str(port), **env}
+        )
+        _wait_healthy(port, proc)
+        self.gateways.append(proc)
+        self.ports.append(port)
+        return port
+
+    def stop(self) -> None:
+        procs = [*self.gateways, *([self.router] if self.router else [])]
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _spawn(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT)
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode} before becoming healthy")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"gateway on port {port} not healthy after {timeout}s")
+
+
+def _wait_router(
+    url: str, partitions: int, proc: subprocess.Popen[bytes], timeout: float = 20
+) -> None:
+    """Ready when it holds every partition's lease."""
+    r = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"router exited with {proc.returncode}")
+            if all(r.exists(lease_key(p)) for p in range(partitions)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("router did not take its partitions in time")
+    finally:
+        r.close()
+
+
+def make_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ROOMSTREAMS_REDIS_URL=redis_url,
+        ROOMSTREAMS_API_KEY=API_KEY,
+        ROOMSTREAMS_API_SECRET=API_SECRET,
+        ROOMSTREAMS_LOG_LEVEL="WARNING",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT)]),
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def system(redis_url: str) -> Iterator[System]:
+    """One router and two gateways for the whole session."""
+    sys_ = System(redis_url, make_env(redis_url))
+    try:
+        sys_.start_router()
+        sys_.start_gateway()
+        sys_.start_gateway()
+        yield sys_
+    finally:
+        sys_.stop()
+
+
+@pytest.fixture
+def system_factory(redis_url: str) -> Iterator[Callable[..., System]]:
+    """A private system (own Redis key space is shared; use unique rooms) with settings."""
+    made: list[System] = []
+
+    def make(*, gateways: int = 2, router: bool = True, **env: str) -> System:
+        s = System(redis_url, make_env(redis_url, **env))
+        made.append(s)
+        if router:
+            s.start_router()
+        for _ in range(gateways):
+            s.start_gateway()
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def room_name() -> str:
+    return f"room-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def rooms() -> AsyncIterator[list[roomstreams.Room]]:
+    """Rooms a test connects; all disconnected at the end."""
+    made: list[roomstreams.Room] = []
+    yield made
+    for r in made:
+        await r.disconnect()
+
+
+Connect = Callable[..., "asyncio.Future[roomstreams.Room]"]
+
+
+@pytest.fixture
+def connect(system: System, rooms: list[roomstreams.Room], room_name: str) -> Callable[..., object]:
+    """``await connect("alice", gateway=1, handlers={"chat": h})`` -> a connected Room."""
+
+    async def _connect(
+        identity: str,
+        *,
+        gateway: int = 0,
+        room: str | None = None,
+        handlers: dict[str, roomstreams.TextStreamHandler] | None = None,
+        sys_: System | None = None,
+        **grants: bool,
+    ) -> roomstreams.Room:
+        s = sys_ or system
+        r = roomstreams.Room()
+        for topic, h in (handlers or {}).items():
+            r.register_text_stream_handler(topic, h)
+        await r.connect(s.urls[gateway], s.token(room or room_name, identity, **grants))
+        rooms.append(r)
+        return r
+
+    return _connect
