@@ -21,6 +21,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from roomstreams._redisio import xread
 from roomstreams.exceptions import AuthError
 from roomstreams.protocol.entries import LogEntry, encode_log_entry
 from roomstreams.protocol.frames import ErrorCode
@@ -240,7 +241,7 @@ class Gateway:
         since_trim = 0
         while True:
             try:
-                resp = await r.xread({self.inbox: last}, block=1000, count=1000)
+                resp = await xread(r, {self.inbox: last}, block=1000, count=1000)
             except RedisError:
                 logger.exception("reading inbox failed; retrying")
                 await asyncio.sleep(0.2)
@@ -265,8 +266,8 @@ class Gateway:
                 lost = q - prev - 1
                 reason = f"{lost} deliveries were trimmed before this gateway read them (lagged)"
                 logger.error("inbox gap: %s", reason)
-                for conn in self.sessions.values():
-                    conn.end_receiving(ErrorCode.LAGGED, reason)
+                for c in self.sessions.values():
+                    c.end_receiving(ErrorCode.LAGGED, reason)
         kind = f.get(b"k")
         sessions = self.sessions
         if kind is None:

@@ -172,7 +172,7 @@ class Router:
 
 def create_app(settings: RouterSettings | None = None) -> tuple[FastStream, Router]:
     s = settings or RouterSettings()
-    broker = RedisBroker(s.redis_url, logger=None)
+    broker = RedisBroker(s.redis_url, logger=logging.getLogger("router.broker"))
     router = Router(s, broker)
 
     @broker.subscriber(stream=StreamSub(GATEWAY_EVENTS, last_id="$"))

@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import redis.asyncio as aioredis
 
+from roomstreams._redisio import xread
 from roomstreams.core.room import RoomState
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.keys import inbox_key, partition_ctl_key, room_from_log_key, room_log_key
@@ -98,10 +99,10 @@ class PartitionWorker:
     async def _step(self) -> None:
         streams: dict[str, bytes | str] = {self.ctl: self.ctl_last}
         streams.update(self.last)
-        resp = await self.r.xread(streams, block=1000, count=self.s.read_count)  # type: ignore[arg-type]
+        resp = await xread(self.r, streams, block=1000, count=self.s.read_count)
         batch = Batch()
         trims: dict[str, bytes] = {}
-        for key_b, entries in resp or ():
+        for key_b, entries in resp:
             key = key_b.decode()
             if key == self.ctl:
                 for entry_id, f in entries:
@@ -116,7 +117,7 @@ class PartitionWorker:
             state = self.rooms.get(key)
             if state is None:
                 continue
-            for entry_id, f in entries:
+            for _entry_id, f in entries:
                 e = LogEntry.from_fields(f)
                 if e.kind == "l" and self._events is not None:
                     m = state.members.get(e.session)

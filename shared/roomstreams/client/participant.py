@@ -77,7 +77,7 @@ class LocalParticipant:
             total_length=total_size,
             attributes=info.attributes,
             destination_identities=info.destination_identities,
-            operation_type=operation_type,  # type: ignore[arg-type]
+            operation_type=operation_type,
             version=version,
             reply_to_id=reply_to_id,
             attached_stream_ids=info.attached_stream_ids,

@@ -291,7 +291,7 @@ class Room:
         fut: asyncio.Future[None] = loop.create_future()
         self._acks[req] = fut
         cls = SubscribeFrame if what == "subscribe" else UnsubscribeFrame
-        frame = cls(kind=kind, topic=topic, req=req).model_dump_json()  # type: ignore[arg-type]
+        frame = cls(kind=kind, topic=topic, req=req).model_dump_json()
 
         async def send() -> None:
             try:

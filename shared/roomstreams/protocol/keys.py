@@ -18,7 +18,7 @@ __all__ = [
 
 #: Gateways announce themselves (hello, heartbeat, bye) on this stream.
 GATEWAY_EVENTS = "rs:gateways"
-#: The router publishes room lifecycle events (room started, participant joined/left, room finished).
+#: The router publishes room lifecycle events (room started/finished, participant joined/left).
 ROOM_EVENTS = "rs:room-events"
 
 

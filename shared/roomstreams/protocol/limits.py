@@ -1,4 +1,4 @@
-"""Protocol limits, shared by the client (which never exceeds them) and the gateway (which enforces them)."""
+"""Protocol limits: the client never exceeds them, the gateway enforces them."""
 
 from __future__ import annotations
 
