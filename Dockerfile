@@ -31,15 +31,15 @@ WORKDIR /src
 # invalidate this (slow) layer.
 COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
- && pip install --upgrade pip \
  && pip install -r /tmp/requirements.txt
 
 # Then the project itself (packages shared/roomstreams -> roomstreams, and services),
-# installed as a regular (non-editable) wheel into the venv.
+# installed as a regular (non-editable) wheel into the venv. The import check runs
+# with -I so it sees the venv, not ./services in this directory.
 COPY shared/ shared/
 COPY services/ services/
 RUN pip install --no-deps . \
- && python -c "import roomstreams, services.router, services.gateway"
+ && python -I -c "import roomstreams, services.router, services.gateway"
 
 # ---------------------------------------------------------------------------
 # runtime: the same base, the venv, a non-root user, nothing else.

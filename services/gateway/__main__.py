@@ -16,6 +16,8 @@ async def _main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # one INFO line per handshake and health probe is noise; our own loggers say what matters
+    logging.getLogger("websockets.server").setLevel(logging.WARNING)
     gw = Gateway(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

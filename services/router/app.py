@@ -30,9 +30,16 @@ __all__ = ["Router", "create_app"]
 
 logger = logging.getLogger("router.app")
 
+# Renew our lease. If it expired (we stalled) and nobody took it meanwhile, nobody else can
+# have read the partition, so our room state is still right: take it back.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not owner and tonumber(redis.call('GET', KEYS[2])) == tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0
 """
@@ -119,7 +126,10 @@ class Router:
             await asyncio.sleep(period)
             try:
                 for p in list(self._workers):
-                    ok = await self._renew(keys=[lease_key(p)], args=[self.id, self.s.lease_ms])
+                    key, epoch = lease_key(p), self._workers[p][0].epoch
+                    ok = await self._renew(
+                        keys=[key, f"{key}:fence"], args=[self.id, self.s.lease_ms, epoch]
+                    )
                     if not ok:
                         logger.error("lost the lease on partition %d", p)
                         _, task, conn = self._workers.pop(p)

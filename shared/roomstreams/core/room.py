@@ -63,6 +63,10 @@ class Member:
     can_subscribe: bool = True
     topics: dict[str, set[str]] = field(default_factory=lambda: {"text": set(), "byte": set()})
     last_seq: int = 0
+    #: entries of this member were lost before routing at least once
+    lagged: bool = False
+    #: streams of this member the router ended abnormally (their trailer is still to come)
+    aborted: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -145,6 +149,15 @@ class RoomState:
                 for gw, sessions in st.targets.items():
                     sink.deliver(gw, sessions, e.data, ends=e.stream_id)
                 self._to(sink, m, _frame(ClosedFrame(stream_id=e.stream_id)))
+            elif st is None and e.stream_id not in m.aborted:
+                # its header was never routed (lost to trimming): the sender must not wait
+                err = ErrorFrame(
+                    code=ErrorCode.LAGGED if m.lagged else ErrorCode.UNKNOWN_STREAM,
+                    message=f"stream {e.stream_id!r} was not routed: its header was lost",
+                    stream_id=e.stream_id,
+                )
+                self._to(sink, m, _frame(err))
+            m.aborted.discard(e.stream_id)
             sink.ack(m.gateway, m.session, e.size)
         elif kind in ("s", "u"):
             topics = m.topics.setdefault(e.stream_kind, set())
@@ -234,8 +247,10 @@ class RoomState:
         """Entries of ``m`` were trimmed before the router read them."""
         lost = seq - m.last_seq - 1
         reason = f"{lost} entries from {m.identity!r} were lost before routing (router lagged)"
+        m.lagged = True
         for st in [s for s in self.streams.values() if s.sender == m.session]:
             self._abort(sink, st, ErrorCode.LAGGED, reason)
+            m.aborted.add(st.stream_id)
             err = ErrorFrame(code=ErrorCode.LAGGED, message=reason, stream_id=st.stream_id)
             self._to(sink, m, _frame(err))
 

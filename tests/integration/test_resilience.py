@@ -1,0 +1,208 @@
+"""Nothing is lost silently, nothing is kept: pacing, slow consumers, lag, trimming, room
+expiry. Each test runs its own system so it can pause (SIGSTOP) or tune processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import websockets
+
+import roomstreams
+from roomstreams.protocol.keys import inbox_key, room_log_key
+
+from .conftest import System
+from .helpers import Collector, RawClient
+
+pytestmark = pytest.mark.slow
+
+
+async def _room(
+    s: System, room: str, identity: str, gateway: int = 0, **handlers: Any
+) -> roomstreams.Room:
+    r = roomstreams.Room()
+    for topic, h in handlers.items():
+        r.register_text_stream_handler(topic, h)
+    await r.connect(s.urls[gateway], s.token(room, identity))
+    return r
+
+
+async def _wait_for(pred: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
+    """Poll a condition that lives in another process (Redis state), bounded."""
+    deadline = time.monotonic() + timeout
+    while not await pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_fast_sender_is_paced_by_the_router(
+    system_factory: Callable[..., System], room_name: str, redis_client: aioredis.Redis
+) -> None:
+    window = 64 * 1024
+    s = system_factory(gateways=1, ROOMSTREAMS_WINDOW_BYTES=str(window))
+    col = Collector()
+    bob = await _room(s, room_name, "bob", chat=col)
+    alice = await _room(s, room_name, "alice")
+    key = room_log_key(room_name, s.partitions)
+    text = "z" * (3 * 1024 * 1024)
+    assert s.router is not None
+    s.router.send_signal(signal.SIGSTOP)
+    try:
+        send = asyncio.create_task(alice.local_participant.send_text(text, topic="chat"))
+        # while the router is stopped, the room log never holds more than the window
+        peak = 0
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            entries = await redis_client.xrange(key, "-", "+")
+            peak = max(peak, sum(int(f.get(b"n", b"0")) for _, f in entries))
+            await asyncio.sleep(0.05)
+        assert not send.done()
+        assert 0 < peak <= window + 16 * 1024
+    finally:
+        s.router.send_signal(signal.SIGCONT)
+    info = await asyncio.wait_for(send, 20)
+    rec = await col.wait_done(info.stream_id, timeout=20)
+    assert rec.text == text
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_slow_consumer_is_disconnected_and_nobody_else_slows(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    s = system_factory(gateways=1, ROOMSTREAMS_SEND_QUEUE_FRAMES="256")
+    col = Collector()
+    bob = await _room(s, room_name, "bob", chat=col)
+    slow = await RawClient.connect(s.urls[0], s.token(room_name, "slow"), max_queue=1)
+    await slow.subscribe("chat")  # then never reads again
+    alice = await _room(s, room_name, "alice")
+    text = "s" * (24 * 1024 * 1024)
+    t0 = time.monotonic()
+    info = await asyncio.wait_for(alice.local_participant.send_text(text, topic="chat"), 30)
+    rec = await col.wait_done(info.stream_id, timeout=30)
+    assert rec.text == text and rec.error is None
+    assert time.monotonic() - t0 < 30
+    # the slow socket was closed by the gateway with a clear code and reason
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await slow.ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4008
+    assert "slow consumer" in closed.value.rcvd.reason
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_gateway_that_fell_behind_ends_streams_as_lagged(
+    system_factory: Callable[..., System], room_name: str, redis_client: aioredis.Redis
+) -> None:
+    s = system_factory(gateways=2, ROOMSTREAMS_INBOX_MAXLEN="10")
+    col = Collector()
+    bob = await _room(s, room_name, "bob", 1, chat=col)
+    alice = await _room(s, room_name, "alice", 0)
+    w = await alice.local_participant.stream_text(topic="chat")
+    await w.write("first;")
+    await col.wait_count(1)
+    s.gateways[1].send_signal(signal.SIGSTOP)
+    try:
+        for i in range(400):
+            await w.write(f"{i};")
+        # wait until the router has routed them all into the stalled gateway's inbox
+        await w.close()
+    finally:
+        s.gateways[1].send_signal(signal.SIGCONT)
+    rec = await col.wait_done(w.stream_id, timeout=10)
+    assert isinstance(rec.error, roomstreams.StreamAborted)
+    assert rec.error.code == "lagged"
+    # the connection itself is still good: the next stream arrives whole
+    nxt = await alice.local_participant.send_text("after the gap", topic="chat")
+    assert (await col.wait_done(nxt.stream_id)).text == "after the gap"
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_router_that_fell_behind_ends_streams_as_lagged(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    s = system_factory(gateways=1, ROOMSTREAMS_LOG_MAXLEN="10")
+    col = Collector()
+    bob = await _room(s, room_name, "bob", chat=col)
+    alice = await _room(s, room_name, "alice")
+    w = await alice.local_participant.stream_text(topic="chat")
+    await w.write("first;")
+    await col.wait_count(1)
+    assert s.router is not None
+    s.router.send_signal(signal.SIGSTOP)
+    try:
+        for i in range(400):
+            await w.write(f"{i};")  # small chunks: far more entries than the cap
+    finally:
+        s.router.send_signal(signal.SIGCONT)
+    rec = await col.wait_done(w.stream_id, timeout=10)
+    assert isinstance(rec.error, roomstreams.StreamAborted)
+    assert rec.error.code == "lagged"
+    with pytest.raises(roomstreams.StreamAborted):
+        await asyncio.wait_for(w.close(), 5)
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_logs_are_trimmed_and_empty_rooms_disappear(
+    system_factory: Callable[..., System], room_name: str, redis_client: aioredis.Redis
+) -> None:
+    s = system_factory(gateways=1, ROOMSTREAMS_ROOM_EMPTY_TTL="0.5")
+    col = Collector()
+    bob = await _room(s, room_name, "bob", chat=col)
+    alice = await _room(s, room_name, "alice")
+    w = await alice.local_participant.stream_text(topic="chat")
+    for i in range(1000):
+        await w.write(f"{i};")
+    await w.close()
+    await col.wait_done(w.stream_id)
+    key = room_log_key(room_name, s.partitions)
+    # processed entries are trimmed (approximately: whole 100-entry nodes)
+    assert await redis_client.xlen(key) < 300
+    await alice.disconnect()
+    await bob.disconnect()
+
+    async def gone() -> bool:
+        return not await redis_client.exists(key)
+
+    await _wait_for(gone, 5, "the empty room's log to be deleted")
+    # a newcomer gets nothing of the past
+    late_col = Collector()
+    carol = await _room(s, room_name, "carol", chat=late_col)
+    dave = await _room(s, room_name, "dave")
+    info = await dave.local_participant.send_text("new era", topic="chat")
+    await late_col.wait_done(info.stream_id)
+    assert [r.info.stream_id for r in late_col.streams] == [info.stream_id]
+    await carol.disconnect()
+    await dave.disconnect()
+
+
+async def test_gateway_inbox_is_trimmed(
+    system: System, room_name: str, redis_client: aioredis.Redis
+) -> None:
+    col = Collector()
+    bob = await _room(system, room_name, "bob", 1, chat=col)
+    alice = await _room(system, room_name, "alice", 0)
+    w = await alice.local_participant.stream_text(topic="chat")
+    for i in range(1500):
+        await w.write(f"{i};")
+    await w.close()
+    await col.wait_done(w.stream_id)
+    gw_ids = [
+        k.decode().split("{gw:")[1].split("}")[0]
+        async for k in redis_client.scan_iter("rs:{gw:*}:inbox")
+    ]
+    assert gw_ids
+    lengths = [await redis_client.xlen(inbox_key(g)) for g in gw_ids]
+    assert max(lengths) < 1000
+    await alice.disconnect()
+    await bob.disconnect()
