@@ -34,6 +34,7 @@ from roomstreams.protocol.keys import (
 )
 from roomstreams.token import Claims, verify_token
 
+from .api import serve_api
 from .connection import CLOSE_REMOVED, Connection, Identity
 from .settings import GatewaySettings
 
@@ -56,6 +57,7 @@ class Gateway:
             weakref.WeakKeyDictionary()
         )
         self._counter = itertools.count(1)
+        self._api: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         self._appends: asyncio.Queue[tuple[str, LogEntry]] = asyncio.Queue(maxsize=65_536)
         self._stop = asyncio.Event()
         self._draining = False
@@ -128,6 +130,7 @@ class Gateway:
             return conn.respond(status, body + "\n")
         if self._draining:
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "gateway is draining\n")
+        is_api = url.path.rstrip("/") == "/api"
         token = parse_qs(url.query).get("access_token", [""])[0]
         auth = request.headers.get("Authorization", "")
         if not token and auth.lower().startswith("bearer "):
@@ -138,6 +141,14 @@ class Gateway:
             claims = verify_token(token, self.settings.api_key, self.settings.api_secret)
         except AuthError as exc:
             return conn.respond(HTTPStatus.UNAUTHORIZED, f"{exc}\n")
+        if is_api:
+            if not (claims.video.room_admin or claims.video.room_list):
+                return conn.respond(
+                    HTTPStatus.FORBIDDEN, "token grants neither roomAdmin nor roomList\n"
+                )
+            self._claims[conn] = claims
+            self._api.add(conn)
+            return None
         if not claims.video.room_join:
             return conn.respond(HTTPStatus.FORBIDDEN, "token does not grant roomJoin\n")
         if not claims.video.room:
@@ -151,6 +162,10 @@ class Gateway:
 
     async def _handler(self, ws: ServerConnection) -> None:
         claims = self._claims.pop(ws)
+        if ws in self._api:
+            self._api.discard(ws)
+            await serve_api(ws, claims, self._redis, self.settings.partitions)
+            return
         room = claims.video.room
         session = f"{self.id}.{next(self._counter)}"
         ident = Identity(
@@ -285,7 +300,12 @@ class Gateway:
                     conn.acked(int(n))
         elif kind == b"x":
             reason = json.loads(f[b"d"]).get("reason", "removed")
-            for s in f[b"to"].decode().split():
+            to = f[b"to"].decode()
+            if to == "*":  # the router had given this gateway up for dead
+                for conn in list(sessions.values()):
+                    conn.close(1012, reason)
+                return
+            for s in to.split():
                 conn = sessions.get(s)
                 if conn is not None:
                     conn.close(CLOSE_REMOVED, reason)

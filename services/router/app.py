@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -21,7 +22,7 @@ from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import RedisError
 
-from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, lease_key
+from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, inbox_key, lease_key
 
 from .partition import PartitionWorker
 from .settings import RouterSettings
@@ -61,6 +62,8 @@ class Router:
         self._events: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=100_000)
         self._gateways: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._cleanup: set[asyncio.Task[None]] = set()
+        self._dropped: set[str] = set()
         self._renew = self._r.register_script(_RENEW)
         self._release = self._r.register_script(_RELEASE)
 
@@ -148,12 +151,40 @@ class Router:
         if ev == "bye":
             self._gateways.pop(gw, None)
             self._drop(gw, "gateway shut down")
+        elif gw in self._dropped:
+            # it was only stalled, but its participants have left their rooms meanwhile:
+            # tell it to close their sockets so the clients reconnect and rejoin
+            self._dropped.discard(gw)
+            task = asyncio.get_running_loop().create_task(self._reset_gateway(gw))
+            self._cleanup.add(task)
+            task.add_done_callback(self._cleanup.discard)
         else:
             self._gateways[gw] = time.monotonic()
 
     def _drop(self, gw: str, reason: str) -> None:
         for w, _, _ in self._workers.values():
             w.drop_gateway(gw, reason)
+        # nothing of a dead gateway stays behind: its inbox goes (deliveries still queued
+        # for it would reach nobody)
+        task = asyncio.get_running_loop().create_task(self._forget_gateway(gw))
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
+
+    async def _reset_gateway(self, gw: str) -> None:
+        reason = "gateway lost contact with the router; reconnect"
+        frame = json.dumps({"type": "goaway", "code": "1012", "reason": reason})
+        try:
+            await self._r.xadd(inbox_key(gw), {"k": "x", "to": "*", "d": frame})
+        except RedisError:
+            logger.warning("could not reset gateway %s", gw)
+
+    async def _forget_gateway(self, gw: str) -> None:
+        # let the partition workers route the leaves first (they wake at least every second)
+        await asyncio.sleep(self.s.gateway_timeout / 2 + 1.0)
+        try:
+            await self._r.delete(inbox_key(gw))
+        except RedisError:
+            logger.warning("could not delete the inbox of gateway %s", gw)
 
     async def _liveness_loop(self) -> None:
         timeout = self.s.gateway_timeout
@@ -164,6 +195,7 @@ class Router:
                 if now - seen > timeout:
                     logger.warning("gateway %s missed heartbeats for %.1fs; dropping", gw, timeout)
                     del self._gateways[gw]
+                    self._dropped.add(gw)
                     self._drop(gw, f"gateway {gw} stopped responding")
 
     # -- room lifecycle events ------------------------------------------------------------------

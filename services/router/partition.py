@@ -15,7 +15,14 @@ import redis.asyncio as aioredis
 from roomstreams._redisio import xread
 from roomstreams.core.room import RoomState
 from roomstreams.protocol.entries import LogEntry
-from roomstreams.protocol.keys import inbox_key, partition_ctl_key, room_from_log_key, room_log_key
+from roomstreams.protocol.keys import (
+    ROOMS,
+    inbox_key,
+    members_key,
+    partition_ctl_key,
+    room_from_log_key,
+    room_log_key,
+)
 
 from .settings import RouterSettings
 
@@ -27,7 +34,7 @@ logger = logging.getLogger("router.consumer")
 _DELETE_IF_DRAINED = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last == 0 or last[1][1] == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   return 1
 end
 return 0
@@ -40,6 +47,7 @@ class Batch:
     def __init__(self) -> None:
         self.inbox: dict[str, list[dict[str, bytes | str]]] = defaultdict(list)
         self.acks: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.members: list[tuple[str, str, str, bytes | None, str]] = []
 
     def deliver(
         self, gateway: str, sessions: list[str], frame: bytes, *, opens: str = "", ends: str = ""
@@ -57,8 +65,13 @@ class Batch:
     def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None:
         self.inbox[gateway].append({"k": "x", "to": " ".join(sessions), "d": frame})
 
+    def presence(
+        self, room: str, session: str, identity: str, info: bytes | None, reason: str = ""
+    ) -> None:
+        self.members.append((room, session, identity, info, reason))
+
     def __bool__(self) -> bool:
-        return bool(self.inbox or self.acks)
+        return bool(self.inbox or self.acks or self.members)
 
 
 class PartitionWorker:
@@ -83,6 +96,7 @@ class PartitionWorker:
         self._delete = self.r.register_script(_DELETE_IF_DRAINED)
         self._events = events
         self._pending_drop: list[tuple[str, str]] = []
+        self._started: list[str] = []
 
     def drop_gateway(self, gateway: str, reason: str) -> None:
         """Called from outside the loop; applied at the next wake-up."""
@@ -112,20 +126,13 @@ class PartitionWorker:
                     if k not in self.rooms:
                         self.rooms[k] = RoomState(room)
                         self.last[k] = "0-0"
-                        self._publish("room_started", room)
+                        self._started.append(room)
                 continue
             state = self.rooms.get(key)
             if state is None:
                 continue
             for _entry_id, f in entries:
-                e = LogEntry.from_fields(f)
-                if e.kind == "l" and self._events is not None:
-                    m = state.members.get(e.session)
-                    if m is not None:
-                        self._publish("participant_left", state.name, m.identity, e.reason)
-                state.apply(e, batch)
-                if e.kind == "j":
-                    self._publish("participant_joined", state.name, e.identity)
+                state.apply(LogEntry.from_fields(f), batch)
             last_id = entries[-1][0]
             self.last[key] = last_id
             trims[key] = last_id
@@ -142,7 +149,7 @@ class PartitionWorker:
         await self._expire_rooms()
 
     async def _flush(self, batch: Batch, trims: dict[str, bytes]) -> None:
-        if not batch and not trims:
+        if not batch and not trims and not self._started:
             return
         maxlen = self.s.inbox_maxlen
         async with self.r.pipeline(transaction=False) as pipe:
@@ -161,6 +168,20 @@ class PartitionWorker:
                 )
             for key, last_id in trims.items():
                 pipe.xtrim(key, minid=last_id, approximate=True)
+            now = int(time.time() * 1000)
+            for room in self._started:
+                meta = json.dumps({"created": now, "partition": self.p})
+                pipe.hset(ROOMS, room, meta)
+                self._publish("room_started", room)
+            self._started.clear()
+            for room, session, identity, info, reason in batch.members:
+                mkey = members_key(room, self.s.partitions)
+                if info is not None:
+                    pipe.hset(mkey, session, info)
+                    self._publish("participant_joined", room, identity)
+                else:
+                    pipe.hdel(mkey, session)
+                    self._publish("participant_left", room, identity, reason)
             await pipe.execute()
 
     async def _expire_rooms(self) -> None:
@@ -172,8 +193,10 @@ class PartitionWorker:
                 continue
             state = self.rooms[key]
             last = self.last.get(key, "0-0")
-            deleted = await self._delete(keys=[key], args=[last])
+            mkey = members_key(state.name, self.s.partitions)
+            deleted = await self._delete(keys=[key, mkey], args=[last])
             if deleted:
+                await self.r.hdel(ROOMS, state.name)
                 del self.rooms[key], self.last[key], self._empty_since[key]
                 self._publish("room_finished", state.name)
                 logger.info("room %s finished; keys deleted", room_from_log_key(key))

@@ -161,7 +161,10 @@ def system_factory(redis_url: str) -> Iterator[Callable[..., System]]:
     made: list[System] = []
 
     def make(*, gateways: int = 2, router: bool = True, **env: str) -> System:
-        s = System(redis_url, make_env(redis_url, **env))
+        # a Redis database of its own, so its router owns its partitions (the session
+        # system's router would otherwise hold every lease on the shared key space)
+        url = _private_db(redis_url)
+        s = System(url, make_env(url, **env))
         made.append(s)
         if router:
             s.start_router()
@@ -172,6 +175,20 @@ def system_factory(redis_url: str) -> Iterator[Callable[..., System]]:
     yield make
     for s in made:
         s.stop()
+
+
+_next_db = iter(range(1, 1_000_000))
+
+
+def _private_db(url: str) -> str:
+    db = next(_next_db) % 15 + 1
+    private = url.rsplit("/", 1)[0] + f"/{db}"
+    r = redis.Redis.from_url(private)
+    try:
+        r.flushdb()
+    finally:
+        r.close()
+    return private
 
 
 @pytest.fixture

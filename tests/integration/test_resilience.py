@@ -32,6 +32,10 @@ async def _room(
     return r
 
 
+def _client(s: System) -> aioredis.Redis:
+    return aioredis.Redis.from_url(s.redis_url)
+
+
 async def _wait_for(pred: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
     """Poll a condition that lives in another process (Redis state), bounded."""
     deadline = time.monotonic() + timeout
@@ -42,10 +46,11 @@ async def _wait_for(pred: Callable[[], Any], timeout: float = 5.0, what: str = "
 
 
 async def test_fast_sender_is_paced_by_the_router(
-    system_factory: Callable[..., System], room_name: str, redis_client: aioredis.Redis
+    system_factory: Callable[..., System], room_name: str
 ) -> None:
     window = 64 * 1024
     s = system_factory(gateways=1, ROOMSTREAMS_WINDOW_BYTES=str(window))
+    redis_client = _client(s)
     col = Collector()
     bob = await _room(s, room_name, "bob", chat=col)
     alice = await _room(s, room_name, "alice")
@@ -62,7 +67,7 @@ async def test_fast_sender_is_paced_by_the_router(
             entries = await redis_client.xrange(key, "-", "+")
             peak = max(peak, sum(int(f.get(b"n", b"0")) for _, f in entries))
             await asyncio.sleep(0.05)
-        assert not send.done()
+        assert not send.done(), send.exception() if send.done() else None
         assert 0 < peak <= window + 16 * 1024
     finally:
         s.router.send_signal(signal.SIGCONT)
@@ -71,6 +76,7 @@ async def test_fast_sender_is_paced_by_the_router(
     assert rec.text == text
     await alice.disconnect()
     await bob.disconnect()
+    await redis_client.aclose()
 
 
 async def test_slow_consumer_is_disconnected_and_nobody_else_slows(
@@ -100,7 +106,7 @@ async def test_slow_consumer_is_disconnected_and_nobody_else_slows(
 
 
 async def test_gateway_that_fell_behind_ends_streams_as_lagged(
-    system_factory: Callable[..., System], room_name: str, redis_client: aioredis.Redis
+    system_factory: Callable[..., System], room_name: str
 ) -> None:
     s = system_factory(gateways=2, ROOMSTREAMS_INBOX_MAXLEN="10")
     col = Collector()
@@ -154,9 +160,10 @@ async def test_router_that_fell_behind_ends_streams_as_lagged(
 
 
 async def test_logs_are_trimmed_and_empty_rooms_disappear(
-    system_factory: Callable[..., System], room_name: str, redis_client: aioredis.Redis
+    system_factory: Callable[..., System], room_name: str
 ) -> None:
     s = system_factory(gateways=1, ROOMSTREAMS_ROOM_EMPTY_TTL="0.5")
+    redis_client = _client(s)
     col = Collector()
     bob = await _room(s, room_name, "bob", chat=col)
     alice = await _room(s, room_name, "alice")
@@ -184,6 +191,7 @@ async def test_logs_are_trimmed_and_empty_rooms_disappear(
     assert [r.info.stream_id for r in late_col.streams] == [info.stream_id]
     await carol.disconnect()
     await dave.disconnect()
+    await redis_client.aclose()
 
 
 async def test_gateway_inbox_is_trimmed(

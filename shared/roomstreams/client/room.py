@@ -54,10 +54,18 @@ TextStreamHandler = Callable[[TextStreamReader, str], Awaitable[None] | None]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Close codes after which reconnecting would be wrong: removed by the server API, or replaced
+#: by a newer connection with the same identity.
+_FINAL_CLOSE_CODES = frozenset({4009})
+_RECONNECT_FIRST_DELAY = 0.1
+_RECONNECT_MAX_DELAY = 2.0
+
+
 class ConnectionState(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
     CLOSED = "closed"
 
 
@@ -86,7 +94,8 @@ class Room:
     """A room connection. ``await room.connect(url, token)`` or ``async with Room() as room``.
 
     Events (``room.on(name, callback)``): ``participant_connected(participant)``,
-    ``participant_disconnected(participant)``, ``disconnected(reason)``, ``error(exc)``.
+    ``participant_disconnected(participant)``, ``reconnecting(reason)``, ``reconnected()``,
+    ``disconnected(reason)``, ``error(exc)``.
     """
 
     def __init__(self, *, reader_buffer: int = DEFAULT_READER_BUFFER) -> None:
@@ -107,7 +116,14 @@ class Room:
         self._joined: asyncio.Future[None] | None = None
         self._reader_buffer = reader_buffer
         self._close_reason = ""
-        self._send_lock = asyncio.Lock()
+        self._url = ""
+        self._token = ""
+        self._timeout = 10.0
+        self._auto_reconnect = True
+        self._closing = False
+        self._reconnect_task: asyncio.Task[None] | None = None
+        #: seconds ``reconnect`` keeps trying before it gives up
+        self.reconnect_timeout = 30.0
 
     # -- events -----------------------------------------------------------------------------
 
@@ -154,52 +170,78 @@ class Room:
     def isconnected(self) -> bool:
         return self.state is ConnectionState.CONNECTED
 
-    async def connect(self, url: str, token: str, *, timeout: float = 10.0) -> None:
+    async def connect(
+        self, url: str, token: str, *, timeout: float = 10.0, reconnect: bool = True
+    ) -> None:
         """Connect to a gateway (``ws://host:port``) with an access token. Returns once the
-        participant is in the room and handlers registered before are in effect."""
+        participant is in the room and handlers registered before are in effect.
+
+        With ``reconnect`` (the default) a lost connection is re-established on its own, to
+        the same URL, with backoff: events ``reconnecting`` then ``reconnected``, or
+        ``disconnected(reason)`` when it gives up. Handlers stay registered across it."""
         if self.state is not ConnectionState.DISCONNECTED:
             raise ConnectError(f"cannot connect: room is {self.state.value}")
+        self._url, self._token, self._timeout = url, token, timeout
+        self._auto_reconnect = reconnect
+        self._closing = False
         self.state = ConnectionState.CONNECTING
-        target = f"{url.rstrip('/')}/rtc?access_token={quote(token)}"
         try:
-            async with asyncio.timeout(timeout):
-                self._ws = await connect(
-                    target,
-                    compression=None,
-                    max_size=16 * 1024 * 1024,
-                    max_queue=256,
-                    open_timeout=timeout,
-                )
-                loop = asyncio.get_running_loop()
-                self._joined = loop.create_future()
-                self._recv_task = loop.create_task(self._recv_loop())
-                acks = [self._subscribe("subscribe", topic) for topic in self._text_handlers]
-                await asyncio.shield(self._joined)
-                for fut in acks:
-                    await asyncio.shield(fut)
-        except InvalidStatus as exc:
-            self.state = ConnectionState.DISCONNECTED
-            body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
-            code = exc.response.status_code
-            raise AuthError(f"gateway refused the connection ({code}): {body}") from exc
-        except (OSError, WebSocketException, TimeoutError) as exc:
-            await self._teardown(f"connect failed: {exc!r}")
-            self.state = ConnectionState.DISCONNECTED
-            raise ConnectError(f"could not connect to {url}: {exc!r}") from exc
+            await self._open()
         except BaseException:
-            await self._teardown("connect failed")
             self.state = ConnectionState.DISCONNECTED
             raise
         self.state = ConnectionState.CONNECTED
 
+    async def _open(self) -> None:
+        """Open the socket, wait for ``joined`` and the acks of registered handlers."""
+        target = f"{self._url.rstrip('/')}/rtc?access_token={quote(self._token)}"
+        self._close_reason = ""
+        try:
+            async with asyncio.timeout(self._timeout):
+                ws = await connect(
+                    target,
+                    compression=None,
+                    max_size=16 * 1024 * 1024,
+                    max_queue=256,
+                    open_timeout=self._timeout,
+                )
+                self._ws = ws
+                loop = asyncio.get_running_loop()
+                self._joined = loop.create_future()
+                self._recv_task = loop.create_task(self._recv_loop(ws))
+                acks = self._resubscribe()
+                await asyncio.shield(self._joined)
+                for fut in acks:
+                    await asyncio.shield(fut)
+        except InvalidStatus as exc:
+            body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+            code = exc.response.status_code
+            raise AuthError(f"gateway refused the connection ({code}): {body}") from exc
+        except (OSError, WebSocketException, TimeoutError, ConnectionClosed) as exc:
+            await self._close_socket()
+            raise ConnectError(f"could not connect to {self._url}: {exc!r}") from exc
+        except BaseException:
+            await self._close_socket()
+            raise
+
+    def _resubscribe(self) -> list[asyncio.Future[None]]:
+        return [self._subscribe("subscribe", topic) for topic in self._text_handlers]
+
     async def disconnect(self) -> None:
         """Leave the room. Open streams end abnormally at their receivers. Idempotent."""
-        if (
-            self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED)
-            and self._ws is None
-        ):
+        self._closing = True
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED):
             return
-        await self._teardown("client disconnected")
+        await self._close_socket()
+        self._finish("client disconnected")
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     aclose = disconnect
 
@@ -214,41 +256,75 @@ class Room:
     ) -> None:
         await self.disconnect()
 
-    async def _teardown(self, reason: str) -> None:
+    async def _close_socket(self) -> None:
         ws, self._ws = self._ws, None
+        task, self._recv_task = self._recv_task, None
         if ws is not None:
             await ws.close()
-        task, self._recv_task = self._recv_task, None
         if task is not None and task is not asyncio.current_task():
             try:
                 await asyncio.wait_for(task, 5)
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
-        self._connection_lost(reason)
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _connection_lost(self, reason: str) -> None:
-        if self.state is ConnectionState.CLOSED:
-            return
-        was_connected = self.state is ConnectionState.CONNECTED
-        self.state = ConnectionState.CLOSED
-        why = self._close_reason or reason
-        for ev in self._incoming.abort_all(ErrorCode.CONNECTION_LOST, why):
+    def _fail_inflight(self, reason: str) -> None:
+        """The socket is gone: every open stream here ends, every pending call fails."""
+        for ev in self._incoming.abort_all(ErrorCode.CONNECTION_LOST, reason):
             self._on_stream_event(ev)
-        err = ConnectionClosed(why)
         for w in list(self._writers.values()):
-            w._fail(StreamAborted(why, code=ErrorCode.CONNECTION_LOST, stream_id=w.stream_id))
+            w._fail(StreamAborted(reason, code=ErrorCode.CONNECTION_LOST, stream_id=w.stream_id))
         self._writers.clear()
+        err = ConnectionClosed(reason)
         for fut in [*self._acks.values(), self._joined]:
             if fut is not None and not fut.done():
                 fut.set_exception(err)
                 fut.exception()
         self._acks.clear()
-        if was_connected:
-            self._emit("disconnected", why)
+
+    def _finish(self, reason: str) -> None:
+        """Final state: closed for good."""
+        self._fail_inflight(reason)
+        if self.state is ConnectionState.CLOSED:
+            return
+        was_up = self.state in (ConnectionState.CONNECTED, ConnectionState.RECONNECTING)
+        self.state = ConnectionState.CLOSED
+        if was_up:
+            self._emit("disconnected", reason)
+
+    def _socket_lost(self, ws: ClientConnection, reason: str, code: int | None) -> None:
+        if ws is not self._ws:
+            return  # an old socket, already replaced
+        self._ws = None
+        self._fail_inflight(reason)
+        if self.state is not ConnectionState.CONNECTED or self._closing:
+            return  # connect() or disconnect() is in charge
+        if not self._auto_reconnect or code in _FINAL_CLOSE_CODES:
+            self._finish(reason)
+            return
+        self.state = ConnectionState.RECONNECTING
+        self._emit("reconnecting", reason)
+        self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(reason))
+
+    async def _reconnect(self, reason: str) -> None:
+        delay = _RECONNECT_FIRST_DELAY
+        deadline = asyncio.get_running_loop().time() + self.reconnect_timeout
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RECONNECT_MAX_DELAY)
+            try:
+                await self._open()
+            except AuthError as exc:
+                reason = str(exc)
+                break
+            except (ConnectError, ConnectionClosed) as exc:
+                reason = str(exc)
+                continue
+            self.state = ConnectionState.CONNECTED
+            self._reconnect_task = None
+            self._emit("reconnected")
+            return
+        self._reconnect_task = None
+        self._finish(f"could not reconnect: {reason}")
 
     def _ensure_connected(self) -> None:
         if self.state is not ConnectionState.CONNECTED or self._ws is None:
@@ -309,10 +385,8 @@ class Room:
 
     # -- incoming ---------------------------------------------------------------------------
 
-    async def _recv_loop(self) -> None:
-        ws = self._ws
-        assert ws is not None
-        reason = "connection closed"
+    async def _recv_loop(self, ws: ClientConnection) -> None:
+        reason, code = "connection closed", None
         try:
             async for message in ws:
                 try:
@@ -322,12 +396,16 @@ class Room:
                     continue
                 self._on_frame(frame)
         except WsConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.reason:
-                reason = exc.rcvd.reason
+            if exc.rcvd is not None:
+                code = exc.rcvd.code
+                reason = exc.rcvd.reason or reason
+            else:
+                reason = "connection lost"
         finally:
-            rcvd = ws.close_reason
-            self._close_reason = self._close_reason or rcvd or reason
-            self._connection_lost(self._close_reason)
+            if ws.close_code is not None and code is None:
+                code = ws.close_code
+            self._close_reason = self._close_reason or ws.close_reason or reason
+            self._socket_lost(ws, self._close_reason, code)
 
     def _on_frame(self, frame: ServerFrame) -> None:
         if isinstance(frame, ChunkFrame):

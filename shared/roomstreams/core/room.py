@@ -53,6 +53,12 @@ class Sink(Protocol):
 
     def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None: ...
 
+    def presence(
+        self, room: str, session: str, identity: str, info: bytes | None, reason: str = ""
+    ) -> None:
+        """A member joined (``info`` is its ParticipantInfo JSON) or left (``info`` None)."""
+        ...
+
 
 @dataclass(slots=True)
 class Member:
@@ -127,6 +133,9 @@ class RoomState:
         if kind == "j":
             self._join(e, sink)
             return
+        if kind == "r":
+            self.remove(e.identity, e.reason or "removed from the room", sink)
+            return
         m = self.members.get(e.session)
         if m is None:
             return  # entry of a session that already left (or whose join was never seen)
@@ -199,6 +208,7 @@ class RoomState:
         )
         self._to(sink, m, _frame(joined))
         self._broadcast(sink, _frame(ParticipantJoinedFrame(participant=info)), exclude=e.session)
+        sink.presence(self.name, e.session, e.identity, e.data)
 
     def _leave(self, m: Member, reason: str, sink: Sink) -> None:
         for st in [s for s in self.streams.values() if s.sender == m.session]:
@@ -211,6 +221,16 @@ class RoomState:
                 st.targets = self._group(st.recipients)
         left = ParticipantLeftFrame(identity=m.identity, reason=reason)
         self._broadcast(sink, _frame(left), exclude=m.session)
+        sink.presence(self.name, m.session, m.identity, None, reason)
+
+    def remove(self, identity: str, reason: str, sink: Sink) -> bool:
+        """The server API removes a participant: its sockets are closed, it leaves."""
+        found = [m for m in self.members.values() if m.identity == identity]
+        for m in found:
+            self._leave(m, reason, sink)
+            goaway = GoAwayFrame(code=ErrorCode.REMOVED, reason=reason)
+            sink.close_sessions(m.gateway, [m.session], _frame(goaway))
+        return bool(found)
 
     def _header(self, m: Member, e: LogEntry, sink: Sink) -> None:
         sink.ack(m.gateway, m.session, e.size)

@@ -11,6 +11,7 @@ kind   fields
 ``j``  join: ``i`` identity, ``g`` gateway, ``c`` can_subscribe (1/0), ``d`` ParticipantInfo
        JSON, ``pm`` Permissions JSON
 ``l``  leave: ``r`` reason
+``r``  remove (from the server API; ``s`` is ``api``): ``i`` identity, ``r`` reason
 ``s``  subscribe: ``kd`` kind, ``tp`` topic, ``rq`` request id (optional)
 ``u``  unsubscribe: same fields
 ``h``  header: ``sid``, ``tp``, ``kd``, ``ds`` destinations (JSON list, optional), ``n``
@@ -46,6 +47,7 @@ class EntryKind:
     HEADER: Final = "h"
     CHUNK: Final = "c"
     TRAILER: Final = "t"
+    REMOVE: Final = "r"
 
 
 @dataclass(slots=True)
@@ -96,6 +98,9 @@ class LogEntry:
             e.permissions = f.get(b"pm", b"{}")
         elif kind == "l":
             e.reason = f.get(b"r", b"").decode()
+        elif kind == "r":
+            e.identity = f[b"i"].decode()
+            e.reason = f.get(b"r", b"").decode()
         return e
 
 
@@ -123,5 +128,8 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["d"] = e.data
         f["pm"] = e.permissions
     elif e.kind == "l":
+        f["r"] = e.reason
+    elif e.kind == "r":
+        f["i"] = e.identity
         f["r"] = e.reason
     return f

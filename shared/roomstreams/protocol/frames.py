@@ -70,6 +70,7 @@ class ErrorCode:
     LAGGED = "lagged"
     SLOW_CONSUMER = "slow_consumer"
     DUPLICATE_IDENTITY = "duplicate_identity"
+    REMOVED = "removed"
     CONNECTION_LOST = "connection_lost"
 
 

@@ -7,9 +7,11 @@ import zlib
 
 __all__ = [
     "GATEWAY_EVENTS",
+    "ROOMS",
     "ROOM_EVENTS",
     "inbox_key",
     "lease_key",
+    "members_key",
     "partition_ctl_key",
     "partition_of",
     "room_from_log_key",
@@ -20,6 +22,8 @@ __all__ = [
 GATEWAY_EVENTS = "rs:gateways"
 #: The router publishes room lifecycle events (room started/finished, participant joined/left).
 ROOM_EVENTS = "rs:room-events"
+#: Hash of live rooms: room name -> JSON {"created": ms, "partition": n}, kept by the router.
+ROOMS = "rs:rooms"
 
 
 def partition_of(room: str, partitions: int) -> int:
@@ -29,6 +33,11 @@ def partition_of(room: str, partitions: int) -> int:
 
 def room_log_key(room: str, partitions: int) -> str:
     return f"rs:{{p{partition_of(room, partitions)}}}:room:{room}"
+
+
+def members_key(room: str, partitions: int) -> str:
+    """Hash of a room's members: session -> ParticipantInfo JSON, kept by the router."""
+    return f"rs:{{p{partition_of(room, partitions)}}}:members:{room}"
 
 
 def room_from_log_key(key: str) -> str:

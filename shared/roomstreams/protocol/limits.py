@@ -5,6 +5,9 @@ from __future__ import annotations
 __all__ = [
     "MAX_ATTRIBUTES_BYTES",
     "MAX_CHUNK_BYTES",
+    "MAX_DATA_BYTES",
+    "MAX_DATA_META_BYTES",
+    "MAX_FILE_NAME_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_HEADER_BYTES",
     "MAX_IDENTITY_BYTES",
@@ -12,8 +15,17 @@ __all__ = [
     "MAX_TOPIC_BYTES",
 ]
 
-#: Largest text chunk content, in UTF-8 bytes (LiveKit's STREAM_CHUNK_SIZE).
+#: Largest chunk content, in bytes: UTF-8 bytes of a text chunk, payload of a binary byte
+#: chunk (LiveKit's STREAM_CHUNK_SIZE).
 MAX_CHUNK_BYTES = 15_000
+#: Largest data packet payload (``publish_data``), in bytes: LiveKit's recommended maximum for
+#: reliable packets. The gateway answers a larger one with an ``error`` frame, code
+#: ``data_too_large``, and drops it.
+MAX_DATA_BYTES = 15_000
+#: Largest JSON meta of a data packet frame (topic and destination identities), in bytes.
+MAX_DATA_META_BYTES = 15_000
+#: Longest byte stream name (a file name), in UTF-8 bytes.
+MAX_FILE_NAME_BYTES = 255
 #: Largest header frame, serialised, in bytes.
 MAX_HEADER_BYTES = 15_000
 #: Largest WebSocket message the gateway accepts from a client. A chunk of 15000 bytes of
