@@ -214,7 +214,10 @@ class Router:
 
 def create_app(settings: RouterSettings | None = None) -> tuple[FastStream, Router]:
     s = settings or RouterSettings()
-    broker = RedisBroker(s.redis_url, logger=logging.getLogger("router.broker"))
+    # consumed heartbeats are logged at DEBUG: one INFO line per beat would drown the log
+    broker = RedisBroker(
+        s.redis_url, logger=logging.getLogger("router.broker"), log_level=logging.DEBUG
+    )
     router = Router(s, broker)
 
     @broker.subscriber(stream=StreamSub(GATEWAY_EVENTS, last_id="$"))

@@ -1,0 +1,53 @@
+"""Room lifecycle events, for backend services that act on rooms (LiveKit's webhooks and
+agent dispatch): the router publishes them on the Redis stream ``rs:room-events`` through
+FastStream; consume them with FastStream and a consumer group, so that a service that falls
+behind or restarts misses nothing it has not acknowledged:
+
+    from faststream import FastStream
+    from faststream.redis import RedisBroker
+    from roomstreams.events import RoomEvent, room_events
+
+    broker = RedisBroker("redis://127.0.0.1:6379/0")
+
+    @broker.subscriber(stream=room_events(group="agents", consumer="agent-1"))
+    async def on_event(event: RoomEvent) -> None:
+        if event.event == "room_started":
+            ...
+
+    app = FastStream(broker)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from faststream.redis import StreamSub
+from pydantic import BaseModel
+
+from .protocol.keys import ROOM_EVENTS
+
+__all__ = ["ROOM_EVENTS", "RoomEvent", "room_events", "room_events_claimer"]
+
+
+class RoomEvent(BaseModel):
+    event: Literal["room_started", "participant_joined", "participant_left", "room_finished"]
+    room: str
+    #: milliseconds since the epoch, as a string (Redis field)
+    t: str
+    identity: str = ""
+    reason: str = ""
+
+
+def room_events(*, group: str, consumer: str) -> StreamSub:
+    """A FastStream subscription to the room events in consumer group ``group``.
+
+    An entry is acknowledged when the handler returns. A consumer that restarts continues
+    after the last entry its group was given, so nothing published meanwhile is missed.
+    An entry whose handler raised (or whose consumer died mid-way) stays pending: subscribe
+    :func:`room_events_claimer` too, and it is handed over once idle."""
+    return StreamSub(ROOM_EVENTS, group=group, consumer=consumer)
+
+
+def room_events_claimer(*, group: str, consumer: str, idle_ms: int = 30_000) -> StreamSub:
+    """Claims (``XAUTOCLAIM``) entries of ``group`` left unacknowledged for ``idle_ms``."""
+    return StreamSub(ROOM_EVENTS, group=group, consumer=consumer, min_idle_time=idle_ms)
