@@ -28,7 +28,7 @@ async def test_send_text_reaches_handler_on_other_gateway(connect: Any) -> None:
     assert rec.error is None
     assert rec.info.id == info.id == info.stream_id
     assert rec.info.topic == "chat"
-    assert rec.info.size == len("hello bob".encode())
+    assert rec.info.size == len(b"hello bob")
     assert rec.info.attributes == {"lang": "en"}
     assert rec.info.mime_type == "text/plain"
     assert before <= rec.info.timestamp <= int(time.time() * 1000)
