@@ -1,11 +1,17 @@
 """The ``roomstreams`` command: ``up`` (a whole system on this machine), ``token`` (a dev
-access token) and ``bench`` (benchmarks, in :mod:`roomstreams.bench`)."""
+access token), ``bench`` (benchmarks, in :mod:`roomstreams.bench`), ``send`` (a text stream
+into a room) and ``listen`` (print a room's text streams)."""
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import importlib
 import os
 import signal
+import sys
+import threading
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -14,9 +20,20 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
 from ._launcher import ChildExit, Launcher, SystemConfig
 from ._redis_server import describe_server_binary
+from .api import RoomService
+from .client import Room, TextStreamReader
+from .exceptions import RoomStreamsError, StreamAborted
 from .token import AccessToken, VideoGrants
 
 __all__ = ["DEV_API_KEY", "DEV_API_SECRET", "READY_LINE", "app", "main"]
@@ -221,6 +238,248 @@ def bench(
     result = run_cli(workloads=workloads, out=out, quick=quick)
     if isinstance(result, int) and result != 0:
         raise typer.Exit(result)
+
+
+# -- send / listen --------------------------------------------------------------------------
+
+DEFAULT_URL = "ws://127.0.0.1:7880"
+Url = Annotated[str, typer.Option(envvar="ROOMSTREAMS_URL", help="Gateway URL.")]
+_READ_BLOCK = 16 * 1024  # bytes read from a file or stdin per write
+
+
+class _Failed(Exception):
+    """What ``send``/``listen`` print as ``error: ...`` before exiting with 1."""
+
+
+def _participant_token(
+    api_key: str, api_secret: str, room: str, identity: str, *, publish: bool, subscribe: bool
+) -> str:
+    grants = VideoGrants(
+        room=room, room_join=True, can_publish_data=publish, can_subscribe=subscribe
+    )
+    return AccessToken(api_key, api_secret).with_identity(identity).with_grants(grants).to_jwt()
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(1)
+
+
+async def _blocks(fd: int) -> AsyncIterator[bytes]:
+    """The blocks of file descriptor ``fd`` as they can be read (a pipe: what is there, without
+    waiting for a whole block). A daemon thread reads, at most a few blocks ahead of the
+    writer: a blocking read of stdin cannot be cancelled, and this way Ctrl-C does not wait for
+    the next line. It reads the descriptor, not ``sys.stdin.buffer``, whose lock a thread
+    blocked in it would hold at interpreter shutdown (a fatal error)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=4)
+
+    def pump() -> None:
+        try:
+            while True:
+                try:
+                    item: bytes | BaseException | None = os.read(fd, _READ_BLOCK) or None
+                except OSError as exc:
+                    item = exc
+                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+                if not isinstance(item, bytes):
+                    return
+        except BaseException:  # the loop is gone: nobody wants the rest
+            return
+
+    threading.Thread(target=pump, name="roomstreams-send-reader", daemon=True).start()
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise _Failed(f"could not read the input: {item}")
+        yield item
+
+
+async def _send(
+    url: str,
+    token: str,
+    *,
+    room: str,
+    topic: str,
+    text: str | None,
+    source: int | None,
+    size: int | None,
+    check_room: tuple[str, str] | None,
+) -> str:
+    if check_room is not None:
+        async with RoomService(url, *check_room) as api:
+            if room not in {r.name for r in await api.list_rooms()}:
+                raise _Failed(f"room '{room}' does not exist (--create sends anyway)")
+    async with Room() as r:
+        await r.connect(url, token, reconnect=False)
+        if source is None:  # the text argument: one write
+            assert text is not None
+            writer = await r.local_participant.stream_text(
+                topic=topic, total_size=len(text.encode())
+            )
+            async with writer:
+                await writer.write(text)
+            return writer.stream_id
+        # a file or stdin: decoded and written a block at a time, with a progress bar on a
+        # terminal (the bytes read; writes wait while the path to the room is full)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        progress = Progress(
+            TextColumn("[bold]sending"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        )
+        writer = await r.local_participant.stream_text(topic=topic, total_size=size)
+        with progress:
+            task = progress.add_task("send", total=size)
+            async with writer:  # a failure half-way ends the stream abnormally
+                try:
+                    async for block in _blocks(source):
+                        if piece := decoder.decode(block):
+                            await writer.write(piece)
+                        progress.advance(task, len(block))
+                    if tail := decoder.decode(b"", final=True):
+                        await writer.write(tail)
+                except UnicodeDecodeError as exc:
+                    raise _Failed(f"the input is not UTF-8 text: {exc}") from exc
+        return writer.stream_id
+
+
+@app.command()
+def send(
+    room: Annotated[str, typer.Option(help="Room to send to.")],
+    text: Annotated[
+        str | None,
+        typer.Argument(help="Text to send. Without it: --file, else stdin.", show_default=False),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", "-f", exists=True, dir_okay=False, help="Send this UTF-8 file's content."
+        ),
+    ] = None,
+    topic: Annotated[str, typer.Option(help="Topic of the stream.")] = "chat",
+    identity: Annotated[str, typer.Option(help="Sender identity.")] = "cli",
+    url: Url = DEFAULT_URL,
+    create: Annotated[
+        bool,
+        typer.Option("--create", help="Send even if the room does not exist (joining creates it)."),
+    ] = False,
+    api_key: ApiKey = DEV_API_KEY,
+    api_secret: ApiSecret = DEV_API_SECRET,
+) -> None:
+    """Send a text stream to a room; print its stream id.
+
+    The text is the argument, the content of --file, or stdin (read and sent as it comes,
+    e.g. `tail -f log | roomstreams send --room R`). A room that does not exist (nobody in
+    it) is an error unless --create. Signed with the dev API key/secret unless
+    --api-key/--api-secret or ROOMSTREAMS_API_KEY/ROOMSTREAMS_API_SECRET.
+    """
+    if text is not None and file is not None:
+        raise typer.BadParameter("give TEXT or --file, not both", param_hint="--file")
+    token = _participant_token(api_key, api_secret, room, identity, publish=True, subscribe=False)
+    check = None if create else (api_key, api_secret)
+
+    def run(given: str | None, fd: int | None, size: int | None) -> str:
+        coro = _send(
+            url, token, room=room, topic=topic, text=given, source=fd, size=size,
+            check_room=check,
+        )  # fmt: skip
+        return asyncio.run(coro)
+
+    try:
+        if file is not None:
+            with file.open("rb") as f:
+                stream_id = run(None, f.fileno(), os.fstat(f.fileno()).st_size)
+        elif text is None:
+            stream_id = run(None, sys.stdin.fileno(), None)
+        else:
+            stream_id = run(text, None, None)
+    except (_Failed, RoomStreamsError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(stream_id)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: backslash, CR and LF escaped as in Python literals."""
+    return text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+
+
+async def _listen(url: str, token: str, *, room: str, topics: list[str], whole: bool) -> None:
+    stop = asyncio.Event()
+    lost: list[str] = []
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    show_topic = len(topics) > 1
+
+    async def on_stream(reader: TextStreamReader, sender: str) -> None:
+        info = reader.info
+        head = f"{sender} {info.stream_id}" + (f" [{info.topic}]" if show_topic else "")
+        try:
+            if whole:
+                typer.echo(f"{head}: {_one_line(await reader.read_all())}")
+            else:
+                async for chunk in reader:
+                    typer.echo(f"{head}: {_one_line(chunk)}")
+        except StreamAborted as exc:
+            typer.echo(f"{head}: ended abnormally ({exc.code}): {exc.reason}", err=True)
+
+    def on_disconnected(reason: str) -> None:
+        if not stop.is_set():  # not our own disconnect() after Ctrl-C
+            lost.append(reason)
+            stop.set()
+
+    r = Room()
+    for topic in topics:
+        r.register_text_stream_handler(topic, on_stream)
+    r.on("disconnected", on_disconnected)
+    r.on("reconnecting", lambda reason: typer.echo(f"reconnecting: {reason}", err=True))
+    r.on("reconnected", lambda: typer.echo("reconnected", err=True))
+    await r.connect(url, token)
+    try:
+        typer.echo(f"listening on room '{room}' (topics: {', '.join(topics)})", err=True)
+        await stop.wait()
+    finally:
+        await r.disconnect()
+    if lost:
+        raise _Failed(f"disconnected from room '{room}': {lost[0]}")
+
+
+@app.command()
+def listen(
+    room: Annotated[str, typer.Option(help="Room to listen in (joining creates it).")],
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", "-t", help="Topic to receive; repeat for several (default: chat)."),
+    ] = None,
+    whole: Annotated[
+        bool, typer.Option("--whole", help="One line per message once complete, not per chunk.")
+    ] = False,
+    identity: Annotated[str, typer.Option(help="Listener identity.")] = "listener",
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = DEV_API_KEY,
+    api_secret: ApiSecret = DEV_API_SECRET,
+) -> None:
+    """Print the text streams sent in a room as they arrive, until Ctrl-C.
+
+    One line per chunk, `SENDER STREAM_ID: TEXT` (with ` [TOPIC]` after the id when listening
+    to several topics), or one per message with --whole; newlines and backslashes in the text
+    are escaped (\\n, \\\\) so each stays on one line. The line `listening on room 'R'` on
+    stderr says the handlers are in effect. Streams ending abnormally are reported on stderr.
+    """
+    topics = list(dict.fromkeys(topic or ["chat"]))
+    token = _participant_token(api_key, api_secret, room, identity, publish=False, subscribe=True)
+    try:
+        asyncio.run(_listen(url, token, room=room, topics=topics, whole=whole))
+    except (_Failed, RoomStreamsError) as exc:
+        raise _fail(str(exc)) from None
 
 
 def main() -> None:

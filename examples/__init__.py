@@ -1,0 +1,1 @@
+"""Example backend services built on roomstreams (run them as scripts: see their docstrings)."""
