@@ -14,7 +14,18 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from roomstreams.core.outgoing import FrameRejected, OutgoingStreams
+from roomstreams.protocol.binary import (
+    BYTE_CHUNK,
+    DATA_PACKET,
+    BadBinaryFrame,
+    DataMeta,
+    DeliveredDataMeta,
+    decode_byte_chunk,
+    decode_data_packet,
+    encode_data_packet,
+)
 from roomstreams.protocol.entries import LogEntry
+from roomstreams.protocol.filenames import file_name_problem
 from roomstreams.protocol.frames import (
     ChunkFrame,
     DeliveredHeader,
@@ -30,6 +41,8 @@ from roomstreams.protocol.frames import (
 )
 from roomstreams.protocol.limits import (
     MAX_ATTRIBUTES_BYTES,
+    MAX_DATA_BYTES,
+    MAX_DATA_META_BYTES,
     MAX_FRAME_BYTES,
     MAX_HEADER_BYTES,
     MAX_IDENTITY_BYTES,
@@ -72,21 +85,36 @@ def _error(
     )
 
 
-def _check_topic(topic: str) -> None:
+def _check_topic(topic: str, *, stream_id: str | None = None, req: int | None = None) -> None:
     n = len(topic.encode("utf-8", "replace"))
     if n == 0:
-        raise FrameRejected(ErrorCode.BAD_TOPIC, "topic must not be empty")
+        raise FrameRejected(
+            ErrorCode.BAD_TOPIC, "topic must not be empty", stream_id=stream_id, req=req
+        )
     if n > MAX_TOPIC_BYTES:
-        raise FrameRejected(ErrorCode.BAD_TOPIC, f"topic of {n} bytes exceeds {MAX_TOPIC_BYTES}")
+        raise FrameRejected(
+            ErrorCode.BAD_TOPIC,
+            f"topic of {n} bytes exceeds {MAX_TOPIC_BYTES}",
+            stream_id=stream_id,
+            req=req,
+        )
 
 
-def _classify(exc: ValidationError) -> tuple[str, str]:
+def _salvage(raw: bytes) -> dict[str, object] | None:
+    try:
+        obj = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _classify(exc: ValidationError, raw: bytes) -> tuple[str, str]:
     errs = exc.errors(include_url=False)
     first = errs[0] if errs else {"type": "", "msg": str(exc), "loc": ()}
     t = first["type"]
     if t == "json_invalid":
         msg = str(first["msg"])
-        if "escape" in msg or "surrogate" in msg:
+        if _salvage(raw) is not None:  # valid JSON to Python's parser: lone surrogates
             return ErrorCode.BAD_UTF8, f"invalid UTF-8 in frame: {msg}"
         return ErrorCode.BAD_JSON, f"frame is not valid JSON: {msg}"
     if t in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type", "model_type"):
@@ -172,7 +200,8 @@ class Connection:
         ws, q = self.ws, self._queue
         while True:
             frame = await q.get()
-            await ws.send(frame, text=True)
+            # JSON frames start with "{"; binary ones (byte chunks, data packets) never do
+            await ws.send(frame, text=frame[:1] == b"{")
 
     # -- pacing -----------------------------------------------------------------------------
 
@@ -230,7 +259,7 @@ class Connection:
         try:
             self._handle(raw)
         except FrameRejected as rej:
-            self.push(_error(rej.code, rej.message, stream_id=rej.stream_id))
+            self.push(_error(rej.code, rej.message, stream_id=rej.stream_id, req=rej.req))
             if rej.abort is not None:
                 data = rej.abort.model_dump_json().encode()
                 self._entry(
@@ -244,15 +273,22 @@ class Connection:
             raise FrameRejected(
                 ErrorCode.FRAME_TOO_LARGE, f"frame of {len(raw)} bytes exceeds {MAX_FRAME_BYTES}"
             )
+        if raw[:1] == bytes((BYTE_CHUNK,)):
+            self._byte_chunk(raw)
+            return
+        if raw[:1] == bytes((DATA_PACKET,)):
+            self._data_packet(raw)
+            return
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            code = ErrorCode.BAD_UTF8 if b'"chunk"' in raw else ErrorCode.BAD_ENCODING
-            raise FrameRejected(code, f"frame is not valid UTF-8: {exc.reason}") from None
+            self._bad_text(raw, f"frame is not valid UTF-8: {exc.reason}", ErrorCode.BAD_ENCODING)
         try:
-            frame = client_frame_adapter.validate_json(raw)
+            frame = client_frame_adapter.validate_json(raw, strict=True)
         except ValidationError as exc:
-            code, message = _classify(exc)
+            code, message = _classify(exc, raw)
+            if code == ErrorCode.BAD_UTF8:
+                self._bad_text(raw, message, ErrorCode.BAD_UTF8)
             raise FrameRejected(code, message) from None
         if isinstance(frame, ChunkFrame):
             self._chunk(frame, raw)
@@ -263,7 +299,16 @@ class Connection:
         else:
             self._subscription(frame)
 
-    def _may_publish(self, stream_id: str) -> None:
+    def _bad_text(self, raw: bytes, message: str, default: str) -> None:
+        """Undecodable text: if it names an open stream's chunk, that stream ends too."""
+        obj = _salvage(raw)
+        if obj is None or obj.get("type") != "chunk" or not isinstance(obj.get("stream_id"), str):
+            raise FrameRejected(default, message)
+        sid = str(obj["stream_id"])
+        self._may_publish(sid)
+        raise self._out.abort(sid, ErrorCode.BAD_UTF8, message)
+
+    def _may_publish(self, stream_id: str | None) -> None:
         if not self.ident.claims.video.can_publish_data:
             raise FrameRejected(
                 ErrorCode.PERMISSION_DENIED,
@@ -272,7 +317,7 @@ class Connection:
             )
 
     def _subscription(self, f: SubscribeFrame | UnsubscribeFrame) -> None:
-        _check_topic(f.topic)
+        _check_topic(f.topic, req=f.req)
         kind = "s" if isinstance(f, SubscribeFrame) else "u"
         self._entry(
             LogEntry(kind=kind, session=self.session, topic=f.topic, stream_kind=f.kind, req=f.req)
@@ -286,7 +331,7 @@ class Connection:
                 f"header of {len(raw)} bytes exceeds {MAX_HEADER_BYTES}",
                 stream_id=h.stream_id,
             )
-        _check_topic(h.topic)
+        _check_topic(h.topic, stream_id=h.stream_id)
         if not h.stream_id or len(h.stream_id.encode()) > MAX_STREAM_ID_BYTES:
             raise FrameRejected(ErrorCode.BAD_FRAME, "stream_id must be 1 to 128 bytes")
         if any(not d or len(d.encode()) > MAX_IDENTITY_BYTES for d in h.destination_identities):
@@ -297,9 +342,9 @@ class Connection:
             )
         if len(json.dumps(h.attributes)) > MAX_ATTRIBUTES_BYTES:
             raise FrameRejected(ErrorCode.BAD_FRAME, "attributes too large", stream_id=h.stream_id)
-        if h.kind == "byte" and not h.name:
+        if h.kind == "byte" and (problem := file_name_problem(h.name)) is not None:
             raise FrameRejected(
-                ErrorCode.BAD_FRAME, "a byte stream header needs a name", stream_id=h.stream_id
+                ErrorCode.BAD_FRAME, f"bad byte stream name: {problem}", stream_id=h.stream_id
             )
         self._out.header(h)
         delivered = DeliveredHeader(**h.model_dump(), sender=self.ident.claims.identity)
@@ -325,6 +370,58 @@ class Connection:
         self._charge(len(raw))
         self._entry(
             LogEntry(kind="c", session=self.session, stream_id=c.stream_id, data=raw, size=len(raw))
+        )
+
+    def _byte_chunk(self, raw: bytes) -> None:
+        """A binary byte chunk: stored and delivered as the client's bytes."""
+        try:
+            c = decode_byte_chunk(raw)
+        except BadBinaryFrame as exc:
+            raise FrameRejected(ErrorCode.BAD_FRAME, f"malformed byte chunk: {exc}") from None
+        self._may_publish(c.stream_id)
+        self._out.byte_chunk(c.stream_id, c.chunk_index, len(c.payload))
+        self._charge(len(raw))
+        self._entry(
+            LogEntry(kind="c", session=self.session, stream_id=c.stream_id, data=raw, size=len(raw))
+        )
+
+    def _data_packet(self, raw: bytes) -> None:
+        """A data packet: re-emitted with the sender's identity stamped in its meta."""
+        self._may_publish(None)
+        try:
+            p = decode_data_packet(raw)
+            if len(p.meta) > MAX_DATA_META_BYTES:
+                raise BadBinaryFrame(f"meta of {len(p.meta)} bytes exceeds {MAX_DATA_META_BYTES}")
+            meta = DataMeta.model_validate_json(p.meta)
+        except (BadBinaryFrame, ValidationError) as exc:
+            raise FrameRejected(ErrorCode.BAD_FRAME, f"malformed data packet: {exc}") from None
+        if len(p.payload) > MAX_DATA_BYTES:
+            raise FrameRejected(
+                ErrorCode.DATA_TOO_LARGE,
+                f"data packet payload of {len(p.payload)} bytes exceeds {MAX_DATA_BYTES}",
+            )
+        if len(meta.topic.encode("utf-8", "replace")) > MAX_TOPIC_BYTES:
+            raise FrameRejected(ErrorCode.BAD_TOPIC, f"topic longer than {MAX_TOPIC_BYTES} bytes")
+        if any(not d or len(d.encode()) > MAX_IDENTITY_BYTES for d in meta.destination_identities):
+            raise FrameRejected(ErrorCode.BAD_FRAME, "destination identities must be non-empty")
+        delivered = DeliveredDataMeta(
+            topic=meta.topic,
+            destination_identities=meta.destination_identities,
+            sender=self.ident.claims.identity,
+        )
+        data = encode_data_packet(
+            delivered.model_dump_json().encode(), p.payload, reliable=p.reliable
+        )
+        self._charge(len(data))
+        self._entry(
+            LogEntry(
+                kind="p",
+                session=self.session,
+                topic=meta.topic,
+                destinations=tuple(meta.destination_identities),
+                data=data,
+                size=len(data),
+            )
         )
 
     def _trailer(self, t: TrailerFrame, raw: bytes) -> None:

@@ -1,4 +1,5 @@
-"""roomstreams: realtime text streams between the participants of a room, over Redis Streams.
+"""roomstreams: realtime text and byte streams, and data packets, between the participants of
+a room, over Redis Streams.
 
 import roomstreams
 
@@ -8,7 +9,12 @@ info = await room.local_participant.send_text("hello", topic="chat")
 """
 
 from .client import (
+    ByteStreamHandler,
+    ByteStreamInfo,
+    ByteStreamReader,
+    ByteStreamWriter,
     ConnectionState,
+    DataPacket,
     LocalParticipant,
     Registration,
     RemoteParticipant,
@@ -30,6 +36,7 @@ from .exceptions import (
     StreamClosed,
     StreamError,
     StreamSizeMismatch,
+    UnsafeFileName,
 )
 from .token import AccessToken, Claims, VideoGrants, verify_token
 
@@ -38,10 +45,15 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessToken",
     "AuthError",
+    "ByteStreamHandler",
+    "ByteStreamInfo",
+    "ByteStreamReader",
+    "ByteStreamWriter",
     "Claims",
     "ConnectError",
     "ConnectionClosed",
     "ConnectionState",
+    "DataPacket",
     "LocalParticipant",
     "PermissionDenied",
     "Registration",
@@ -58,6 +70,7 @@ __all__ = [
     "TextStreamInfo",
     "TextStreamReader",
     "TextStreamWriter",
+    "UnsafeFileName",
     "VideoGrants",
     "__version__",
     "verify_token",

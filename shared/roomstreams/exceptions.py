@@ -11,7 +11,9 @@ Tree::
     └── StreamError             something about one stream
         ├── StreamClosed        *we* closed it: writing after close()
         ├── StreamAborted       the stream ended abnormally (sender left, close reason, lag, ...)
-        └── StreamSizeMismatch  total_size announced and bytes written disagree
+        ├── StreamSizeMismatch  total_size announced and bytes written disagree
+        └── UnsafeFileName      a byte stream name that is a path, not a plain file name
+                                (also a ValueError)
 
 Errors from redis-py, websockets or pydantic never cross the public API: they are
 translated at the boundary and chained with ``raise ... from exc``.
@@ -30,6 +32,7 @@ __all__ = [
     "StreamClosed",
     "StreamError",
     "StreamSizeMismatch",
+    "UnsafeFileName",
 ]
 
 
@@ -97,3 +100,8 @@ class StreamAborted(StreamError):
 
 class StreamSizeMismatch(StreamError):
     """The bytes written do not match the announced total size."""
+
+
+class UnsafeFileName(StreamError, ValueError):
+    """A byte stream name with a path separator, ``..``, an absolute path or a control
+    character: refused when sending, and by ``ByteStreamReader.write_to_file``."""

@@ -39,16 +39,23 @@ class VideoGrants:
             "canSubscribe": self.can_subscribe,
         }
 
+    @staticmethod
+    def _flag(c: dict[str, Any], key: str, default: bool) -> bool:
+        v = c.get(key, default)
+        if not isinstance(v, bool):
+            raise AuthError(f"grant {key!r} must be a boolean")
+        return v
+
     @classmethod
     def from_claims(cls, c: dict[str, Any]) -> VideoGrants:
         return cls(
             room=str(c.get("room", "")),
-            room_join=bool(c.get("roomJoin", False)),
-            room_admin=bool(c.get("roomAdmin", False)),
-            room_list=bool(c.get("roomList", False)),
+            room_join=cls._flag(c, "roomJoin", False),
+            room_admin=cls._flag(c, "roomAdmin", False),
+            room_list=cls._flag(c, "roomList", False),
             # LiveKit defaults both to true when absent
-            can_publish_data=bool(c.get("canPublishData", True)),
-            can_subscribe=bool(c.get("canSubscribe", True)),
+            can_publish_data=cls._flag(c, "canPublishData", True),
+            can_subscribe=cls._flag(c, "canSubscribe", True),
         )
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..exceptions import PermissionDenied
 from ..protocol.chunking import utf8_len
 from ..protocol.frames import HeaderFrame
-from .streams import TextStreamInfo, TextStreamWriter
+from . import bytestreams, data
+from .bytestreams import DEFAULT_MIME_TYPE, ByteStreamInfo, ByteStreamWriter
+from .streams import StreamState, TextStreamInfo, TextStreamWriter
 
 if TYPE_CHECKING:
     from .room import Room
@@ -27,7 +34,8 @@ class RemoteParticipant:
 
 
 class LocalParticipant:
-    """This connection's participant: ``send_text`` and ``stream_text``."""
+    """This connection's participant: ``send_text``/``stream_text``,
+    ``send_file``/``send_bytes``/``stream_bytes`` and ``publish_data``."""
 
     def __init__(self, room: Room) -> None:
         self._room = room
@@ -51,12 +59,23 @@ class LocalParticipant:
         version: int = 0,
         generated: bool = False,
         attached_stream_ids: list[str] | None = None,
+        attachments: Sequence[str | os.PathLike[str]] | None = None,
     ) -> TextStreamWriter:
-        """Open a text stream. Write to it, then close it: receivers' readers end only then."""
+        """Open a text stream. Write to it, then close it: receivers' readers end only then.
+
+        ``attachments`` are file paths, each sent as a byte stream on the same topic (and to
+        the same destinations) right after the text stream's header, which lists their ids
+        in ``attached_stream_ids``."""
         room = self._room
         room._ensure_connected()
         if not self.can_publish_data:
             raise PermissionDenied("this token does not allow publishing data (canPublishData)")
+        files = [Path(a) for a in attachments or ()]
+        for f in files:
+            if not await asyncio.to_thread(f.is_file):
+                raise FileNotFoundError(f"attachment {str(f)!r} is not a file")
+        file_ids = [str(uuid.uuid4()) for _ in files]
+        attached_stream_ids = [*(attached_stream_ids or ()), *file_ids]
         info = TextStreamInfo(
             stream_id=stream_id or str(uuid.uuid4()),
             topic=topic,
@@ -90,6 +109,19 @@ class LocalParticipant:
         except BaseException:
             room._forget_writer(info.stream_id)
             raise
+        try:
+            for f, file_id in zip(files, file_ids, strict=True):
+                await self.send_file(
+                    f,
+                    topic=topic,
+                    destination_identities=destination_identities,
+                    stream_id=file_id,
+                )
+        except BaseException as exc:
+            if writer.state is StreamState.OPEN:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(writer.close(reason=f"attachment failed: {exc!r}"[:500]))
+            raise
         return writer
 
     async def send_text(
@@ -100,16 +132,119 @@ class LocalParticipant:
         destination_identities: list[str] | None = None,
         attributes: dict[str, str] | None = None,
         reply_to_id: str | None = None,
+        attachments: Sequence[str | os.PathLike[str]] | None = None,
     ) -> TextStreamInfo:
         """Send a whole text (any size: it is chunked) as one stream; returns its info once
-        the router has routed its end."""
+        the router has routed its end. ``attachments``: see :meth:`stream_text`."""
         writer = await self.stream_text(
             topic=topic,
             destination_identities=destination_identities,
             attributes=attributes,
             total_size=utf8_len(text),
             reply_to_id=reply_to_id,
+            attachments=attachments,
         )
         async with writer:
             await writer.write(text)
         return writer.info
+
+    # -- byte streams ----------------------------------------------------------------------
+
+    async def stream_bytes(
+        self,
+        name: str,
+        *,
+        topic: str,
+        total_size: int | None = None,
+        mime_type: str = DEFAULT_MIME_TYPE,
+        destination_identities: list[str] | None = None,
+        attributes: dict[str, str] | None = None,
+        stream_id: str | None = None,
+    ) -> ByteStreamWriter:
+        """Open a byte stream named ``name`` (a plain file name: no path). Write ``bytes`` to
+        it, then close it: receivers' readers end only then."""
+        return await bytestreams.open_byte_stream(
+            self._room,
+            name=name,
+            topic=topic,
+            mime_type=mime_type,
+            total_size=total_size,
+            destination_identities=destination_identities,
+            attributes=attributes,
+            stream_id=stream_id,
+        )
+
+    async def send_bytes(
+        self,
+        payload: bytes | bytearray | memoryview,
+        *,
+        name: str,
+        topic: str,
+        mime_type: str = DEFAULT_MIME_TYPE,
+        destination_identities: list[str] | None = None,
+        attributes: dict[str, str] | None = None,
+        stream_id: str | None = None,
+    ) -> ByteStreamInfo:
+        """Send bytes in memory as one byte stream; returns its info once the router has
+        routed its end."""
+        view = memoryview(payload).cast("B")
+        writer = await self.stream_bytes(
+            name,
+            topic=topic,
+            total_size=len(view),
+            mime_type=mime_type,
+            destination_identities=destination_identities,
+            attributes=attributes,
+            stream_id=stream_id,
+        )
+        async with writer:
+            await writer.write(view)
+        return writer.info
+
+    async def send_file(
+        self,
+        file_path: str | os.PathLike[str],
+        *,
+        topic: str,
+        name: str | None = None,
+        mime_type: str | None = None,
+        destination_identities: list[str] | None = None,
+        attributes: dict[str, str] | None = None,
+        stream_id: str | None = None,
+    ) -> ByteStreamInfo:
+        """Send a file as one byte stream, read a block at a time (memory stays bounded
+        whatever its size). The name is the file's (or ``name``), the MIME type guessed from
+        it when not given, the size the file's. Returns the info once the router has routed
+        the stream's end."""
+        return await bytestreams.send_file(
+            self._room,
+            file_path,
+            topic=topic,
+            name=name,
+            mime_type=mime_type,
+            destination_identities=destination_identities,
+            attributes=attributes,
+            stream_id=stream_id,
+        )
+
+    # -- data packets ----------------------------------------------------------------------
+
+    async def publish_data(
+        self,
+        payload: bytes | bytearray | memoryview | str,
+        *,
+        reliable: bool = True,
+        destination_identities: list[str] | None = None,
+        topic: str = "",
+    ) -> None:
+        """Send a data packet (``str`` is sent as UTF-8) to every other participant, or to
+        ``destination_identities``; receivers get a ``data_received`` event. At most
+        15000 bytes (``ValueError`` beyond). Returns once the packet is on its way (no
+        delivery receipt)."""
+        await data.publish_data(
+            self._room,
+            payload,
+            reliable=reliable,
+            destination_identities=destination_identities,
+            topic=topic,
+        )

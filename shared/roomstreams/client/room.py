@@ -26,6 +26,7 @@ from ..exceptions import (
     ServerError,
     StreamAborted,
 )
+from ..protocol.binary import BYTE_CHUNK, decode_byte_chunk, is_binary
 from ..protocol.frames import (
     AckFrame,
     ChunkFrame,
@@ -43,14 +44,23 @@ from ..protocol.frames import (
     UnsubscribeFrame,
     server_frame_adapter,
 )
+from .bytestreams import ByteStreamInfo, ByteStreamReader
+from .data import packet_from_frame
 from .participant import LocalParticipant, RemoteParticipant
-from .streams import DEFAULT_READER_BUFFER, TextStreamInfo, TextStreamReader, TextStreamWriter
+from .streams import (
+    DEFAULT_READER_BUFFER,
+    StreamReaderBase,
+    StreamWriterBase,
+    TextStreamInfo,
+    TextStreamReader,
+)
 
-__all__ = ["ConnectionState", "Registration", "Room", "TextStreamHandler"]
+__all__ = ["ByteStreamHandler", "ConnectionState", "Registration", "Room", "TextStreamHandler"]
 
 logger = logging.getLogger("roomstreams.room")
 
 TextStreamHandler = Callable[[TextStreamReader, str], Awaitable[None] | None]
+ByteStreamHandler = Callable[[ByteStreamReader, str], Awaitable[None] | None]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -95,7 +105,8 @@ class Room:
 
     Events (``room.on(name, callback)``): ``participant_connected(participant)``,
     ``participant_disconnected(participant)``, ``reconnecting(reason)``, ``reconnected()``,
-    ``disconnected(reason)``, ``error(exc)``.
+    ``disconnected(reason)``, ``error(exc)``, ``data_received(packet)`` (one
+    :class:`~roomstreams.DataPacket`, see ``client/data.py``).
     """
 
     def __init__(self, *, reader_buffer: int = DEFAULT_READER_BUFFER) -> None:
@@ -105,10 +116,11 @@ class Room:
         self.state = ConnectionState.DISCONNECTED
         self._ws: ClientConnection | None = None
         self._text_handlers: dict[str, TextStreamHandler] = {}
+        self._byte_handlers: dict[str, ByteStreamHandler] = {}
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._incoming = Incoming()
-        self._readers: dict[str, TextStreamReader] = {}
-        self._writers: dict[str, TextStreamWriter] = {}
+        self._readers: dict[str, StreamReaderBase[Any, Any]] = {}
+        self._writers: dict[str, StreamWriterBase[Any]] = {}
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._req = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -225,7 +237,9 @@ class Room:
             raise
 
     def _resubscribe(self) -> list[asyncio.Future[None]]:
-        return [self._subscribe("subscribe", topic) for topic in self._text_handlers]
+        return [self._subscribe("subscribe", topic) for topic in self._text_handlers] + [
+            self._subscribe("subscribe", topic, "byte") for topic in self._byte_handlers
+        ]
 
     async def disconnect(self) -> None:
         """Leave the room. Open streams end abnormally at their receivers. Idempotent."""
@@ -330,8 +344,9 @@ class Room:
         if self.state is not ConnectionState.CONNECTED or self._ws is None:
             raise ConnectionClosed(self._close_reason or f"room is {self.state.value}")
 
-    async def _send(self, frame: str) -> None:
-        """The one place frames leave: check state, send, map failures."""
+    async def _send(self, frame: str | bytes) -> None:
+        """The one place frames leave: check state, send, map failures. ``str`` goes as a
+        text (JSON) frame, ``bytes`` as a binary frame."""
         ws = self._ws
         if ws is None or self.state is ConnectionState.CLOSED:
             raise ConnectionClosed(self._close_reason or "not connected")
@@ -361,6 +376,26 @@ class Room:
             return Registration(None)
         return Registration(self._subscribe("unsubscribe", topic))
 
+    def register_byte_stream_handler(self, topic: str, handler: ByteStreamHandler) -> Registration:
+        """Call ``handler(reader, participant_identity)`` for each byte stream on ``topic``
+        (a :class:`~roomstreams.ByteStreamReader`). Same rules as text handlers; a text and
+        a byte handler on one topic coexist. Raises ``ValueError`` if the topic already has a
+        byte stream handler."""
+        if topic in self._byte_handlers:
+            raise ValueError(f"a byte stream handler for topic {topic!r} is already registered")
+        self._byte_handlers[topic] = handler
+        if self.state is ConnectionState.CONNECTED:
+            return Registration(self._subscribe("subscribe", topic, "byte"))
+        return Registration(None)
+
+    def unregister_byte_stream_handler(self, topic: str) -> Registration:
+        if (
+            self._byte_handlers.pop(topic, None) is None
+            or self.state is not ConnectionState.CONNECTED
+        ):
+            return Registration(None)
+        return Registration(self._subscribe("unsubscribe", topic, "byte"))
+
     def _subscribe(self, what: str, topic: str, kind: str = "text") -> asyncio.Future[None]:
         req = next(self._req)
         loop = asyncio.get_running_loop()
@@ -389,6 +424,9 @@ class Room:
         reason, code = "connection closed", None
         try:
             async for message in ws:
+                if isinstance(message, bytes) and is_binary(message):
+                    self._on_binary(message)
+                    continue
                 try:
                     frame = server_frame_adapter.validate_json(message)
                 except ValidationError:
@@ -440,6 +478,20 @@ class Room:
         elif isinstance(frame, GoAwayFrame):
             self._close_reason = frame.reason
 
+    def _on_binary(self, frame: bytes) -> None:
+        """A byte chunk or a data packet (see ``protocol/binary.py``)."""
+        try:
+            if frame[0] == BYTE_CHUNK:
+                events = self._incoming.byte_chunk(decode_byte_chunk(frame))
+            else:
+                self._emit("data_received", packet_from_frame(frame, self.remote_participants))
+                return
+        except ValueError:
+            logger.error("undecodable binary frame from gateway: %.200r", frame)
+            return
+        for ev in events:
+            self._on_stream_event(ev)
+
     def _on_joined(self, f: JoinedFrame) -> None:
         lp = self.local_participant
         lp.identity, lp.name = f.participant.identity, f.participant.name
@@ -472,7 +524,10 @@ class Room:
                 r._feed(ev.content)
         elif isinstance(ev, StreamOpened):
             h = ev.header
-            handler = self._text_handlers.get(h.topic) if h.kind == "text" else None
+            if h.kind == "byte":
+                self._open_byte_reader(h)
+                return
+            handler = self._text_handlers.get(h.topic)
             if handler is None:
                 return
             reader = TextStreamReader(
@@ -501,3 +556,18 @@ class Room:
                 )
             else:
                 r._end(None, ev.attributes)
+
+    def _open_byte_reader(self, h: DeliveredHeader) -> None:
+        handler = self._byte_handlers.get(h.topic)
+        if handler is None:
+            return
+        reader = ByteStreamReader(
+            ByteStreamInfo.from_header(h), h.sender, max_buffer=self._reader_buffer
+        )
+        self._readers[h.stream_id] = reader
+        try:
+            result = handler(reader, h.sender)
+            if inspect.isawaitable(result):
+                self._spawn(result)
+        except Exception:
+            logger.exception("byte stream handler for %r raised", h.topic)

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
 from ..exceptions import (
     ServerError,
@@ -23,10 +23,30 @@ from ..protocol.frames import ChunkFrame, DeliveredHeader, ErrorCode, TrailerFra
 if TYPE_CHECKING:
     from .room import Room
 
-__all__ = ["StreamState", "TextStreamInfo", "TextStreamReader", "TextStreamWriter"]
+__all__ = [
+    "StreamReaderBase",
+    "StreamState",
+    "StreamWriterBase",
+    "TextStreamInfo",
+    "TextStreamReader",
+    "TextStreamWriter",
+]
 
-#: Text a reader buffers before its stream is ended for a consumer that does not read.
+#: Text (characters) or bytes a reader buffers unread before its stream is ended for a
+#: consumer that does not read.
 DEFAULT_READER_BUFFER = 64 * 1024 * 1024
+
+#: What ``Room._send`` takes: a JSON frame (text) or a binary frame.
+Send = Callable[[str | bytes], Awaitable[None]]
+
+
+class _Info(Protocol):
+    stream_id: str
+    attributes: dict[str, str]
+
+
+InfoT = TypeVar("InfoT", bound=_Info)
+ChunkT = TypeVar("ChunkT", str, bytes)
 
 
 @dataclass(slots=True)
@@ -79,15 +99,14 @@ class StreamState(enum.Enum):
 _END = object()
 
 
-class TextStreamReader:
-    """An incoming text stream: ``async for chunk in reader`` or ``await reader.read_all()``.
+class StreamReaderBase(Generic[InfoT, ChunkT]):
+    """What text and byte readers share: a buffer of chunks (bounded: a consumer that lets
+    more than ``max_buffer`` pile up unread has its stream ended as ``slow_consumer``), the
+    end of the stream, ``async for``."""
 
-    Iterating yields the chunks as the sender's writes were chunked; the iteration ends when
-    the sender closes the stream, or raises :class:`~roomstreams.StreamAborted` when the
-    stream ended abnormally (sender left, close reason, lag, connection lost).
-    """
+    _unit = "characters"
 
-    def __init__(self, info: TextStreamInfo, sender: str, *, max_buffer: int) -> None:
+    def __init__(self, info: InfoT, sender: str, *, max_buffer: int) -> None:
         self.info = info
         self.participant_identity = sender
         self._items: deque[object] = deque()
@@ -103,14 +122,14 @@ class TextStreamReader:
         return self._ended
 
     # fed by the room (same event loop)
-    def _feed(self, content: str) -> None:
+    def _feed(self, content: ChunkT) -> None:
         if self._ended:
             return
         self._buffered += len(content)
         if self._buffered > self._max_buffer:
             self._end(
                 StreamAborted(
-                    f"reader buffered more than {self._max_buffer} characters unread",
+                    f"reader buffered more than {self._max_buffer} {self._unit} unread",
                     code=ErrorCode.SLOW_CONSUMER,
                     stream_id=self.info.stream_id,
                     sender=self.participant_identity,
@@ -129,15 +148,17 @@ class TextStreamReader:
         if attributes is not None:
             self.info.attributes = attributes
         self._error = error
-        if error is not None:
+        # what arrived before an abnormal end is still yielded, then the error is raised;
+        # only an overflowing buffer is dropped (that is the point of ending it)
+        if error is not None and error.code == ErrorCode.SLOW_CONSUMER:
             self._items.clear()
         self._items.append(_END)
         self._wakeup.set()
 
-    def __aiter__(self) -> AsyncIterator[str]:
+    def __aiter__(self) -> AsyncIterator[ChunkT]:
         return self
 
-    async def __anext__(self) -> str:
+    async def __anext__(self) -> ChunkT:
         while not self._items:
             self._wakeup.clear()
             await self._wakeup.wait()
@@ -147,25 +168,30 @@ class TextStreamReader:
                 raise self._error
             raise StopAsyncIteration
         self._items.popleft()
-        assert isinstance(item, str)
-        self._buffered -= len(item)
-        return item
+        chunk: ChunkT = item  # type: ignore[assignment]
+        self._buffered -= len(chunk)
+        return chunk
+
+
+class TextStreamReader(StreamReaderBase[TextStreamInfo, str]):
+    """An incoming text stream: ``async for chunk in reader`` or ``await reader.read_all()``.
+
+    Iterating yields the chunks as the sender's writes were chunked; the iteration ends when
+    the sender closes the stream, or raises :class:`~roomstreams.StreamAborted` when the
+    stream ended abnormally (sender left, close reason, lag, connection lost).
+    """
 
     async def read_all(self) -> str:
         """The whole text, once the sender closed the stream."""
         return "".join([chunk async for chunk in self])
 
 
-class TextStreamWriter:
-    """An outgoing text stream. Close it (``await writer.close()`` or ``async with``):
-    receivers' readers end only when it is closed."""
+class StreamWriterBase(Generic[InfoT]):
+    """What text and byte writers share: the state (open, closing, closed, failed), the
+    server's verdicts, ``close`` (waits for the router's ``closed``) and ``async with``
+    (closes abnormally when the body raised)."""
 
-    def __init__(
-        self,
-        room: Room,
-        info: TextStreamInfo,
-        send: Callable[[str], Awaitable[None]],
-    ) -> None:
+    def __init__(self, room: Room, info: InfoT, send: Send) -> None:
         self.info = info
         self._room = room
         self._send = send
@@ -211,17 +237,6 @@ class TextStreamWriter:
         if self._state is not StreamState.OPEN:
             raise StreamClosed("the stream is closed; no more writes", stream_id=self.stream_id)
 
-    async def write(self, text: str) -> None:
-        """Send ``text`` (chunked at 15000 UTF-8 bytes). Waits while the path is full."""
-        self._check()
-        async with self._lock:
-            self._check()
-            sid = self.stream_id
-            for piece in split_utf8(text):
-                frame = ChunkFrame(stream_id=sid, chunk_index=self._index, content=piece)
-                self._index += 1
-                await self._send(frame.model_dump_json())
-
     async def close(self, reason: str = "", *, attributes: dict[str, str] | None = None) -> None:
         """Close the stream; a non-empty ``reason`` ends it abnormally at the receivers.
         Returns once the router has routed the end (raises if the server refused the
@@ -246,7 +261,7 @@ class TextStreamWriter:
 
     aclose = close
 
-    async def __aenter__(self) -> TextStreamWriter:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -262,3 +277,19 @@ class TextStreamWriter:
                 await asyncio.shield(self.close(reason=f"writer failed: {exc!r}"[:500]))
             except Exception:
                 pass
+
+
+class TextStreamWriter(StreamWriterBase[TextStreamInfo]):
+    """An outgoing text stream. Close it (``await writer.close()`` or ``async with``):
+    receivers' readers end only when it is closed."""
+
+    async def write(self, text: str) -> None:
+        """Send ``text`` (chunked at 15000 UTF-8 bytes). Waits while the path is full."""
+        self._check()
+        async with self._lock:
+            self._check()
+            sid = self.stream_id
+            for piece in split_utf8(text):
+                frame = ChunkFrame(stream_id=sid, chunk_index=self._index, content=piece)
+                self._index += 1
+                await self._send(frame.model_dump_json())

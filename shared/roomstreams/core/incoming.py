@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..protocol.binary import ByteChunk
 from ..protocol.frames import ChunkFrame, DeliveredHeader, DeliveredTrailer, ErrorCode
 
 __all__ = ["Incoming", "StreamChunk", "StreamEnded", "StreamOpened"]
@@ -22,7 +23,8 @@ class StreamOpened:
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
     stream_id: str
-    content: str
+    #: ``str`` for a text stream, ``bytes`` for a byte stream
+    content: str | bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +64,25 @@ class Incoming:
         return [StreamOpened(h)]
 
     def chunk(self, c: ChunkFrame) -> list[Event]:
-        st = self._open.get(c.stream_id)
+        return self._chunk(c.stream_id, c.chunk_index, c.content, "text")
+
+    def byte_chunk(self, c: ByteChunk) -> list[Event]:
+        return self._chunk(c.stream_id, c.chunk_index, c.payload, "byte")
+
+    def _chunk(self, sid: str, index: int, content: str | bytes, kind: str) -> list[Event]:
+        st = self._open.get(sid)
         if st is None:
             return []  # a stream ended here already (e.g. lag): late chunks are dropped
-        if c.chunk_index != st.next_index:
-            del self._open[c.stream_id]
-            reason = f"chunk {c.chunk_index} arrived, expected {st.next_index}"
-            return [StreamEnded(c.stream_id, dict(st.header.attributes), ErrorCode.LAGGED, reason)]
+        if st.header.kind != kind:
+            del self._open[sid]
+            reason = f"a {kind} chunk arrived on a {st.header.kind} stream"
+            return [StreamEnded(sid, dict(st.header.attributes), ErrorCode.BAD_FRAME, reason)]
+        if index != st.next_index:
+            del self._open[sid]
+            reason = f"chunk {index} arrived, expected {st.next_index}"
+            return [StreamEnded(sid, dict(st.header.attributes), ErrorCode.LAGGED, reason)]
         st.next_index += 1
-        return [StreamChunk(c.stream_id, c.content)]
+        return [StreamChunk(sid, content)]
 
     def trailer(self, t: DeliveredTrailer) -> list[Event]:
         st = self._open.pop(t.stream_id, None)

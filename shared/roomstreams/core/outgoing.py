@@ -27,12 +27,14 @@ class FrameRejected(Exception):
         *,
         stream_id: str | None = None,
         abort: DeliveredTrailer | None = None,
+        req: int | None = None,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.stream_id = stream_id
         self.abort = abort
+        self.req = req
 
 
 @dataclass(slots=True)
@@ -61,6 +63,12 @@ class OutgoingStreams:
         abort = DeliveredTrailer(stream_id=sid, reason=message, code=code)
         return FrameRejected(code, message, stream_id=sid, abort=abort)
 
+    def abort(self, sid: str, code: str, message: str) -> FrameRejected:
+        """A fault found outside the checks here (e.g. undecodable content): end ``sid``."""
+        if sid in self._open:
+            return self._fail(sid, code, message)
+        return FrameRejected(code, message, stream_id=sid)
+
     def _forget(self, sid: str) -> None:
         if self._open.pop(sid, None) is not None:
             self._closed[sid] = None
@@ -84,24 +92,38 @@ class OutgoingStreams:
     def chunk(self, c: ChunkFrame) -> int:
         """Check a text chunk; returns its size in UTF-8 bytes."""
         sid = c.stream_id
+        st = self._chunk_of(sid, "text", c.chunk_index)
+        try:
+            n = len(c.content.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise self._fail(sid, ErrorCode.BAD_UTF8, "chunk content is not valid UTF-8") from None
+        return self._count(sid, st, n)
+
+    def byte_chunk(self, stream_id: str, chunk_index: int, size: int) -> None:
+        """Check a binary byte chunk of ``size`` payload bytes."""
+        st = self._chunk_of(stream_id, "byte", chunk_index)
+        self._count(stream_id, st, size)
+
+    def _chunk_of(self, sid: str, kind: str, chunk_index: int) -> _Out:
         st = self._open.get(sid)
         if st is None:
             raise FrameRejected(
                 ErrorCode.UNKNOWN_STREAM, f"no open stream with id {sid!r}", stream_id=sid
             )
-        if st.kind != "text":
-            raise self._fail(sid, ErrorCode.BAD_FRAME, "a text chunk was sent on a byte stream")
-        if c.chunk_index != st.next_index:
-            what = "repeats" if c.chunk_index < st.next_index else "skips"
+        if st.kind != kind:
+            raise self._fail(
+                sid, ErrorCode.BAD_FRAME, f"a {kind} chunk was sent on a {st.kind} stream"
+            )
+        if chunk_index != st.next_index:
+            what = "repeats" if chunk_index < st.next_index else "skips"
             raise self._fail(
                 sid,
                 ErrorCode.CHUNK_OUT_OF_ORDER,
-                f"chunk_index {c.chunk_index} {what} (expected {st.next_index})",
+                f"chunk_index {chunk_index} {what} (expected {st.next_index})",
             )
-        try:
-            n = len(c.content.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise self._fail(sid, ErrorCode.BAD_UTF8, "chunk content is not valid UTF-8") from None
+        return st
+
+    def _count(self, sid: str, st: _Out, n: int) -> int:
         if n > MAX_CHUNK_BYTES:
             raise self._fail(
                 sid, ErrorCode.CHUNK_TOO_LARGE, f"chunk of {n} bytes exceeds {MAX_CHUNK_BYTES}"

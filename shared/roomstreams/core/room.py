@@ -10,6 +10,9 @@ what to deliver to which sessions on which gateway. The spec's rules live here:
   members that left. A late joiner gets nothing of a stream opened before it joined.
 * handler order = header order, reader close order = trailer order: both are log order.
 * a sender that leaves mid-stream: its open streams end with an abnormal trailer.
+* a data packet (no stream state) goes to the members other than the sender with
+  ``can_subscribe``, narrowed to ``destination_identities`` when given, whatever their
+  handlers, in log order with the room's other traffic.
 """
 
 from __future__ import annotations
@@ -178,6 +181,8 @@ class RoomState:
                 self._to(sink, m, _frame(AckFrame(req=e.req)))
         elif kind == "l":
             self._leave(m, e.reason, sink)
+        elif kind == "p":
+            self._packet(m, e, sink)
 
     def _join(self, e: LogEntry, sink: Sink) -> None:
         if e.session in self.members:
@@ -262,6 +267,28 @@ class RoomState:
         self.streams[e.stream_id] = st
         for gw, sessions in st.targets.items():
             sink.deliver(gw, sessions, e.data, opens=e.stream_id)
+
+    def _packet(self, m: Member, e: LogEntry, sink: Sink) -> None:
+        """A data packet: to every other member with ``can_subscribe`` (no handler needed),
+        narrowed to ``destination_identities`` when given. Destinations that are not in the
+        room get nothing; the sender is told with an ``unknown_destination`` error."""
+        sink.ack(m.gateway, m.session, e.size)
+        dests = set(e.destinations)
+        recipients = [
+            o.session
+            for o in self.members.values()
+            if o.session != m.session and o.can_subscribe and (not dests or o.identity in dests)
+        ]
+        for gw, sessions in self._group(recipients).items():
+            sink.deliver(gw, sessions, e.data)
+        unknown = dests - {o.identity for o in self.members.values()}
+        if unknown:
+            names = ", ".join(repr(i) for i in sorted(unknown))
+            err = ErrorFrame(
+                code=ErrorCode.UNKNOWN_DESTINATION,
+                message=f"data packet not delivered to {names}: not in the room",
+            )
+            self._to(sink, m, _frame(err))
 
     def _lagged(self, m: Member, sink: Sink, seq: int) -> None:
         """Entries of ``m`` were trimmed before the router read them."""

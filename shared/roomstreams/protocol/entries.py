@@ -1,6 +1,7 @@
 """Entries of the Redis streams: the room log (gateway -> router) and the gateway inboxes
 (router -> gateway). Short field names; payloads that reach a participant are stored as the
-exact frame bytes to deliver, so neither the router nor the receiving gateway re-encodes them.
+exact frame bytes to deliver (JSON, or binary for byte chunks and data packets: see
+``binary.py``), so neither the router nor the receiving gateway re-encodes them.
 
 Room log fields: ``k`` kind, ``s`` session, ``q`` per-session sequence number (to detect
 entries trimmed before they were read), and per kind:
@@ -16,8 +17,10 @@ kind   fields
 ``u``  unsubscribe: same fields
 ``h``  header: ``sid``, ``tp``, ``kd``, ``ds`` destinations (JSON list, optional), ``n``
        bytes, ``d`` the DeliveredHeader frame
-``c``  chunk: ``sid``, ``n``, ``d`` the ChunkFrame
+``c``  chunk: ``sid``, ``n``, ``d`` the ChunkFrame (text) or the binary byte chunk frame
 ``t``  trailer: ``sid``, ``n``, ``d`` the DeliveredTrailer frame
+``p``  data packet: ``tp`` topic, ``ds`` destinations (JSON list, optional), ``n`` bytes,
+       ``d`` the binary data packet frame to deliver (sender stamped)
 =====  ==========================================================================
 
 Inbox fields: ``to`` space-separated session ids, ``d`` frame, ``so``/``se`` stream id
@@ -48,6 +51,7 @@ class EntryKind:
     CHUNK: Final = "c"
     TRAILER: Final = "t"
     REMOVE: Final = "r"
+    DATA: Final = "p"
 
 
 @dataclass(slots=True)
@@ -101,6 +105,13 @@ class LogEntry:
         elif kind == "r":
             e.identity = f[b"i"].decode()
             e.reason = f.get(b"r", b"").decode()
+        elif kind == "p":
+            e.topic = f.get(b"tp", b"").decode()
+            e.data = f[b"d"]
+            e.size = int(f.get(b"n", b"0"))
+            ds = f.get(b"ds")
+            if ds:
+                e.destinations = tuple(json.loads(ds))
         return e
 
 
@@ -132,4 +143,10 @@ def encode_log_entry(e: LogEntry) -> Fields:
     elif e.kind == "r":
         f["i"] = e.identity
         f["r"] = e.reason
+    elif e.kind == "p":
+        f["tp"] = e.topic
+        f["d"] = e.data
+        f["n"] = e.size
+        if e.destinations:
+            f["ds"] = json.dumps(list(e.destinations))
     return f

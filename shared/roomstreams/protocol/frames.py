@@ -10,6 +10,10 @@ Gateway -> client: ``joined``, ``participant_joined``, ``participant_left``, ``a
 ``header`` (with ``sender`` stamped by the gateway), ``chunk``, ``trailer`` (with ``code``
 when the stream ended abnormally), ``closed`` (the sender's trailer was routed), ``error``,
 ``goaway``.
+
+Byte-stream chunks and data packets are binary frames (first byte ``0x01``/``0x02``, never
+``{``), defined in :mod:`roomstreams.protocol.binary`; byte streams use the same ``header``
+and ``trailer`` frames as text streams, with ``kind="byte"`` and a ``name``.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class ErrorCode:
     SIZE_MISMATCH = "size_mismatch"
     PERMISSION_DENIED = "permission_denied"
     TOO_MANY_STREAMS = "too_many_streams"
+    DATA_TOO_LARGE = "data_too_large"
+    UNKNOWN_DESTINATION = "unknown_destination"
     # abnormal ends decided by the system rather than by a bad frame
     SENDER_LEFT = "sender_left"
     SENDER_REASON = "sender_reason"

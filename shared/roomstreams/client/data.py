@@ -1,0 +1,82 @@
+"""Data packets: ``LocalParticipant.publish_data`` and the ``data_received`` event.
+
+A data packet is one binary frame (:mod:`roomstreams.protocol.binary`) of at most
+:data:`~roomstreams.protocol.limits.MAX_DATA_BYTES` (15000) bytes of payload. It goes
+through the room log like everything else, so it is ordered with the room's other traffic,
+and reaches every other member with ``canSubscribe`` (narrowed to ``destination_identities``
+when given), no handler needed::
+
+    @room.on("data_received")
+    def on_data(packet: roomstreams.DataPacket) -> None:
+        print(packet.participant_identity, packet.topic, packet.payload)
+
+The callback gets one :class:`DataPacket` (LiveKit's Python SDK shape) and may be a
+coroutine function. Every packet is delivered reliably and in order, ``reliable=False``
+included (the flag is carried to receivers, nothing is dropped on purpose).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..exceptions import PermissionDenied
+from ..protocol.binary import DataMeta, DeliveredDataMeta, decode_data_packet, encode_data_packet
+from ..protocol.limits import MAX_DATA_BYTES
+
+if TYPE_CHECKING:
+    from .participant import RemoteParticipant
+    from .room import Room
+
+__all__ = ["DataPacket"]
+
+
+@dataclass(slots=True)
+class DataPacket:
+    """A data packet as a receiver gets it."""
+
+    payload: bytes
+    #: who sent it (stamped by the sender's gateway from its token)
+    participant_identity: str
+    topic: str = ""
+    reliable: bool = True
+    destination_identities: list[str] = field(default_factory=list)
+    #: the sender, if this room knows it as a remote participant
+    participant: RemoteParticipant | None = None
+
+    @property
+    def data(self) -> bytes:
+        """Same as :attr:`payload` (LiveKit's name)."""
+        return self.payload
+
+
+async def publish_data(
+    room: Room,
+    payload: bytes | bytearray | memoryview | str,
+    *,
+    reliable: bool = True,
+    destination_identities: list[str] | None = None,
+    topic: str = "",
+) -> None:
+    room._ensure_connected()
+    if not room.local_participant.can_publish_data:
+        raise PermissionDenied("this token does not allow publishing data (canPublishData)")
+    data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+    if len(data) > MAX_DATA_BYTES:
+        raise ValueError(f"data packet of {len(data)} bytes exceeds {MAX_DATA_BYTES} bytes")
+    meta = DataMeta(topic=topic, destination_identities=list(destination_identities or []))
+    await room._send(encode_data_packet(meta.model_dump_json().encode(), data, reliable=reliable))
+
+
+def packet_from_frame(frame: bytes, participants: dict[str, RemoteParticipant]) -> DataPacket:
+    """Decode a delivered data packet frame (raises ``ValueError`` when malformed)."""
+    p = decode_data_packet(frame)
+    meta = DeliveredDataMeta.model_validate_json(p.meta)
+    return DataPacket(
+        payload=p.payload,
+        participant_identity=meta.sender,
+        topic=meta.topic,
+        reliable=p.reliable,
+        destination_identities=list(meta.destination_identities),
+        participant=participants.get(meta.sender),
+    )
