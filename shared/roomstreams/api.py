@@ -9,6 +9,7 @@ and ``roomAdmin`` grants is minted per connection).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class RoomService:
         )
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
+        self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> RoomService:
         await self.connect()
@@ -96,8 +98,9 @@ class RoomService:
             await self.connect()
         assert self._ws is not None
         req_id = next(self._ids)
-        await self._ws.send(json.dumps({"id": req_id, "method": method, "params": params}))
-        reply = json.loads(await self._ws.recv())
+        async with self._lock:  # one request in flight per connection: replies come in order
+            await self._ws.send(json.dumps({"id": req_id, "method": method, "params": params}))
+            reply = json.loads(await self._ws.recv())
         if "error" in reply:
             raise ApiError(reply["error"]["code"], reply["error"]["message"])
         return reply["result"]

@@ -34,12 +34,24 @@ class Collector:
         self.streams: list[Received] = []
         self.by_id: dict[str, Received] = {}
         self.ended: list[str] = []
+        self.closed_order: list[str] = []
         self._opened = asyncio.Condition()
 
     async def __call__(self, reader: roomstreams.TextStreamReader, identity: str) -> None:
         rec = Received(identity, reader.info)
         self.streams.append(rec)
         self.by_id[reader.info.stream_id] = rec
+        # The spec's order is the order readers are *closed* (their end recorded), which the
+        # client does in trailer order; handler tasks may then finish in any order.
+        end = reader._end
+        sid = reader.info.stream_id
+
+        def recording_end(*args: Any, **kwargs: Any) -> None:
+            if not reader.closed:
+                self.closed_order.append(sid)
+            end(*args, **kwargs)
+
+        reader._end = recording_end  # type: ignore[method-assign]
         async with self._opened:
             self._opened.notify_all()
         try:

@@ -199,7 +199,7 @@ async def test_handler_and_close_order_follow_the_sender(connect: Any) -> None:
     for w in (w1, w2, w3):
         await col.wait_done(w.stream_id)
     assert [r.info.stream_id for r in col.streams] == [w1.stream_id, w2.stream_id, w3.stream_id]
-    assert col.ended == [w2.stream_id, w3.stream_id, w1.stream_id]
+    assert col.closed_order == [w2.stream_id, w3.stream_id, w1.stream_id]
     for w in (w1, w2, w3):
         assert col.by_id[w.stream_id].text == "".join(f"{w.stream_id[:4]}-{i};" for i in range(5))
 

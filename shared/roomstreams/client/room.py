@@ -252,6 +252,8 @@ class Room:
             return
         await self._close_socket()
         self._finish("client disconnected")
+        if self._tasks:  # handlers get to see their readers' StreamAborted first
+            await asyncio.wait(list(self._tasks), timeout=1.0)
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:
