@@ -34,6 +34,8 @@ from roomstreams.protocol.frames import (
     ErrorFrame,
     GoAwayFrame,
     HeaderFrame,
+    ParticipantInfo,
+    Permissions,
     SubscribeFrame,
     TrailerFrame,
     UnsubscribeFrame,
@@ -150,6 +152,8 @@ class Connection:
         self._window_open.set()
         #: streams this socket is receiving, so the gateway can end them itself if needed
         self.receiving: set[str] = set()
+        #: (kind, topic) of the handlers it has registered, re-announced on a resync
+        self.subscriptions: set[tuple[str, str]] = set()
         self.close_code: int | None = None
         self.close_reason = ""
         self._extra = {"session": ident.session, "room": ident.room}
@@ -222,9 +226,7 @@ class Connection:
         e.seq = self._seq
         self._append(self.ident.log_key, e)
 
-    def append_join(self, gateway: str) -> None:
-        from roomstreams.protocol.frames import ParticipantInfo, Permissions
-
+    def append_join(self, gateway: str, *, resync: bool = False) -> None:
         c = self.ident.claims
         info = ParticipantInfo(
             identity=c.identity, name=c.name, metadata=c.metadata, attributes=c.attributes
@@ -241,8 +243,25 @@ class Connection:
                 can_subscribe=c.video.can_subscribe,
                 data=info.model_dump_json().encode(),
                 permissions=perms.model_dump_json().encode(),
+                resync=resync,
             )
         )
+
+    def resync(self, gateway: str) -> None:
+        """The router of this room changed and lost its state: streams in flight cannot
+        complete, so end them here (both directions); then re-announce the participant and
+        its handlers, which it folds as if they had just happened."""
+        reason = "the router of this room restarted; streams in flight were lost"
+        self.end_receiving(ErrorCode.ROUTER_RESTARTED, reason)
+        for sid in self._out.open_ids:
+            self._out.abort(sid, ErrorCode.ROUTER_RESTARTED, reason)
+            self.push(_error(ErrorCode.ROUTER_RESTARTED, reason, stream_id=sid))
+        # what the old router never acknowledged, the new one never will
+        self._inflight = 0
+        self._window_open.set()
+        self.append_join(gateway, resync=True)
+        for kind, topic in sorted(self.subscriptions):
+            self._entry(LogEntry(kind="s", session=self.session, topic=topic, stream_kind=kind))
 
     def append_leave(self, reason: str) -> None:
         self._entry(LogEntry(kind="l", session=self.session, reason=reason))
@@ -319,6 +338,10 @@ class Connection:
     def _subscription(self, f: SubscribeFrame | UnsubscribeFrame) -> None:
         _check_topic(f.topic, req=f.req)
         kind = "s" if isinstance(f, SubscribeFrame) else "u"
+        if kind == "s":
+            self.subscriptions.add((f.kind, f.topic))
+        else:
+            self.subscriptions.discard((f.kind, f.topic))
         self._entry(
             LogEntry(kind=kind, session=self.session, topic=f.topic, stream_kind=f.kind, req=f.req)
         )

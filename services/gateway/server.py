@@ -298,6 +298,13 @@ class Gateway:
                 conn = sessions.get(s)
                 if conn is not None:
                     conn.acked(int(n))
+        elif kind == b"r":
+            partition = int(f[b"p"])
+            parts = self.settings.partitions
+            for conn in list(sessions.values()):
+                if partition_of(conn.ident.room, parts) == partition:
+                    conn.resync(self.id)
+            logger.warning("partition %d has a new router (epoch %s): resynced", partition, e)
         elif kind == b"x":
             reason = json.loads(f[b"d"]).get("reason", "removed")
             to = f[b"to"].decode()

@@ -12,10 +12,11 @@ from collections import defaultdict
 
 import redis.asyncio as aioredis
 
-from roomstreams._redisio import xread
+from roomstreams._redisio import last_id, xread, xrevrange
 from roomstreams.core.room import RoomState
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.keys import (
+    GATEWAY_EVENTS,
     ROOMS,
     inbox_key,
     members_key,
@@ -41,13 +42,27 @@ return 0
 """
 
 
+async def live_gateways(r: aioredis.Redis, within_s: float) -> set[str]:
+    """Gateways that sent a heartbeat in the last ``within_s`` seconds (and no bye since)."""
+    since = int((time.time() - within_s) * 1000)
+    entries = await xrevrange(r, GATEWAY_EVENTS, "+", f"{since}-0")
+    alive: set[str] = set()
+    gone: set[str] = set()
+    for _id, f in entries:  # newest first
+        gw = f[b"g"].decode()
+        if gw in alive or gw in gone:
+            continue
+        (gone if f.get(b"ev") == b"bye" else alive).add(gw)
+    return alive
+
+
 class Batch:
     """Collects one wake-up's output (a :class:`roomstreams.core.Sink`)."""
 
     def __init__(self) -> None:
         self.inbox: dict[str, list[dict[str, bytes | str]]] = defaultdict(list)
         self.acks: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.members: list[tuple[str, str, str, bytes | None, str]] = []
+        self.members: list[tuple[str, str, str, bytes | None, str, bool]] = []
 
     def deliver(
         self, gateway: str, sessions: list[str], frame: bytes, *, opens: str = "", ends: str = ""
@@ -66,9 +81,16 @@ class Batch:
         self.inbox[gateway].append({"k": "x", "to": " ".join(sessions), "d": frame})
 
     def presence(
-        self, room: str, session: str, identity: str, info: bytes | None, reason: str = ""
+        self,
+        room: str,
+        session: str,
+        identity: str,
+        info: bytes | None,
+        reason: str = "",
+        *,
+        announce: bool = True,
     ) -> None:
-        self.members.append((room, session, identity, info, reason))
+        self.members.append((room, session, identity, info, reason, announce))
 
     def __bool__(self) -> bool:
         return bool(self.inbox or self.acks or self.members)
@@ -103,12 +125,36 @@ class PartitionWorker:
         self._pending_drop.append((gateway, reason))
 
     async def run(self) -> None:
-        # Existing room logs (a router restarting, or a lease taken over): read what comes
-        # next. Their members are unknown to this router until they rejoin.
-        self.ctl_last = "0-0"
+        if self.epoch != "1":
+            await self._take_over()
         logger.info("partition %d: owned (epoch %s)", self.p, self.epoch)
         while True:
             await self._step()
+
+    async def _take_over(self) -> None:
+        """Another router owned this partition before (it stopped or died): its room state
+        is gone with it, and the logs are trimmed, so the state cannot be re-read. Start at
+        the end of every log and ask the live gateways to re-announce their participants
+        in this partition's rooms (join + subscriptions); they end the streams that were in
+        flight, which cannot complete."""
+        self.ctl_last = await last_id(self.r, self.ctl) or "0-0"
+        async for key_b in self.r.scan_iter(match=f"rs:{{p{self.p}}}:room:*", count=1000):
+            key = key_b.decode()
+            self.rooms[key] = RoomState(room_from_log_key(key))
+            self.last[key] = await last_id(self.r, key) or "0-0"
+            # members are re-announced; a room nobody re-announces expires as empty
+            await self.r.delete(members_key(self.rooms[key].name, self.s.partitions))
+            self._empty_since[key] = time.monotonic()
+        gateways = await live_gateways(self.r, self.s.gateway_timeout)
+        async with self.r.pipeline(transaction=False) as pipe:
+            for gw in gateways:
+                fields = {"k": "r", "p": str(self.p), "e": self.epoch}
+                pipe.xadd(inbox_key(gw), fields)  # type: ignore[arg-type]
+            await pipe.execute()
+        logger.warning(
+            "partition %d taken over (epoch %s): %d rooms, resync asked of %d gateways",
+            self.p, self.epoch, len(self.rooms), len(gateways),
+        )
 
     async def _step(self) -> None:
         streams: dict[str, bytes | str] = {self.ctl: self.ctl_last}
@@ -174,11 +220,12 @@ class PartitionWorker:
                 pipe.hset(ROOMS, room, meta)
                 self._publish("room_started", room)
             self._started.clear()
-            for room, session, identity, info, reason in batch.members:
+            for room, session, identity, info, reason, announce in batch.members:
                 mkey = members_key(room, self.s.partitions)
                 if info is not None:
                     pipe.hset(mkey, session, info)
-                    self._publish("participant_joined", room, identity)
+                    if announce:
+                        self._publish("participant_joined", room, identity)
                 else:
                     pipe.hdel(mkey, session)
                     self._publish("participant_left", room, identity, reason)

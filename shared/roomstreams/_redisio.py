@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-__all__ = ["StreamEntries", "xread"]
+__all__ = ["StreamEntries", "last_id", "xread", "xrevrange"]
 
 Fields = dict[bytes, bytes]
 StreamEntries = list[tuple[bytes, list[tuple[bytes, Fields]]]]
@@ -24,3 +24,17 @@ async def xread(
     """``XREAD [COUNT n] [BLOCK ms] STREAMS ...``: [(key, [(id, fields), ...]), ...]."""
     resp: Any = await r.xread(dict(streams), block=block, count=count)  # type: ignore[arg-type]
     return cast(StreamEntries, resp or [])
+
+
+async def xrevrange(
+    r: aioredis.Redis, key: str, end: str = "+", start: str = "-", *, count: int | None = None
+) -> list[tuple[bytes, Fields]]:
+    """``XREVRANGE key end start [COUNT n]``: newest first."""
+    resp: Any = await r.xrevrange(key, end, start, count=count)
+    return cast(list[tuple[bytes, Fields]], resp or [])
+
+
+async def last_id(r: aioredis.Redis, key: str) -> bytes | None:
+    """Id of the newest entry of a stream, or None if it is empty or missing."""
+    newest = await xrevrange(r, key, count=1)
+    return newest[0][0] if newest else None

@@ -70,7 +70,14 @@ class RecordingSink:
         self.closes.append((gateway, list(sessions), json.loads(frame)))
 
     def presence(
-        self, room: str, session: str, identity: str, info: bytes | None, reason: str = ""
+        self,
+        room: str,
+        session: str,
+        identity: str,
+        info: bytes | None,
+        reason: str = "",
+        *,
+        announce: bool = True,
     ) -> None:
         self.presences.append((room, session, identity, info, reason))
 

@@ -57,9 +57,17 @@ class Sink(Protocol):
     def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None: ...
 
     def presence(
-        self, room: str, session: str, identity: str, info: bytes | None, reason: str = ""
+        self,
+        room: str,
+        session: str,
+        identity: str,
+        info: bytes | None,
+        reason: str = "",
+        *,
+        announce: bool = True,
     ) -> None:
-        """A member joined (``info`` is its ParticipantInfo JSON) or left (``info`` None)."""
+        """A member joined (``info`` is its ParticipantInfo JSON) or left (``info`` None);
+        ``announce`` is False for a member re-announced to a new router (no event)."""
         ...
 
 
@@ -188,6 +196,19 @@ class RoomState:
         if e.session in self.members:
             return
         info = ParticipantInfo.model_validate_json(e.data)
+        if e.resync:
+            # re-announced to a router that took the partition over: the participant and
+            # the others already know each other; only the router has to learn it again
+            self.members[e.session] = Member(
+                session=e.session,
+                identity=e.identity,
+                gateway=e.gateway,
+                info=info,
+                can_subscribe=e.can_subscribe,
+                last_seq=e.seq,
+            )
+            sink.presence(self.name, e.session, e.identity, e.data, announce=False)
+            return
         for old in [m for m in self.members.values() if m.identity == e.identity]:
             # LiveKit's rule: a second connection with the same identity replaces the first.
             reason = "replaced by a newer connection with the same identity"

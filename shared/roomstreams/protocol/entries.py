@@ -10,7 +10,7 @@ entries trimmed before they were read), and per kind:
 kind   fields
 =====  ==========================================================================
 ``j``  join: ``i`` identity, ``g`` gateway, ``c`` can_subscribe (1/0), ``d`` ParticipantInfo
-       JSON, ``pm`` Permissions JSON
+       JSON, ``pm`` Permissions JSON, ``rs`` 1 when re-announced to a new router
 ``l``  leave: ``r`` reason
 ``r``  remove (from the server API; ``s`` is ``api``): ``i`` identity, ``r`` reason
 ``s``  subscribe: ``kd`` kind, ``tp`` topic, ``rq`` request id (optional)
@@ -73,6 +73,8 @@ class LogEntry:
     permissions: bytes = b"{}"
     req: int | None = None
     reason: str = ""
+    #: a join re-announcing a participant to a router that took its partition over
+    resync: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -100,6 +102,7 @@ class LogEntry:
             e.can_subscribe = f.get(b"c", b"1") == b"1"
             e.data = f.get(b"d", b"{}")
             e.permissions = f.get(b"pm", b"{}")
+            e.resync = f.get(b"rs") == b"1"
         elif kind == "l":
             e.reason = f.get(b"r", b"").decode()
         elif kind == "r":
@@ -138,6 +141,8 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["c"] = b"1" if e.can_subscribe else b"0"
         f["d"] = e.data
         f["pm"] = e.permissions
+        if e.resync:
+            f["rs"] = b"1"
     elif e.kind == "l":
         f["r"] = e.reason
     elif e.kind == "r":

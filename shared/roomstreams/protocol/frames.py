@@ -77,6 +77,7 @@ class ErrorCode:
     SLOW_CONSUMER = "slow_consumer"
     DUPLICATE_IDENTITY = "duplicate_identity"
     REMOVED = "removed"
+    ROUTER_RESTARTED = "router_restarted"
     CONNECTION_LOST = "connection_lost"
 
 

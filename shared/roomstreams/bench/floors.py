@@ -1,0 +1,133 @@
+"""Floors measured in the same run as the workloads: what the two transports the system is
+built on cost by themselves, with nothing of roomstreams on the path.
+
+* Redis: XADD on one connection -> a blocked XREAD on another connection wakes up
+  (redis.asyncio, both clients in the benchmark process, 100-byte payload).
+* WebSocket: a 100-byte text message to an echo server and back (websockets' asyncio client
+  and server, ``compression=None``). ``websocket_echo`` has the server in its own process,
+  like a gateway; ``websocket_echo_in_process`` runs both ends on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+
+from .stats import latency_summary
+from .system import HOST
+
+__all__ = ["redis_floor", "run_floors", "websocket_floor"]
+
+PAYLOAD = "x" * 100
+
+
+async def _echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def redis_floor(url: str, iterations: int, warmup: int) -> dict[str, Any]:
+    """XADD -> blocked XREAD wake-up, one entry at a time."""
+    writer = aioredis.Redis.from_url(url)
+    reader = aioredis.Redis.from_url(url)
+    key = f"bench:floor:{uuid.uuid4().hex}"
+    samples: list[float] = []
+    try:
+        await writer.ping()
+        await reader.ping()
+        last: bytes | str = "0-0"
+        for i in range(warmup + iterations):
+            woke: list[float] = []
+
+            async def read(after: bytes | str, out: list[float] = woke) -> bytes:
+                resp: Any = await reader.xread({key: after}, block=5000, count=1)
+                out.append(time.perf_counter())
+                if not resp:
+                    raise TimeoutError("blocked XREAD did not wake up within 5 s")
+                entry_id: bytes = resp[0][1][0][0]
+                return entry_id
+
+            task = asyncio.create_task(read(last))
+            # let the XREAD reach the server and block there before the XADD
+            await asyncio.sleep(0.001)
+            t0 = time.perf_counter()
+            await writer.xadd(key, {"d": PAYLOAD})
+            last = await task
+            if i >= warmup:
+                samples.append(woke[0] - t0)
+    finally:
+        await writer.delete(key)
+        await writer.aclose()
+        await reader.aclose()
+    return {"what": "XADD -> blocked XREAD wake-up", **latency_summary(samples)}
+
+
+async def _echo_rtts(ws: ClientConnection, iterations: int, warmup: int) -> list[float]:
+    samples: list[float] = []
+    for i in range(warmup + iterations):
+        t0 = time.perf_counter()
+        await ws.send(PAYLOAD)
+        await ws.recv()
+        if i >= warmup:
+            samples.append(time.perf_counter() - t0)
+    return samples
+
+
+async def websocket_floor(iterations: int, warmup: int) -> dict[str, Any]:
+    """Echo round trips against a server process of its own."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "roomstreams.bench.echo",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if not line.strip():
+            raise RuntimeError(f"echo server exited with {proc.returncode} before listening")
+        url = f"ws://{HOST}:{int(line)}"
+        async with connect(url, compression=None, max_queue=64) as ws:
+            samples = await _echo_rtts(ws, iterations, warmup)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        if proc.returncode is None:
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    return {
+        "what": "100-byte echo round trip, server in its own process",
+        **latency_summary(samples),
+    }
+
+
+async def websocket_floor_in_process(iterations: int, warmup: int) -> dict[str, Any]:
+    async with serve(_echo, HOST, 0, compression=None, max_queue=64) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://{HOST}:{port}", compression=None, max_queue=64) as ws:
+            samples = await _echo_rtts(ws, iterations, warmup)
+    return {
+        "what": "100-byte echo round trip, both ends on one event loop",
+        **latency_summary(samples),
+    }
+
+
+async def run_floors(redis_url: str, *, quick: bool) -> dict[str, Any]:
+    n, warm = (500, 50) if quick else (2000, 200)
+    return {
+        "redis_xadd_xread": await redis_floor(redis_url, n, warm),
+        "websocket_echo": await websocket_floor(n, warm),
+        "websocket_echo_in_process": await websocket_floor_in_process(n, warm),
+    }
