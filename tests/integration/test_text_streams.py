@@ -344,3 +344,18 @@ async def test_can_publish_data_false_refuses_sends(connect: Any) -> None:
         await quiet.local_participant.send_text("hi", topic="chat")
     with pytest.raises(roomstreams.PermissionDenied):
         await quiet.local_participant.stream_text(topic="chat")
+
+
+async def test_concurrent_writes_on_one_writer_are_serialized(connect: Any) -> None:
+    col = Collector()
+    await connect("bob", handlers={"chat": col})
+    alice = await connect("alice", gateway=1)
+    w = await alice.local_participant.stream_text(topic="chat")
+    blocks = [letter * 40_000 for letter in "abcde"]  # three chunks each
+    await asyncio.gather(*(w.write(b) for b in blocks))
+    await w.close()
+    rec = await col.wait_done(w.stream_id)
+    # each write's chunks are contiguous: the text is the blocks, whole, in some order
+    text = rec.text
+    got = [text[i : i + 40_000] for i in range(0, len(text), 40_000)]
+    assert sorted(got) == blocks

@@ -10,8 +10,11 @@ __all__ = ["split_utf8", "utf8_len"]
 
 
 def utf8_len(text: str) -> int:
-    """Length of ``text`` in UTF-8 bytes."""
-    return len(text.encode("utf-8"))
+    """Length of ``text`` in UTF-8 bytes (without a full encoded copy of a long text)."""
+    if text.isascii():
+        return len(text)
+    step = 1 << 20
+    return sum(len(text[i : i + step].encode("utf-8")) for i in range(0, len(text), step))
 
 
 def split_utf8(text: str, max_bytes: int = MAX_CHUNK_BYTES) -> Iterator[str]:
@@ -26,11 +29,17 @@ def split_utf8(text: str, max_bytes: int = MAX_CHUNK_BYTES) -> Iterator[str]:
         if text:
             yield text
         return
-    data = text.encode("utf-8")
-    start, end_of_data = 0, len(data)
-    while start < end_of_data:
-        end = min(start + max_bytes, end_of_data)
-        while end < end_of_data and (data[end] & 0xC0) == 0x80:
-            end -= 1
-        yield data[start:end].decode("utf-8")
-        start = end
+    # Walk the text a slice at a time, so a 20 MB text never gets a 20 MB encoded copy: a
+    # slice of max_bytes characters is at least max_bytes bytes, so it is either emitted
+    # whole (all ASCII) or cut at the last character boundary within max_bytes.
+    start, n = 0, len(text)
+    while start < n:
+        piece = text[start : start + max_bytes]
+        data = piece.encode("utf-8")
+        if len(data) > max_bytes:
+            end = max_bytes
+            while (data[end] & 0xC0) == 0x80:
+                end -= 1
+            piece = data[:end].decode("utf-8")
+        yield piece
+        start += len(piece)
