@@ -222,12 +222,7 @@ async def open_byte_stream(
         name=name,
     )
     writer = ByteStreamWriter(room, info, room._send)
-    room._writers[info.stream_id] = writer
-    try:
-        await room._send(header.model_dump_json())
-    except BaseException:
-        room._forget_writer(info.stream_id)
-        raise
+    await room._open_writer(writer, header)
     return writer
 
 

@@ -103,12 +103,7 @@ class LocalParticipant:
             generated=generated,
         )
         writer = TextStreamWriter(room, info, room._send)
-        room._writers[info.stream_id] = writer
-        try:
-            await room._send(header.model_dump_json())
-        except BaseException:
-            room._forget_writer(info.stream_id)
-            raise
+        await room._open_writer(writer, header)
         try:
             for f, file_id in zip(files, file_ids, strict=True):
                 await self.send_file(

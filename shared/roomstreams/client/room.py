@@ -36,6 +36,7 @@ from ..protocol.frames import (
     ErrorCode,
     ErrorFrame,
     GoAwayFrame,
+    HeaderFrame,
     JoinedFrame,
     ParticipantJoinedFrame,
     ParticipantLeftFrame,
@@ -416,6 +417,16 @@ class Room:
 
         self._spawn(send())
         return fut
+
+    async def _open_writer(self, writer: StreamWriterBase[Any], header: HeaderFrame) -> None:
+        """Register ``writer`` (so the server's answers about it reach it) and send its
+        header; forget it again if the header could not be sent."""
+        self._writers[writer.stream_id] = writer
+        try:
+            await self._send(header.model_dump_json())
+        except BaseException:
+            self._forget_writer(writer.stream_id)
+            raise
 
     def _forget_writer(self, stream_id: str) -> None:
         self._writers.pop(stream_id, None)
