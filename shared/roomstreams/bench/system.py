@@ -87,6 +87,7 @@ class Service:
 
 
 def _stop_procs(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL whatever has not exited ``_STOP_TIMEOUT`` seconds later."""
     for p in procs:
         if p.poll() is None:
             with contextlib.suppress(OSError):
@@ -96,6 +97,12 @@ def _stop_procs(procs: Sequence[subprocess.Popen[bytes]]) -> None:
         try:
             p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            print(
+                f"bench: {p.args!r} (pid {p.pid}) still running "
+                f"{_STOP_TIMEOUT:g} s after SIGTERM; killing it",
+                file=sys.stderr,
+                flush=True,
+            )
             p.kill()
             p.wait()
 
