@@ -244,6 +244,7 @@ class Connection:
                 data=info.model_dump_json().encode(),
                 permissions=perms.model_dump_json().encode(),
                 resync=resync,
+                window=self._window,
             )
         )
 

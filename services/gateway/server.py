@@ -15,12 +15,12 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from roomstreams._redisio import client as redis_client
 from roomstreams._redisio import xread
 from roomstreams.exceptions import AuthError
 from roomstreams.protocol.entries import LogEntry, encode_log_entry
@@ -45,6 +45,12 @@ logger = logging.getLogger("gateway.server")
 _APPEND_BATCH = 512
 
 
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A socket's writer task ends with the connection; its exception says nothing new."""
+    if not task.cancelled():
+        task.exception()
+
+
 class Gateway:
     """One gateway process. ``await Gateway(settings).run()`` serves until :meth:`stop`."""
 
@@ -64,8 +70,8 @@ class Gateway:
         self.port: int = settings.gateway_port
         self.ready = asyncio.Event()
         self._inbox_seq: dict[tuple[bytes, bytes], int] = {}
-        self._redis = aioredis.Redis.from_url(settings.redis_url)
-        self._inbox_redis = aioredis.Redis.from_url(settings.redis_url)
+        self._redis = redis_client(settings.redis_url)
+        self._inbox_redis = redis_client(settings.redis_url)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -190,13 +196,14 @@ class Gateway:
             LogEntry(kind="room", session=session, topic=room),
         )
         reason = "disconnected"
+        # This task reads the socket; one more writes it (memory per idle socket counts: a
+        # task group and a third task would cost ~2 KB each). The writer only ever stops on
+        # a closed connection, which ends the read too.
+        writer = asyncio.get_running_loop().create_task(conn.writer())
+        writer.add_done_callback(_retrieve)
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(conn.reader())
-                tg.create_task(conn.writer())
-        except* ConnectionClosed as eg:
-            exc = eg.exceptions[0]
-            assert isinstance(exc, ConnectionClosed)
+            await conn.reader()
+        except ConnectionClosed as exc:
             rcvd = exc.rcvd
             if conn.close_code is not None:
                 reason = conn.close_reason
@@ -205,6 +212,7 @@ class Gateway:
             elif rcvd.code not in (1000, 1001):
                 reason = f"connection closed ({rcvd.code} {rcvd.reason})".strip()
         finally:
+            writer.cancel()
             self.sessions.pop(session, None)
             conn.append_leave(reason)
             logger.info("disconnected %s: %s", session, reason, extra=extra)

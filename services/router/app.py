@@ -22,6 +22,7 @@ from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import RedisError
 
+from roomstreams._redisio import client as redis_client
 from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, inbox_key, lease_key
 
 from .partition import PartitionWorker
@@ -103,7 +104,7 @@ class Router:
                 continue
             if await self._r.set(lease_key(p), self.id, nx=True, px=self.s.lease_ms):
                 epoch = await self._r.incr(f"{lease_key(p)}:fence")
-                conn = aioredis.Redis.from_url(self.s.redis_url)
+                conn = redis_client(self.s.redis_url)
                 w = PartitionWorker(p, epoch, self.s, conn, self._events)
                 task = asyncio.create_task(w.run(), name=f"partition-{p}")
                 task.add_done_callback(self._worker_done)

@@ -56,6 +56,9 @@ async def live_gateways(r: aioredis.Redis, within_s: float) -> set[str]:
     return alive
 
 
+_TRIM_EVERY = 100
+
+
 class Batch:
     """Collects one wake-up's output (a :class:`roomstreams.core.Sink`)."""
 
@@ -119,6 +122,7 @@ class PartitionWorker:
         self._events = events
         self._pending_drop: list[tuple[str, str]] = []
         self._started: list[str] = []
+        self._untrimmed: dict[str, int] = defaultdict(int)
 
     def drop_gateway(self, gateway: str, reason: str) -> None:
         """Called from outside the loop; applied at the next wake-up."""
@@ -181,7 +185,12 @@ class PartitionWorker:
                 state.apply(LogEntry.from_fields(f), batch)
             last_id = entries[-1][0]
             self.last[key] = last_id
-            trims[key] = last_id
+            # XTRIM ~ removes whole stream nodes (100 entries): trimming more often than
+            # that would cost a command per wake-up and remove nothing
+            self._untrimmed[key] += len(entries)
+            if self._untrimmed[key] >= _TRIM_EVERY:
+                self._untrimmed[key] = 0
+                trims[key] = last_id
             if state.empty:
                 self._empty_since.setdefault(key, time.monotonic())
             else:
@@ -243,6 +252,7 @@ class PartitionWorker:
             mkey = members_key(state.name, self.s.partitions)
             deleted = await self._delete(keys=[key, mkey], args=[last])
             if deleted:
+                self._untrimmed.pop(key, None)
                 await self.r.hdel(ROOMS, state.name)
                 del self.rooms[key], self.last[key], self._empty_since[key]
                 self._publish("room_finished", state.name)

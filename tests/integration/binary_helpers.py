@@ -18,7 +18,7 @@ from roomstreams.protocol.binary import (
     is_binary,
 )
 
-from .helpers import RawClient
+from .helpers import RawClient, StreamCollector
 
 
 @dataclass
@@ -38,20 +38,12 @@ class ReceivedBytes:
         return b"".join(self.chunks)
 
 
-class ByteCollector:
+class ByteCollector(StreamCollector[ReceivedBytes]):
     """A byte stream handler that records every stream and its chunks."""
-
-    def __init__(self) -> None:
-        self.streams: list[ReceivedBytes] = []
-        self.by_id: dict[str, ReceivedBytes] = {}
-        self._opened = asyncio.Condition()
 
     async def __call__(self, reader: roomstreams.ByteStreamReader, identity: str) -> None:
         rec = ReceivedBytes(identity, reader)
-        self.streams.append(rec)
-        self.by_id[reader.info.stream_id] = rec
-        async with self._opened:
-            self._opened.notify_all()
+        await self._opened_stream(reader.info.stream_id, rec)
         try:
             async for chunk in reader:
                 assert isinstance(chunk, bytes)
@@ -59,20 +51,6 @@ class ByteCollector:
         except roomstreams.StreamAborted as exc:
             rec.error = exc
         rec.done.set()
-
-    async def wait_count(self, n: int, timeout: float = 5.0) -> list[ReceivedBytes]:
-        async with asyncio.timeout(timeout):
-            async with self._opened:
-                await self._opened.wait_for(lambda: len(self.streams) >= n)
-        return self.streams
-
-    async def wait_done(self, stream_id: str, timeout: float = 5.0) -> ReceivedBytes:
-        async with asyncio.timeout(timeout):
-            async with self._opened:
-                await self._opened.wait_for(lambda: stream_id in self.by_id)
-            rec = self.by_id[stream_id]
-            await rec.done.wait()
-        return rec
 
 
 class BinRawClient(RawClient):
@@ -85,15 +63,7 @@ class BinRawClient(RawClient):
         super().__init__(ws)
         self.binary: list[bool] = []
 
-    @classmethod
-    async def connect(cls, url: str, token: str, **kw: Any) -> BinRawClient:
-        c = await super().connect(url, token, **kw)
-        assert isinstance(c, BinRawClient)
-        return c
-
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
-            msg = await self.ws.recv()
+    def decode(self, msg: str | bytes) -> dict[str, Any]:
         self.binary.append(isinstance(msg, bytes))
         f: dict[str, Any]
         if isinstance(msg, bytes) and is_binary(msg):
@@ -118,7 +88,6 @@ class BinRawClient(RawClient):
         else:
             f = json.loads(msg)
             f["_binary_message"] = isinstance(msg, bytes)
-        self.frames.append(f)
         return f
 
     async def send_data(

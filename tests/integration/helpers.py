@@ -1,16 +1,22 @@
-"""Small helpers for integration tests: collect what handlers receive, wait on events."""
+"""Small helpers for integration tests: collect what handlers receive, wait on events, speak
+the wire protocol directly."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, Self, TypeVar
 
+import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 import roomstreams
+
+from .conftest import System
 
 
 @dataclass
@@ -26,21 +32,54 @@ class Received:
         return "".join(self.chunks)
 
 
-class Collector:
+class _Record(Protocol):
+    done: asyncio.Event
+
+
+R = TypeVar("R", bound=_Record)
+
+
+class StreamCollector(Generic[R]):
+    """What stream handlers that record every stream share: the records, in handler-call
+    order and by stream id, and waiting for them."""
+
+    def __init__(self) -> None:
+        self.streams: list[R] = []
+        self.by_id: dict[str, R] = {}
+        self._opened = asyncio.Condition()
+
+    async def _opened_stream(self, stream_id: str, rec: R) -> None:
+        self.streams.append(rec)
+        self.by_id[stream_id] = rec
+        async with self._opened:
+            self._opened.notify_all()
+
+    async def wait_count(self, n: int, timeout: float = 5.0) -> list[R]:
+        async with asyncio.timeout(timeout):
+            async with self._opened:
+                await self._opened.wait_for(lambda: len(self.streams) >= n)
+        return self.streams
+
+    async def wait_done(self, stream_id: str, timeout: float = 5.0) -> R:
+        async with asyncio.timeout(timeout):
+            async with self._opened:
+                await self._opened.wait_for(lambda: stream_id in self.by_id)
+            rec = self.by_id[stream_id]
+            await rec.done.wait()
+        return rec
+
+
+class Collector(StreamCollector[Received]):
     """A text stream handler that records every stream, in handler-call order, and the order
     in which readers ended."""
 
     def __init__(self) -> None:
-        self.streams: list[Received] = []
-        self.by_id: dict[str, Received] = {}
+        super().__init__()
         self.ended: list[str] = []
         self.closed_order: list[str] = []
-        self._opened = asyncio.Condition()
 
     async def __call__(self, reader: roomstreams.TextStreamReader, identity: str) -> None:
         rec = Received(identity, reader.info)
-        self.streams.append(rec)
-        self.by_id[reader.info.stream_id] = rec
         # The spec's order is the order readers are *closed* (their end recorded), which the
         # client does in trailer order; handler tasks may then finish in any order.
         end = reader._end
@@ -52,8 +91,7 @@ class Collector:
             end(*args, **kwargs)
 
         reader._end = recording_end  # type: ignore[method-assign]
-        async with self._opened:
-            self._opened.notify_all()
+        await self._opened_stream(sid, rec)
         try:
             async for chunk in reader:
                 rec.chunks.append(chunk)
@@ -61,20 +99,6 @@ class Collector:
             rec.error = exc
         self.ended.append(reader.info.stream_id)
         rec.done.set()
-
-    async def wait_count(self, n: int, timeout: float = 5.0) -> list[Received]:
-        async with asyncio.timeout(timeout):
-            async with self._opened:
-                await self._opened.wait_for(lambda: len(self.streams) >= n)
-        return self.streams
-
-    async def wait_done(self, stream_id: str, timeout: float = 5.0) -> Received:
-        async with asyncio.timeout(timeout):
-            async with self._opened:
-                await self._opened.wait_for(lambda: stream_id in self.by_id)
-            rec = self.by_id[stream_id]
-            await rec.done.wait()
-        return rec
 
 
 class RawClient:
@@ -85,7 +109,7 @@ class RawClient:
         self.frames: list[dict[str, Any]] = []
 
     @classmethod
-    async def connect(cls, url: str, token: str, **kw: Any) -> RawClient:
+    async def connect(cls, url: str, token: str, **kw: Any) -> Self:
         ws = await websockets.connect(f"{url}/rtc?access_token={token}", compression=None, **kw)
         c = cls(ws)
         await c.expect("joined")
@@ -97,8 +121,13 @@ class RawClient:
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
             msg = await self.ws.recv()
-        f: dict[str, Any] = json.loads(msg)
+        f = self.decode(msg)
         self.frames.append(f)
+        return f
+
+    def decode(self, msg: str | bytes) -> dict[str, Any]:
+        """A received WebSocket message as a frame."""
+        f: dict[str, Any] = json.loads(msg)
         return f
 
     async def expect(self, type_: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
@@ -115,3 +144,32 @@ class RawClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+C = TypeVar("C", bound=RawClient)
+
+
+def raw_connect_fixture(client: type[C]) -> Any:
+    """A ``raw_connect`` fixture for a test module (``raw_connect = raw_connect_fixture(X)``):
+    ``await raw_connect("alice", gateway=0, **grants)`` -> a connected ``client`` in the
+    session system's room ``room_name``; every one closed at the end of the test."""
+
+    @pytest.fixture
+    async def raw_connect(
+        system: System, room_name: str
+    ) -> AsyncIterator[Callable[..., Awaitable[C]]]:
+        made: list[C] = []
+
+        async def _connect(identity: str, *, gateway: int = 0, **grants: Any) -> C:
+            c = await client.connect(
+                system.urls[gateway], system.token(room_name, identity, **grants)
+            )
+            made.append(c)
+            return c
+
+        yield _connect
+        for c in made:
+            with contextlib.suppress(Exception):
+                await c.close()
+
+    return raw_connect

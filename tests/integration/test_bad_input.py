@@ -14,7 +14,7 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from roomstreams.protocol.limits import (
     MAX_TOPIC_BYTES,
 )
 
-from .helpers import Collector, RawClient
+from .helpers import Collector, RawClient, raw_connect_fixture
 
 TOPIC = "chat"
 WS_MAX_SIZE = 1 << 20  # the gateway's websockets ``max_size``
@@ -72,27 +72,7 @@ class Scene:
     identity: str = "alice"
 
 
-@pytest.fixture
-async def raws() -> AsyncIterator[list[RawClient]]:
-    made: list[RawClient] = []
-    yield made
-    for c in made:
-        with contextlib.suppress(Exception):
-            await c.close()
-
-
-@pytest.fixture
-def raw_connect(
-    system: Any, room_name: str, raws: list[RawClient]
-) -> Callable[..., Awaitable[RawClient]]:
-    async def _connect(identity: str, *, gateway: int = 0, **grants: bool) -> RawClient:
-        c = await RawClient.connect(
-            system.urls[gateway], system.token(room_name, identity, **grants)
-        )
-        raws.append(c)
-        return c
-
-    return _connect
+raw_connect = raw_connect_fixture(RawClient)
 
 
 @pytest.fixture

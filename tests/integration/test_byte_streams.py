@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +21,12 @@ from roomstreams.protocol.limits import MAX_CHUNK_BYTES
 
 from .binary_helpers import BinRawClient, ByteCollector
 from .conftest import System
-from .helpers import Collector
+from .helpers import Collector, raw_connect_fixture
 
 # ---- fixtures ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def raws() -> AsyncIterator[list[BinRawClient]]:
-    made: list[BinRawClient] = []
-    yield made
-    for c in made:
-        with contextlib.suppress(Exception):
-            await c.close()
-
-
-@pytest.fixture
-def raw_connect(
-    system: System, room_name: str, raws: list[BinRawClient]
-) -> Callable[..., Awaitable[BinRawClient]]:
-    async def _connect(identity: str, *, gateway: int = 0, **grants: Any) -> BinRawClient:
-        c = await BinRawClient.connect(
-            system.urls[gateway], system.token(room_name, identity, **grants)
-        )
-        raws.append(c)
-        return c
-
-    return _connect
+raw_connect = raw_connect_fixture(BinRawClient)
 
 
 async def byte_room(connect: Any, identity: str, gateway: int = 0, **handlers: Any) -> Any:

@@ -4,8 +4,7 @@ streams (minus the handler), ordered with the room's other traffic; bad input.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -15,8 +14,7 @@ from roomstreams.protocol.binary import encode_data_packet
 from roomstreams.protocol.limits import MAX_DATA_BYTES
 
 from .binary_helpers import BinRawClient
-from .conftest import System
-from .helpers import Collector
+from .helpers import Collector, raw_connect_fixture
 
 
 class Packets:
@@ -52,27 +50,7 @@ async def listening(connect: Any, identity: str, gateway: int = 0, **grants: boo
     return room, packets
 
 
-@pytest.fixture
-async def raws() -> AsyncIterator[list[BinRawClient]]:
-    made: list[BinRawClient] = []
-    yield made
-    for c in made:
-        with contextlib.suppress(Exception):
-            await c.close()
-
-
-@pytest.fixture
-def raw_connect(
-    system: System, room_name: str, raws: list[BinRawClient]
-) -> Callable[..., Awaitable[BinRawClient]]:
-    async def _connect(identity: str, *, gateway: int = 0, **grants: Any) -> BinRawClient:
-        c = await BinRawClient.connect(
-            system.urls[gateway], system.token(room_name, identity, **grants)
-        )
-        raws.append(c)
-        return c
-
-    return _connect
+raw_connect = raw_connect_fixture(BinRawClient)
 
 
 # ---- delivery ------------------------------------------------------------------------------

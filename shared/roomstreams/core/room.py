@@ -84,6 +84,10 @@ class Member:
     lagged: bool = False
     #: streams of this member the router ended abnormally (their trailer is still to come)
     aborted: set[str] = field(default_factory=set)
+    #: routed bytes not yet acknowledged to its gateway, and the amount that triggers an
+    #: acknowledgement: a quarter of the gateway's pacing window (0: acknowledge each entry)
+    unacked: int = 0
+    ack_every: int = 0
 
 
 @dataclass(slots=True)
@@ -127,6 +131,15 @@ class RoomState:
         for gw, sessions in self._group(others).items():
             sink.deliver(gw, sessions, frame)
 
+    def _ack(self, m: Member, nbytes: int, sink: Sink) -> None:
+        """Pacing: tell the sender's gateway what was routed, in steps of ``ack_every``.
+        Never a deadlock: the gateway stops reading only with a full window in flight, and
+        all but less than a quarter of it is still to be routed, which crosses the step."""
+        m.unacked += nbytes
+        if m.unacked >= m.ack_every and m.unacked:
+            sink.ack(m.gateway, m.session, m.unacked)
+            m.unacked = 0
+
     def _to(self, sink: Sink, member: Member, frame: bytes) -> None:
         sink.deliver(member.gateway, [member.session], frame)
 
@@ -159,7 +172,7 @@ class RoomState:
             if st is not None and st.sender == e.session:
                 for gw, sessions in st.targets.items():
                     sink.deliver(gw, sessions, e.data)
-            sink.ack(m.gateway, m.session, e.size)
+            self._ack(m, e.size, sink)
         elif kind == "h":
             self._header(m, e, sink)
         elif kind == "t":
@@ -178,7 +191,7 @@ class RoomState:
                 )
                 self._to(sink, m, _frame(err))
             m.aborted.discard(e.stream_id)
-            sink.ack(m.gateway, m.session, e.size)
+            self._ack(m, e.size, sink)
         elif kind in ("s", "u"):
             topics = m.topics.setdefault(e.stream_kind, set())
             if kind == "s":
@@ -206,6 +219,7 @@ class RoomState:
                 info=info,
                 can_subscribe=e.can_subscribe,
                 last_seq=e.seq,
+                ack_every=e.window // 4,
             )
             sink.presence(self.name, e.session, e.identity, e.data, announce=False)
             return
@@ -222,6 +236,7 @@ class RoomState:
             info=info,
             can_subscribe=e.can_subscribe,
             last_seq=e.seq,
+            ack_every=e.window // 4,
         )
         others = [o.info for o in self.members.values()]
         self.members[e.session] = m
@@ -259,7 +274,7 @@ class RoomState:
         return bool(found)
 
     def _header(self, m: Member, e: LogEntry, sink: Sink) -> None:
-        sink.ack(m.gateway, m.session, e.size)
+        self._ack(m, e.size, sink)
         if e.stream_id in self.streams:
             err = ErrorFrame(
                 code=ErrorCode.STREAM_ID_IN_USE,
@@ -293,7 +308,7 @@ class RoomState:
         """A data packet: to every other member with ``can_subscribe`` (no handler needed),
         narrowed to ``destination_identities`` when given. Destinations that are not in the
         room get nothing; the sender is told with an ``unknown_destination`` error."""
-        sink.ack(m.gateway, m.session, e.size)
+        self._ack(m, e.size, sink)
         dests = set(e.destinations)
         recipients = [
             o.session

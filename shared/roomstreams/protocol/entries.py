@@ -10,7 +10,8 @@ entries trimmed before they were read), and per kind:
 kind   fields
 =====  ==========================================================================
 ``j``  join: ``i`` identity, ``g`` gateway, ``c`` can_subscribe (1/0), ``d`` ParticipantInfo
-       JSON, ``pm`` Permissions JSON, ``rs`` 1 when re-announced to a new router
+       JSON, ``pm`` Permissions JSON, ``rs`` 1 when re-announced to a new router, ``w``
+       the connection's pacing window
 ``l``  leave: ``r`` reason
 ``r``  remove (from the server API; ``s`` is ``api``): ``i`` identity, ``r`` reason
 ``s``  subscribe: ``kd`` kind, ``tp`` topic, ``rq`` request id (optional)
@@ -75,6 +76,8 @@ class LogEntry:
     reason: str = ""
     #: a join re-announcing a participant to a router that took its partition over
     resync: bool = False
+    #: the joining connection's pacing window in bytes (the router acknowledges in quarters)
+    window: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -103,6 +106,7 @@ class LogEntry:
             e.data = f.get(b"d", b"{}")
             e.permissions = f.get(b"pm", b"{}")
             e.resync = f.get(b"rs") == b"1"
+            e.window = int(f.get(b"w", b"0"))
         elif kind == "l":
             e.reason = f.get(b"r", b"").decode()
         elif kind == "r":
@@ -143,6 +147,8 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["pm"] = e.permissions
         if e.resync:
             f["rs"] = b"1"
+        if e.window:
+            f["w"] = e.window
     elif e.kind == "l":
         f["r"] = e.reason
     elif e.kind == "r":
