@@ -726,3 +726,21 @@ def test_data_packet_to_destinations_reports_the_absent_ones(
     assert error["type"] == "error"
     assert error["code"] == "unknown_destination"
     assert "zed" in error["message"] and "carol" not in error["message"]
+
+
+def test_acks_are_coalesced_to_a_quarter_of_the_senders_window(
+    room: RoomState, sink: RecordingSink, log: LogWriter
+) -> None:
+    join = log.join("s-eve", "eve", "gw3")
+    join.window = 4000  # acknowledge in steps of 1000 bytes
+    apply(room, sink, join, log.header("s-eve", "st", "chat"))
+    sink.clear()
+    chunks = [log.chunk("s-eve", "st", i, "x" * 300) for i in range(10)]
+    apply(room, sink, *chunks)
+    total = sum(c.size for c in chunks)
+    # fewer acks than entries, each at least a step, and what is left is less than a step
+    assert 0 < len(sink.acks) < len(chunks)
+    assert all(n >= 1000 for _, _, n in sink.acks)
+    assert 0 <= total - sink.acked("s-eve") < 1000
+    # no deadlock: a sender with a full window in flight always gets an ack as it drains
+    assert total - sink.acked("s-eve") < join.window
