@@ -67,6 +67,8 @@ class Gateway:
         self._appends: asyncio.Queue[tuple[str, LogEntry]] = asyncio.Queue(maxsize=65_536)
         self._stop = asyncio.Event()
         self._draining = False
+        self._drained = asyncio.Event()
+        self._closing = False
         self.port: int = settings.gateway_port
         self.ready = asyncio.Event()
         self._inbox_seq: dict[tuple[bytes, bytes], int] = {}
@@ -106,11 +108,11 @@ class Gateway:
                 for conn in list(self.sessions.values()):
                     conn.close(1012, "gateway shutting down; reconnect to another gateway")
                 # handlers append their leave entries; wait for them, bounded
-                for _ in range(100):
-                    if not self.sessions:
-                        break
-                    await asyncio.sleep(0.05)
+                if self.sessions:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._drained.wait(), 5.0)
                 server.close()
+            self._closing = True  # loops end; Redis writes stop retrying forever
             await self._flush_appends()
             with contextlib.suppress(RedisError):
                 await self._redis.xadd(GATEWAY_EVENTS, {"g": self.id, "ev": "bye"}, maxlen=10_000)
@@ -214,6 +216,8 @@ class Gateway:
         finally:
             writer.cancel()
             self.sessions.pop(session, None)
+            if self._draining and not self.sessions:
+                self._drained.set()
             conn.append_leave(reason)
             logger.info("disconnected %s: %s", session, reason, extra=extra)
 
@@ -247,6 +251,9 @@ class Gateway:
                     await pipe.execute()
                 return
             except RedisError:
+                if self._closing and delay > 0.4:
+                    logger.error("shutting down without Redis: %d entries not appended", len(batch))
+                    return
                 logger.exception("appending to Redis failed; retrying in %.2fs", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -262,7 +269,7 @@ class Gateway:
         r = self._inbox_redis
         last = b"0-0"
         since_trim = 0
-        while True:
+        while not self._closing:
             try:
                 resp = await xread(r, {self.inbox: last}, block=1000, count=1000)
             except RedisError:

@@ -84,14 +84,18 @@ class Router:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        for p, (_, task, conn) in list(self._workers.items()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            await conn.aclose()
-            with contextlib.suppress(RedisError):
-                await self._release(keys=[lease_key(p)], args=[self.id])
+        workers = list(self._workers.items())
         self._workers.clear()
+        for _, (w, task, _conn) in workers:
+            w.running = False
+            task.cancel()
+        tasks = [task for _, (_, task, _) in workers]
+        if tasks:  # a read that swallows the cancellation still ends with the flag
+            await asyncio.wait(tasks, timeout=3.0)
+        for p, (_, _task, conn) in workers:
+            with contextlib.suppress(RedisError):
+                await conn.aclose()
+                await self._release(keys=[lease_key(p)], args=[self.id])
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._r.aclose()

@@ -123,6 +123,8 @@ class PartitionWorker:
         self._pending_drop: list[tuple[str, str]] = []
         self._started: list[str] = []
         self._untrimmed: dict[str, int] = defaultdict(int)
+        #: cleared to stop: the loop ends after the current read (at most a second)
+        self.running = True
 
     def drop_gateway(self, gateway: str, reason: str) -> None:
         """Called from outside the loop; applied at the next wake-up."""
@@ -132,7 +134,7 @@ class PartitionWorker:
         if self.epoch != "1":
             await self._take_over()
         logger.info("partition %d: owned (epoch %s)", self.p, self.epoch)
-        while True:
+        while self.running:
             await self._step()
 
     async def _take_over(self) -> None:
@@ -157,7 +159,10 @@ class PartitionWorker:
             await pipe.execute()
         logger.warning(
             "partition %d taken over (epoch %s): %d rooms, resync asked of %d gateways",
-            self.p, self.epoch, len(self.rooms), len(gateways),
+            self.p,
+            self.epoch,
+            len(self.rooms),
+            len(gateways),
         )
 
     async def _step(self) -> None:
