@@ -61,6 +61,10 @@ class _HiredisPackingConnection(aioredis.Connection):
 def client(url: str) -> aioredis.Redis:
     """A Redis client for the services' hot paths (hiredis packing on plain ``redis://``)."""
     if urlsplit(url).scheme == "redis":
-        pool = aioredis.ConnectionPool.from_url(url, connection_class=_HiredisPackingConnection)
+        # no per-reply socket timeout: redis-py wraps every reply read of a pipeline in its
+        # own asyncio.timeout, a measurable cost per entry; blocking reads pass their own
+        pool = aioredis.ConnectionPool.from_url(
+            url, connection_class=_HiredisPackingConnection, socket_timeout=None
+        )
         return aioredis.Redis(connection_pool=pool)
-    return aioredis.Redis.from_url(url)
+    return aioredis.Redis.from_url(url, socket_timeout=None)

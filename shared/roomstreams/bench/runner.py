@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from .bytedata import w5_bytes, w6_data
 from .floors import run_floors
 from .stats import rnd
 from .system import BenchSystem, repo_root
@@ -30,10 +31,18 @@ from .workloads import w1_latency, w2_throughput, w3_fanout, w4_memory
 
 __all__ = ["PEERS", "TARGETS", "WORKLOADS", "parse_workloads", "run", "run_cli"]
 
-WORKLOADS = ("floors", "w1", "w2", "w3", "w4")
+WORKLOADS = ("floors", "w1", "w2", "w3", "w4", "w5", "w6")
 
 #: Per-workload time limits (seconds); a workload past its limit is reported as an error.
-_LIMITS = {"floors": 120.0, "w1": 90.0, "w2": 400.0, "w3": 240.0, "w4": 900.0}
+_LIMITS = {
+    "floors": 120.0,
+    "w1": 90.0,
+    "w2": 400.0,
+    "w3": 240.0,
+    "w4": 900.0,
+    "w5": 400.0,
+    "w6": 90.0,
+}
 
 TARGETS: dict[str, float] = {
     "w1_p50_ms_max": 1.0,
@@ -41,6 +50,8 @@ TARGETS: dict[str, float] = {
     "w2_mb_per_s_min": 60.0,
     "w3_deliveries_per_s_min": 50_000,
     "w4_kb_per_connection_max": 25.0,
+    "w5_mb_per_s_min": 100.0,
+    "w5_growth_mb_max": 64.0,
 }
 
 PEERS: dict[str, dict[str, float]] = {
@@ -66,7 +77,7 @@ def _say(msg: str) -> None:
 
 
 def parse_workloads(spec: str) -> list[str]:
-    """``"all"`` or a comma list of ``floors,w1,w2,w3,w4`` -> the workloads, in run order."""
+    """``"all"`` or a comma list of ``floors,w1,...,w6`` -> the workloads, in run order."""
     names = {s.strip().lower() for s in spec.split(",") if s.strip()}
     if not names or "all" in names:
         return list(WORKLOADS)
@@ -207,6 +218,18 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     w2 = _get(doc, "w2", "mb_per_s")
     w3 = _get(doc, "w3", "deliveries_per_s_at_highest")
     w4 = _get(doc, "w4", "gateway_kb_per_connection")
+    w5 = _get(doc, "w5", "mb_per_s")
+    w5_growth = _get(doc, "w5", "max_growth_mb")
+    w5_intact = _get(doc, "w5", "complete")
+    w6_p50 = _get(doc, "w6", "p50_ms")
+    if "w5" in doc:
+        ratios["w5_mb_per_s_over_w2_mb_per_s"] = _ratio(w5, w2)
+    if "w6" in doc:
+        # a data packet takes the same path as a W1 chunk, so the same floor applies
+        ratios["w6_p50_over_redis_floor_p50"] = _ratio(w6_p50, redis_p50)
+        ratios["w6_p50_over_websocket_floor_p50"] = _ratio(w6_p50, ws_p50)
+        ratios["w6_p50_over_path_floor"] = _ratio(w6_p50, path_floor)
+        ratios["w6_p50_over_w1_p50"] = _ratio(w6_p50, w1_p50)
 
     def check(v: Any, ok: Callable[[float], bool]) -> bool | None:
         return ok(float(v)) if isinstance(v, int | float) else None
@@ -219,6 +242,11 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             "w2": check(w2, lambda v: v >= TARGETS["w2_mb_per_s_min"]),
             "w3": check(w3, lambda v: v >= TARGETS["w3_deliveries_per_s_min"]),
             "w4": check(w4, lambda v: v <= TARGETS["w4_kb_per_connection_max"]),
+            # only a transfer that arrived whole (sha256 equal) counts
+            "w5_mb_per_s": check(w5, lambda v: v >= TARGETS["w5_mb_per_s_min"])
+            if w5_intact is not False
+            else False,
+            "w5_growth": check(w5_growth, lambda v: v <= TARGETS["w5_growth_mb_max"]),
         },
     }
     return ratios, targets
@@ -269,6 +297,8 @@ async def _run_workloads(
         "w2": lambda: w2_throughput(system, quick=quick),
         "w3": lambda: w3_fanout(system, quick=quick),
         "w4": lambda: w4_memory(system, quick=quick),
+        "w5": lambda: w5_bytes(system, quick=quick),
+        "w6": lambda: w6_data(system, quick=quick),
     }
     results: dict[str, dict[str, Any]] = {}
     for name in selected:

@@ -1,6 +1,7 @@
-"""The four workloads. Each runs in rooms of its own, with the sender on gateway 0 and the
-receivers on gateway 1 (W3: receivers on both), and measures from the benchmark process,
-which holds every participant (so ``time.perf_counter`` is one clock for both ends).
+"""Workloads W1-W4 (W5 and W6, the binary paths, are in ``bytedata.py``). Each runs in
+rooms of its own, with the sender on gateway 0 and the receivers on gateway 1 (W3:
+receivers on both), and measures from the benchmark process, which holds every participant
+(so ``time.perf_counter`` is one clock for both ends).
 
 Chunks carry their sequence number in their first 10 characters; the sender notes
 ``perf_counter()`` just before ``writer.write()``, the receiver just after its iterator
@@ -261,6 +262,9 @@ class RssSampler:
         self.baseline = self.sample()
         self.peak = dict(self.baseline)
         self.samples = 0
+        #: the longest time between two samples (the event loop may delay one when busy)
+        self.max_gap = 0.0
+        self._last_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def sample(self) -> dict[str, int]:
@@ -268,6 +272,10 @@ class RssSampler:
 
     def _take(self) -> dict[str, int]:
         now = self.sample()
+        at = time.perf_counter()
+        if self._last_at:
+            self.max_gap = max(self.max_gap, at - self._last_at)
+        self._last_at = at
         self.samples += 1
         for name, v in now.items():
             self.peak[name] = max(self.peak[name], v)
@@ -284,6 +292,8 @@ class RssSampler:
     def start(self) -> None:
         self.baseline = self.sample()
         self.peak = dict(self.baseline)
+        self._last_at = 0.0
+        self.max_gap = 0.0
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> dict[str, int]:

@@ -33,7 +33,7 @@ __all__ = ["ByteStreamInfo", "ByteStreamReader", "ByteStreamWriter"]
 
 DEFAULT_MIME_TYPE = "application/octet-stream"
 #: Bytes read from a file, or written to one, per thread hop.
-_FILE_BLOCK = 256 * 1024
+_FILE_BLOCK = 255_000  # a multiple of the 15000-byte chunk: no short chunk per block
 
 
 @dataclass(slots=True)
