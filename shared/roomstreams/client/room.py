@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import inspect
 import itertools
 import logging
@@ -536,23 +537,7 @@ class Room:
             if r is not None:
                 r._feed(ev.content)
         elif isinstance(ev, StreamOpened):
-            h = ev.header
-            if h.kind == "byte":
-                self._open_byte_reader(h)
-                return
-            handler = self._text_handlers.get(h.topic)
-            if handler is None:
-                return
-            reader = TextStreamReader(
-                TextStreamInfo.from_header(h), h.sender, max_buffer=self._reader_buffer
-            )
-            self._readers[h.stream_id] = reader
-            try:
-                result = handler(reader, h.sender)
-                if inspect.isawaitable(result):
-                    self._spawn(result)
-            except Exception:
-                logger.exception("text stream handler for %r raised", h.topic)
+            self._open_reader(ev.header)
         else:
             r = self._readers.pop(ev.stream_id, None)
             if r is None:
@@ -570,17 +555,27 @@ class Room:
             else:
                 r._end(None, ev.attributes)
 
-    def _open_byte_reader(self, h: DeliveredHeader) -> None:
-        handler = self._byte_handlers.get(h.topic)
-        if handler is None:
-            return
-        reader = ByteStreamReader(
-            ByteStreamInfo.from_header(h), h.sender, max_buffer=self._reader_buffer
-        )
-        self._readers[h.stream_id] = reader
+    def _open_reader(self, h: DeliveredHeader) -> None:
+        """A stream starts: hand a reader to the topic's handler of its kind, if any."""
+        sender, buffer = h.sender, self._reader_buffer
+        call: Callable[[], Awaitable[None] | None]
+        if h.kind == "byte":
+            byte_handler = self._byte_handlers.get(h.topic)
+            if byte_handler is None:
+                return
+            br = ByteStreamReader(ByteStreamInfo.from_header(h), sender, max_buffer=buffer)
+            self._readers[h.stream_id] = br
+            call = functools.partial(byte_handler, br, sender)
+        else:
+            text_handler = self._text_handlers.get(h.topic)
+            if text_handler is None:
+                return
+            tr = TextStreamReader(TextStreamInfo.from_header(h), sender, max_buffer=buffer)
+            self._readers[h.stream_id] = tr
+            call = functools.partial(text_handler, tr, sender)
         try:
-            result = handler(reader, h.sender)
+            result = call()
             if inspect.isawaitable(result):
                 self._spawn(result)
         except Exception:
-            logger.exception("byte stream handler for %r raised", h.topic)
+            logger.exception("%s stream handler for %r raised", h.kind, h.topic)
