@@ -53,15 +53,21 @@ from roomstreams.protocol.limits import (
 )
 from roomstreams.token import Claims
 
-__all__ = ["CLOSE_SLOW_CONSUMER", "Connection", "Identity"]
+__all__ = ["CLOSE_SLOW_CONSUMER", "Connection", "Identity", "Overloaded"]
 
 logger = logging.getLogger("gateway.connection")
 
+#: Close code when the gateway cannot append to Redis fast enough (WebSocket "try again later").
+CLOSE_TRY_AGAIN_LATER = 1013
 #: Close code for a receiver whose send queue overflowed.
 CLOSE_SLOW_CONSUMER = 4008
 #: Close code when the router replaced this connection (same identity joined again), or an
 #: operator removed the participant.
 CLOSE_REMOVED = 4009
+
+
+class Overloaded(Exception):
+    """The gateway's append queue is full: Redis is not keeping up with what it accepts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +284,9 @@ class Connection:
         """Validate one client frame and append it, or answer an error frame."""
         try:
             self._handle(raw)
+        except Overloaded as exc:
+            self.push(_error(ErrorCode.OVERLOADED, str(exc)))
+            self.close(CLOSE_TRY_AGAIN_LATER, "gateway overloaded: Redis is not keeping up")
         except FrameRejected as rej:
             self.push(_error(rej.code, rej.message, stream_id=rej.stream_id, req=rej.req))
             if rej.abort is not None:

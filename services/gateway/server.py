@@ -35,7 +35,7 @@ from roomstreams.protocol.keys import (
 from roomstreams.token import Claims, verify_token
 
 from .api import serve_api
-from .connection import CLOSE_REMOVED, Connection, Identity
+from .connection import CLOSE_REMOVED, Connection, Identity, Overloaded
 from .settings import GatewaySettings
 
 __all__ = ["Gateway"]
@@ -43,6 +43,7 @@ __all__ = ["Gateway"]
 logger = logging.getLogger("gateway.server")
 
 _APPEND_BATCH = 512
+_DATA_KINDS = frozenset("hctp")
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -64,7 +65,8 @@ class Gateway:
         )
         self._counter = itertools.count(1)
         self._api: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
-        self._appends: asyncio.Queue[tuple[str, LogEntry]] = asyncio.Queue(maxsize=65_536)
+        # bounded in _append (data entries only)
+        self._appends: asyncio.Queue[tuple[str, LogEntry]] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._draining = False
         self._drained = asyncio.Event()
@@ -224,6 +226,11 @@ class Gateway:
     # -- appends: one pipeline per batch, order preserved -------------------------------------
 
     def _append(self, key: str, entry: LogEntry) -> None:
+        """Queue an entry for the append pipeline. Data from a client is refused past the
+        bound (its connection is closed with 1013); joins and leaves are always taken, so
+        presence never goes wrong."""
+        if entry.kind in _DATA_KINDS and self._appends.qsize() >= self.settings.append_queue_limit:
+            raise Overloaded(f"{self._appends.qsize()} entries waiting for Redis")
         self._appends.put_nowait((key, entry))
 
     async def _flush_appends(self) -> None:

@@ -18,5 +18,8 @@ class GatewaySettings(CommonSettings):
     #: Bytes one connection may have appended to its room log and not yet routed: the
     #: gateway stops reading that socket until the router catches up (pacing).
     window_bytes: int = Field(default=1 << 20, ge=16_384)
+    #: Entries from clients waiting to be appended to Redis, across all connections; past
+    #: it, a connection that sends data is closed with 1013 (try again later).
+    append_queue_limit: int = Field(default=65_536, ge=16)
     #: Seconds between liveness beats to the router.
     heartbeat_interval: float = Field(default=1.0, gt=0)

@@ -214,3 +214,43 @@ async def test_gateway_inbox_is_trimmed(
     assert max(lengths) < 1000
     await alice.disconnect()
     await bob.disconnect()
+
+
+async def test_gateway_refuses_data_it_cannot_append_and_keeps_running(room_name: str) -> None:
+    """Redis stalls: the gateway's append queue fills; a connection that keeps sending is
+    closed with 1013 and a reason, the gateway itself keeps serving once Redis is back."""
+    from roomstreams._redis_server import LocalRedisServer
+
+    from .conftest import make_env
+
+    with LocalRedisServer() as redis_server:
+        s = System(
+            redis_server.url, make_env(redis_server.url, ROOMSTREAMS_APPEND_QUEUE_LIMIT="50")
+        )
+        try:
+            s.start_router()
+            s.start_gateway()
+            alice = roomstreams.Room()
+            await alice.connect(s.urls[0], s.token(room_name, "alice"), reconnect=False)
+            gone: asyncio.Queue[str] = asyncio.Queue()
+            alice.on("disconnected", gone.put_nowait)
+            w = await alice.local_participant.stream_text(topic="chat")
+            redis_server.process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(roomstreams.RoomStreamsError):
+                    for i in range(1000):  # small entries: the window is far from full
+                        await w.write(f"{i};")
+                        await asyncio.sleep(0)
+                reason = await asyncio.wait_for(gone.get(), 10)
+                assert "overloaded" in reason
+            finally:
+                redis_server.process.send_signal(signal.SIGCONT)
+            col = Collector()
+            bob = await _room(s, room_name, "bob", chat=col)
+            carol = await _room(s, room_name, "carol")
+            info = await carol.local_participant.send_text("still serving", topic="chat")
+            assert (await col.wait_done(info.stream_id)).text == "still serving"
+            await bob.disconnect()
+            await carol.disconnect()
+        finally:
+            s.stop()

@@ -78,6 +78,7 @@ class ErrorCode:
     DUPLICATE_IDENTITY = "duplicate_identity"
     REMOVED = "removed"
     ROUTER_RESTARTED = "router_restarted"
+    OVERLOADED = "overloaded"
     CONNECTION_LOST = "connection_lost"
 
 
