@@ -76,6 +76,7 @@ class Identity:
 
     session: str
     room: str
+    partition: int
     log_key: str
     claims: Claims
 

@@ -181,6 +181,7 @@ class Gateway:
         ident = Identity(
             session=session,
             room=room,
+            partition=partition_of(room, self.settings.partitions),
             log_key=room_log_key(room, self.settings.partitions),
             claims=claims,
         )
@@ -196,7 +197,7 @@ class Gateway:
         logger.info("connected %s to %s as %s", session, room, claims.identity, extra=extra)
         conn.append_join(self.id)
         self._append(
-            partition_ctl_key(partition_of(room, self.settings.partitions)),
+            partition_ctl_key(ident.partition),
             LogEntry(kind="room", session=session, topic=room),
         )
         reason = "disconnected"
@@ -302,9 +303,11 @@ class Gateway:
             if prev is not None and q != prev + 1:
                 lost = q - prev - 1
                 reason = f"{lost} deliveries were trimmed before this gateway read them (lagged)"
-                logger.error("inbox gap: %s", reason)
+                logger.error("inbox gap in partition %s: %s", p.decode(), reason)
+                partition = int(p)
                 for c in self.sessions.values():
-                    c.end_receiving(ErrorCode.LAGGED, reason)
+                    if c.ident.partition == partition:
+                        c.end_receiving(ErrorCode.LAGGED, reason)
         kind = f.get(b"k")
         sessions = self.sessions
         if kind is None:
@@ -322,9 +325,8 @@ class Gateway:
                     conn.acked(int(n))
         elif kind == b"r":
             partition = int(f[b"p"])
-            parts = self.settings.partitions
             for conn in list(sessions.values()):
-                if partition_of(conn.ident.room, parts) == partition:
+                if conn.ident.partition == partition:
                     conn.resync(self.id)
             logger.warning("partition %d has a new router (epoch %s): resynced", partition, e)
         elif kind == b"x":

@@ -24,6 +24,7 @@ from .client import (
     TextStreamInfo,
     TextStreamReader,
     TextStreamWriter,
+    TokenSource,
 )
 from .exceptions import (
     AuthError,
@@ -70,6 +71,7 @@ __all__ = [
     "TextStreamInfo",
     "TextStreamReader",
     "TextStreamWriter",
+    "TokenSource",
     "UnsafeFileName",
     "VideoGrants",
     "__version__",

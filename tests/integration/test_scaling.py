@@ -197,3 +197,27 @@ async def test_removed_participant_does_not_reconnect(
     reason = await ev.next("disconnected")
     assert "removed" in reason
     assert alice.state is roomstreams.ConnectionState.CLOSED
+
+
+async def test_reconnect_asks_the_token_source_for_a_fresh_token(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    s = system_factory(gateways=2)
+    async with TcpBalancer(s.ports) as lb:
+        issued: list[str] = []
+
+        async def fresh_token() -> str:
+            issued.append(s.token(room_name, "alice"))
+            return issued[-1]
+
+        alice = roomstreams.Room()
+        ev = Events(alice)
+        await alice.connect(lb.url, fresh_token)
+        assert len(issued) == 1
+        gw = s.ports.index(lb.chosen[0])
+        lb.backends.remove(s.ports[gw])
+        s.gateways[gw].send_signal(signal.SIGKILL)
+        await ev.next("reconnecting")
+        await ev.next("reconnected")
+        assert len(issued) >= 2  # asked again for the reconnect
+        await alice.disconnect()

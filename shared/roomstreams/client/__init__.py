@@ -3,7 +3,14 @@
 from .bytestreams import ByteStreamInfo, ByteStreamReader, ByteStreamWriter
 from .data import DataPacket
 from .participant import LocalParticipant, RemoteParticipant
-from .room import ByteStreamHandler, ConnectionState, Registration, Room, TextStreamHandler
+from .room import (
+    ByteStreamHandler,
+    ConnectionState,
+    Registration,
+    Room,
+    TextStreamHandler,
+    TokenSource,
+)
 from .streams import StreamState, TextStreamInfo, TextStreamReader, TextStreamWriter
 
 __all__ = [
@@ -22,4 +29,5 @@ __all__ = [
     "TextStreamInfo",
     "TextStreamReader",
     "TextStreamWriter",
+    "TokenSource",
 ]

@@ -62,6 +62,8 @@ __all__ = ["ByteStreamHandler", "ConnectionState", "Registration", "Room", "Text
 logger = logging.getLogger("roomstreams.room")
 
 TextStreamHandler = Callable[[TextStreamReader, str], Awaitable[None] | None]
+#: A function giving a fresh access token (plain or async), called on every (re)connect.
+TokenSource = Callable[[], str | Awaitable[str]]
 ByteStreamHandler = Callable[[ByteStreamReader, str], Awaitable[None] | None]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,7 +133,7 @@ class Room:
         self._reader_buffer = reader_buffer
         self._close_reason = ""
         self._url = ""
-        self._token = ""
+        self._token: str | TokenSource = ""
         self._timeout = 10.0
         self._auto_reconnect = True
         self._closing = False
@@ -185,14 +187,23 @@ class Room:
         return self.state is ConnectionState.CONNECTED
 
     async def connect(
-        self, url: str, token: str, *, timeout: float = 10.0, reconnect: bool = True
+        self,
+        url: str,
+        token: str | TokenSource,
+        *,
+        timeout: float = 10.0,
+        reconnect: bool = True,
     ) -> None:
         """Connect to a gateway (``ws://host:port``) with an access token. Returns once the
         participant is in the room and handlers registered before are in effect.
 
         With ``reconnect`` (the default) a lost connection is re-established on its own, to
         the same URL, with backoff: events ``reconnecting`` then ``reconnected``, or
-        ``disconnected(reason)`` when it gives up. Handlers stay registered across it."""
+        ``disconnected(reason)`` when it gives up. Handlers stay registered across it.
+
+        ``token`` may be a function returning a token (or an awaitable of one): it is called
+        on every connect and reconnect, so long-lived participants reconnect with a fresh
+        token rather than the expired one they started with."""
         if self.state is not ConnectionState.DISCONNECTED:
             raise ConnectError(f"cannot connect: room is {self.state.value}")
         self._url, self._token, self._timeout = url, token, timeout
@@ -208,7 +219,10 @@ class Room:
 
     async def _open(self) -> None:
         """Open the socket, wait for ``joined`` and the acks of registered handlers."""
-        target = f"{self._url.rstrip('/')}/rtc?access_token={quote(self._token)}"
+        token = self._token if isinstance(self._token, str) else self._token()
+        if not isinstance(token, str):
+            token = await token
+        target = f"{self._url.rstrip('/')}/rtc?access_token={quote(token)}"
         self._close_reason = ""
         try:
             async with asyncio.timeout(self._timeout):
