@@ -162,6 +162,7 @@ class Connection:
         #: (kind, topic) of the handlers it has registered, re-announced on a resync
         self.subscriptions: set[tuple[str, str]] = set()
         self.close_code: int | None = None
+        self._closer: asyncio.Task[None] | None = None
         self.close_reason = ""
         self._extra = {"session": ident.session, "room": ident.room}
 
@@ -196,7 +197,8 @@ class Connection:
             return
         self.close_code, self.close_reason = code, reason
         goaway = GoAwayFrame(code=str(code), reason=reason).model_dump_json().encode()
-        asyncio.get_running_loop().create_task(self._close(goaway, code, reason))
+        # kept, so the task cannot be collected before it ran
+        self._closer = asyncio.get_running_loop().create_task(self._close(goaway, code, reason))
 
     async def _close(self, goaway: bytes, code: int, reason: str) -> None:
         try:
@@ -217,7 +219,7 @@ class Connection:
     # -- pacing -----------------------------------------------------------------------------
 
     def acked(self, nbytes: int) -> None:
-        self._inflight -= nbytes
+        self._inflight = max(0, self._inflight - nbytes)  # a repeated ack must not go below 0
         if self._inflight < self._window:
             self._window_open.set()
 

@@ -299,6 +299,8 @@ class Gateway:
         p, e, q = f.get(b"p", b""), f.get(b"e", b""), int(f.get(b"q", b"0"))
         if q:
             prev = self._inbox_seq.get((p, e))
+            if prev is not None and q <= prev:
+                return  # a repeat: the router retried a pipeline that had partly gone through
             self._inbox_seq[(p, e)] = q
             if prev is not None and q != prev + 1:
                 lost = q - prev - 1

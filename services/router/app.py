@@ -124,9 +124,11 @@ class Router:
             for p, (_, t, _conn) in list(self._workers.items()):
                 if t is task:
                     del self._workers[p]
-                    asyncio.get_running_loop().create_task(
+                    release = asyncio.get_running_loop().create_task(
                         self._release(keys=[lease_key(p)], args=[self.id])
                     )
+                    self._cleanup.add(release)
+                    release.add_done_callback(self._cleanup.discard)
 
     async def _lease_loop(self) -> None:
         period = self.s.lease_ms / 3000

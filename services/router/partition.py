@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from roomstreams._redisio import last_id, xread, xrevrange
 from roomstreams.core.room import RoomState
@@ -134,8 +135,17 @@ class PartitionWorker:
         if self.epoch != "1":
             await self._take_over()
         logger.info("partition %d: owned (epoch %s)", self.p, self.epoch)
+        delay = 0.05
         while self.running:
-            await self._step()
+            try:
+                await self._step()
+                delay = 0.05
+            except RedisError:
+                # keep the room state: a Redis blip must not cost the streams in flight (the
+                # lease loop takes the lease back if it lapsed and nobody else took it)
+                logger.exception("partition %d: Redis error; retrying in %.2fs", self.p, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _take_over(self) -> None:
         """Another router owned this partition before (it stopped or died): its room state
@@ -209,41 +219,56 @@ class PartitionWorker:
         await self._expire_rooms()
 
     async def _flush(self, batch: Batch, trims: dict[str, bytes]) -> None:
+        """Write one wake-up's output in one pipeline. The entries were already folded, so a
+        Redis error here is retried with the same batch (numbered once: a repeat is dropped
+        by the gateway, a gap would not be) until it goes through."""
         if not batch and not trims and not self._started:
             return
+        for gw, entries in batch.inbox.items():
+            for f in entries:
+                self._seq[gw] += 1
+                f["p"], f["e"], f["q"] = str(self.p), self.epoch, str(self._seq[gw])
+        started, self._started = self._started, []
+        events: list[tuple[str, str, str, str]] = [("room_started", r, "", "") for r in started]
+        for room, _session, identity, info, reason, announce in batch.members:
+            if info is None:
+                events.append(("participant_left", room, identity, reason))
+            elif announce:
+                events.append(("participant_joined", room, identity, ""))
+        now = int(time.time() * 1000)
         maxlen = self.s.inbox_maxlen
-        async with self.r.pipeline(transaction=False) as pipe:
-            for gw, entries in batch.inbox.items():
-                key = inbox_key(gw)
-                for f in entries:
-                    self._seq[gw] += 1
-                    f["p"], f["e"], f["q"] = str(self.p), self.epoch, str(self._seq[gw])
-                    pipe.xadd(key, f, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-            for gw, acks in batch.acks.items():
-                pipe.xadd(
-                    inbox_key(gw),
-                    {"k": "a", "d": json.dumps(acks)},
-                    maxlen=maxlen,
-                    approximate=True,
-                )
-            for key, last_id in trims.items():
-                pipe.xtrim(key, minid=last_id, approximate=True)
-            now = int(time.time() * 1000)
-            for room in self._started:
-                meta = json.dumps({"created": now, "partition": self.p})
-                pipe.hset(ROOMS, room, meta)
-                self._publish("room_started", room)
-            self._started.clear()
-            for room, session, identity, info, reason, announce in batch.members:
-                mkey = members_key(room, self.s.partitions)
-                if info is not None:
-                    pipe.hset(mkey, session, info)
-                    if announce:
-                        self._publish("participant_joined", room, identity)
-                else:
-                    pipe.hdel(mkey, session)
-                    self._publish("participant_left", room, identity, reason)
-            await pipe.execute()
+        delay = 0.05
+        while True:
+            try:
+                async with self.r.pipeline(transaction=False) as pipe:
+                    for gw, entries in batch.inbox.items():
+                        key = inbox_key(gw)
+                        for f in entries:
+                            pipe.xadd(key, f, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+                    for gw, acks in batch.acks.items():
+                        fields = {"k": "a", "d": json.dumps(acks)}
+                        pipe.xadd(inbox_key(gw), fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+                    for key, last_id in trims.items():
+                        pipe.xtrim(key, minid=last_id, approximate=True)
+                    for room in started:
+                        meta = json.dumps({"created": now, "partition": self.p})
+                        pipe.hset(ROOMS, room, meta)
+                    for room, session, _identity, info, _reason, _ann in batch.members:
+                        mkey = members_key(room, self.s.partitions)
+                        if info is not None:
+                            pipe.hset(mkey, session, info)
+                        else:
+                            pipe.hdel(mkey, session)
+                    await pipe.execute()
+                break
+            except RedisError:
+                if not self.running:
+                    raise
+                logger.exception("partition %d: flushing failed; retrying in %.2fs", self.p, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        for event, room, identity, reason in events:
+            self._publish(event, room, identity, reason)
 
     async def _expire_rooms(self) -> None:
         if not self._empty_since:

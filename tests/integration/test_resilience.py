@@ -254,3 +254,29 @@ async def test_gateway_refuses_data_it_cannot_append_and_keeps_running(room_name
             await carol.disconnect()
         finally:
             s.stop()
+
+
+async def test_redis_dropping_every_connection_loses_nothing(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """A Redis blip (every client connection killed): the services reconnect, retry what was
+    in flight, and a stream open across it arrives whole, in order, with no abnormal end."""
+    s = system_factory(gateways=2)
+    col = Collector()
+    bob = await _room(s, room_name, "bob", 1, chat=col)
+    alice = await _room(s, room_name, "alice", 0)
+    w = await alice.local_participant.stream_text(topic="chat")
+    for i in range(200):
+        await w.write(f"{i};")
+    r = _client(s)
+    killed = await r.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 4  # the router's and both gateways' connections
+    for i in range(200, 400):
+        await w.write(f"{i};")
+    await w.close()
+    rec = await col.wait_done(w.stream_id, timeout=15)
+    assert rec.error is None
+    assert rec.text == "".join(f"{i};" for i in range(400))
+    await r.aclose()
+    await alice.disconnect()
+    await bob.disconnect()

@@ -744,3 +744,13 @@ def test_acks_are_coalesced_to_a_quarter_of_the_senders_window(
     assert 0 <= total - sink.acked("s-eve") < 1000
     # no deadlock: a sender with a full window in flight always gets an ack as it drains
     assert total - sink.acked("s-eve") < join.window
+
+
+def test_a_repeated_entry_is_dropped(chat: RoomState, sink: RecordingSink, log: LogWriter) -> None:
+    header = log.header("s-carol", "st1", "chat")
+    chunk = log.chunk("s-carol", "st1", 0, "once")
+    apply(chat, sink, header, chunk)
+    sink.clear()
+    apply(chat, sink, chunk)  # the gateway's retried pipeline appended it twice
+    assert sink.deliveries == []
+    assert sink.acks == []

@@ -163,6 +163,8 @@ class RoomState:
         m = self.members.get(e.session)
         if m is None:
             return  # entry of a session that already left (or whose join was never seen)
+        if e.seq and e.seq <= m.last_seq:
+            return  # a repeat: the gateway retried an append that had gone through
         if e.seq and m.last_seq and e.seq != m.last_seq + 1:
             self._lagged(m, sink, e.seq)
         if e.seq:
