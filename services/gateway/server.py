@@ -137,10 +137,16 @@ class Gateway:
                 }
             )
             status = HTTPStatus.SERVICE_UNAVAILABLE if self._draining else HTTPStatus.OK
-            return conn.respond(status, body + "\n")
+            response = conn.respond(status, body + "\n")
+            del response.headers["Content-Type"]  # a multi-dict: replace, don't add
+            response.headers["Content-Type"] = "application/json"
+            return response
         if self._draining:
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "gateway is draining\n")
-        is_api = url.path.rstrip("/") == "/api"
+        path = url.path.rstrip("/")
+        if path not in ("/rtc", "/api"):
+            return conn.respond(HTTPStatus.NOT_FOUND, "participants connect to /rtc\n")
+        is_api = path == "/api"
         token = parse_qs(url.query).get("access_token", [""])[0]
         auth = request.headers.get("Authorization", "")
         if not token and auth.lower().startswith("bearer "):

@@ -311,3 +311,19 @@ async def test_sender_is_the_token_identity(system: Any, room_name: str, connect
         assert h["sender"] == "alice-in-token"
     finally:
         await carol.close()
+
+
+async def test_only_known_paths_are_served(system: Any, room_name: str) -> None:
+    token = system.token(room_name, "alice")
+    with pytest.raises(websockets.InvalidStatus) as exc:
+        await websockets.connect(f"{system.urls[0]}/elsewhere?access_token={token}")
+    assert exc.value.response.status_code == 404
+
+    def healthz() -> tuple[str, dict[str, Any]]:
+        url = f"http://127.0.0.1:{system.ports[0]}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.headers["Content-Type"], json.loads(r.read())
+
+    content_type, body = await asyncio.to_thread(healthz)
+    assert content_type == "application/json"
+    assert body["status"] == "ok"
