@@ -221,3 +221,31 @@ async def test_reconnect_asks_the_token_source_for_a_fresh_token(
         await ev.next("reconnected")
         assert len(issued) >= 2  # asked again for the reconnect
         await alice.disconnect()
+
+
+async def test_membership_changes_during_a_reconnect_are_reported(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    s = system_factory(gateways=2)
+    async with TcpBalancer(s.ports[:1]) as lb:
+        alice = await _join(lb.url, s, room_name, "alice")
+        ev = Events(alice)
+        bob = await _join(s.urls[1], s, room_name, "bob")
+        assert (await ev.next("participant_connected")).identity == "bob"
+        lb.backends.clear()  # alice cannot get back in for now
+        s.gateways[0].send_signal(signal.SIGKILL)
+        await ev.next("reconnecting")
+        await bob.disconnect()  # while she is away: bob leaves, carol comes
+        carol = await _join(s.urls[1], s, room_name, "carol")
+        lb.backends.append(s.ports[1])
+        changes = []
+        async with asyncio.timeout(10):
+            while (item := await ev.q.get())[0] != "reconnected":
+                name, arg = item
+                if name.startswith("participant_"):
+                    changes.append((name, arg.identity))
+        assert ("participant_disconnected", "bob") in changes
+        assert ("participant_connected", "carol") in changes
+        assert set(alice.remote_participants) == {"carol"}
+        await alice.disconnect()
+        await carol.disconnect()

@@ -527,7 +527,16 @@ class Room:
         lp.can_publish_data = f.permissions.can_publish_data
         lp.can_subscribe = f.permissions.can_subscribe
         self.name = f.room
+        before = self.remote_participants
         self.remote_participants = {p.identity: _to_participant(p) for p in f.participants}
+        if self.state is ConnectionState.RECONNECTING:
+            # whoever came or went while we were away: the same events as if we had seen it
+            for identity, gone in before.items():
+                if identity not in self.remote_participants:
+                    self._emit("participant_disconnected", gone)
+            for identity, came in self.remote_participants.items():
+                if identity not in before:
+                    self._emit("participant_connected", came)
         if self._joined is not None and not self._joined.done():
             self._joined.set_result(None)
 
