@@ -109,7 +109,7 @@ class Router:
             if await self._r.set(lease_key(p), self.id, nx=True, px=self.s.lease_ms):
                 epoch = await self._r.incr(f"{lease_key(p)}:fence")
                 conn = redis_client(self.s.redis_url)
-                w = PartitionWorker(p, epoch, self.s, conn, self._events)
+                w = PartitionWorker(p, epoch, self.s, conn, self._events, self.saw_gateway)
                 task = asyncio.create_task(w.run(), name=f"partition-{p}")
                 task.add_done_callback(self._worker_done)
                 self._workers[p] = (w, task, conn)
@@ -166,6 +166,12 @@ class Router:
             self._cleanup.add(task)
             task.add_done_callback(self._cleanup.discard)
         else:
+            self._gateways[gw] = time.monotonic()
+
+    def saw_gateway(self, gw: str) -> None:
+        """A join names this gateway: watch it even if its heartbeats never come (it may
+        have died before this router started), so its participants cannot linger."""
+        if gw not in self._gateways and gw not in self._dropped:
             self._gateways[gw] = time.monotonic()
 
     def _drop(self, gw: str, reason: str) -> None:

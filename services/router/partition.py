@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -108,6 +109,7 @@ class PartitionWorker:
         settings: RouterSettings,
         redis: aioredis.Redis,
         events: asyncio.Queue[dict[str, str]] | None = None,
+        saw_gateway: Callable[[str], None] | None = None,
     ) -> None:
         self.p = partition
         self.epoch = str(epoch)
@@ -121,6 +123,7 @@ class PartitionWorker:
         self._empty_since: dict[str, float] = {}
         self._delete = self.r.register_script(_DELETE_IF_DRAINED)
         self._events = events
+        self._saw_gateway = saw_gateway
         self._pending_drop: list[tuple[str, str]] = []
         self._started: list[str] = []
         self._untrimmed: dict[str, int] = defaultdict(int)
@@ -197,7 +200,10 @@ class PartitionWorker:
             if state is None:
                 continue
             for _entry_id, f in entries:
-                state.apply(LogEntry.from_fields(f), batch)
+                e = LogEntry.from_fields(f)
+                if e.kind == "j" and self._saw_gateway is not None:
+                    self._saw_gateway(e.gateway)
+                state.apply(e, batch)
             last_id = entries[-1][0]
             self.last[key] = last_id
             # XTRIM ~ removes whole stream nodes (100 entries): trimming more often than

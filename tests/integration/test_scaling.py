@@ -249,3 +249,35 @@ async def test_membership_changes_during_a_reconnect_are_reported(
         assert set(alice.remote_participants) == {"carol"}
         await alice.disconnect()
         await carol.disconnect()
+
+
+async def test_participant_of_a_gateway_that_never_beats_is_dropped(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """A join left in the log by a gateway that died before it was ever heard from (e.g.
+    before this router started): its participant must not linger in the room."""
+    from roomstreams.protocol.entries import LogEntry, encode_log_entry
+    from roomstreams.protocol.frames import ParticipantInfo
+    from roomstreams.protocol.keys import partition_ctl_key, partition_of, room_log_key
+
+    s = system_factory(gateways=1, ROOMSTREAMS_GATEWAY_TIMEOUT="1.0")
+    bob = roomstreams.Room()
+    ev = Events(bob)
+    await bob.connect(s.urls[0], s.token(room_name, "bob"))
+    r = aioredis.Redis.from_url(s.redis_url)
+    ghost = LogEntry(
+        kind="j",
+        session="deadbeef.1",
+        seq=1,
+        identity="ghost",
+        gateway="deadbeef",
+        data=ParticipantInfo(identity="ghost").model_dump_json().encode(),
+    )
+    await r.xadd(room_log_key(room_name, s.partitions), encode_log_entry(ghost))  # type: ignore[arg-type]
+    await r.xadd(partition_ctl_key(partition_of(room_name, s.partitions)), {"room": room_name})
+    assert (await ev.next("participant_connected")).identity == "ghost"
+    left = await ev.next("participant_disconnected", timeout=5)
+    assert left.identity == "ghost"
+    assert "ghost" not in bob.remote_participants
+    await r.aclose()
+    await bob.disconnect()
