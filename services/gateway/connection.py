@@ -207,7 +207,8 @@ class Connection:
                 await asyncio.wait_for(self.ws.send(goaway, text=True), 1.0)
         except (ConnectionClosed, TimeoutError):
             pass
-        await self.ws.close(code, reason[:120])
+        # a close reason is at most 123 UTF-8 bytes
+        await self.ws.close(code, reason.encode()[:120].decode(errors="ignore"))
 
     async def writer(self) -> None:
         ws, q = self.ws, self._queue
