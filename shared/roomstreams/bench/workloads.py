@@ -322,6 +322,7 @@ class CpuMeter:
         self.pids = pids
         self._t0 = 0.0
         self._c0: dict[str, float] = {}
+        self._end: tuple[float, dict[str, float]] | None = None
         self.start()
 
     @staticmethod
@@ -342,11 +343,19 @@ class CpuMeter:
     def start(self) -> None:
         self._t0 = time.perf_counter()
         self._c0 = self._times()
+        self._end = None
+
+    def freeze(self) -> None:
+        """End the measurement now; a later ``stop`` reports up to here (for when the units
+        are known only after more work, e.g. W3p's reports from the receiver processes)."""
+        self._end = (time.perf_counter() - self._t0, self._times())
 
     def stop(self, units: float = 0.0, unit: str = "chunk") -> dict[str, Any]:
         """Percent of one core per process; with ``units``, also CPU microseconds per unit."""
-        wall = time.perf_counter() - self._t0
-        c1 = self._times()
+        if self._end is not None:
+            wall, c1 = self._end
+        else:
+            wall, c1 = time.perf_counter() - self._t0, self._times()
         used = {n: max(0.0, c1[n] - self._c0.get(n, 0.0)) for n in self.pids}
         machine = c1["_machine"] - self._c0["_machine"]
         ours = sum(used.values())
