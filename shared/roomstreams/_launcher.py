@@ -27,7 +27,7 @@ from pathlib import Path
 
 import redis
 
-from ._redis_server import LocalRedisServer
+from ._redis_server import LocalRedisServer, die_with_parent
 from .protocol.keys import lease_key
 
 __all__ = ["ChildExit", "LaunchError", "Launcher", "SystemConfig"]
@@ -194,6 +194,7 @@ class Launcher:
             cwd=_services_root(),
             stdin=subprocess.DEVNULL,
             stdout=sys.stderr.fileno(),
+            preexec_fn=die_with_parent,
         )
 
     def _router_ready(self) -> bool:

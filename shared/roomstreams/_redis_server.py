@@ -21,8 +21,10 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,6 +37,7 @@ __all__ = [
     "ENV_REDIS_SERVER",
     "LocalRedisServer",
     "describe_server_binary",
+    "die_with_parent",
     "find_redis_server",
     "free_port",
 ]
@@ -134,6 +137,17 @@ def describe_server_binary(binary: str) -> str:
     if match is None:
         return f"{Path(binary).name} (version unknown: {out.strip()[:80]!r})"
     return f"{match['name'].lower()}-server {match['version']}"
+
+
+def die_with_parent() -> None:
+    """In a child about to exec (``preexec_fn``): on Linux, have the kernel end it if the
+    process that started it dies, even by SIGKILL, so no server outlives its owner."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port(host: str = _LOCALHOST) -> int:
@@ -332,6 +346,7 @@ class LocalRedisServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=self._tmpdir.name,
+                    preexec_fn=die_with_parent,
                 )
         except OSError as exc:
             self.stop()

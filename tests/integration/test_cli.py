@@ -313,3 +313,16 @@ def test_up_stops_everything_when_a_child_dies(start_up: StartUp) -> None:
     _, alive = psutil.wait_procs(children, timeout=5)
     assert alive == []
     assert "exited unexpectedly" in up.diagnostics()
+
+
+def test_nothing_outlives_up_when_it_is_killed(start_up: StartUp) -> None:
+    """SIGKILL gives `up` no chance to stop its children: the kernel does (parent-death
+    signal), so no Redis, router or gateway is left running."""
+    up = start_up("--gateways", "2", "--port", str(_free_port_pair()))
+    up.wait_ready()
+    children = up.children()
+    assert {_kind(p) for p in children} == {"redis-server", "router", "gateway"}
+    up.proc.kill()
+    up.proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
