@@ -37,6 +37,7 @@ from .workloads import (
     _say,
     connect,
     disconnect_all,
+    fanout_summary,
     new_room,
 )
 
@@ -254,8 +255,6 @@ async def w3p_fanout(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
             await disconnect_all(rooms)
         finally:
             await _stop_all(procs)
-    sustained = [r for r in results if r.get("sustained")]
-    best = sustained[-1] if sustained else None
     return {
         "receivers": n_rx,
         "receivers_per_gateway": [len(p.specs) for p in procs],
@@ -271,14 +270,7 @@ async def w3p_fanout(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
         "sender_process": "bench",
         "clock": "time.monotonic_ns (CLOCK_MONOTONIC, system-wide on Linux), stamped in each "
         "chunk by the sender just before write, read by the receiver just after the chunk",
-        "chunk_bytes": CHUNK_BYTES,
-        "seconds_per_rate": per_rate_s,
-        "sustained_means": f"every chunk delivered in order to every receiver, p99 < "
-        f"{p99_limit_ms:g} ms, sender kept >= 95% of the rate",
-        "rates": results,
-        "highest_sustained_rate_per_s": best["rate_per_s"] if best else None,
-        "deliveries_per_s_at_highest": best["rate_per_s"] * n_rx if best else None,
-        "measured_deliveries_per_s_at_highest": best["deliveries_per_s"] if best else None,
+        **fanout_summary(results, n_rx, per_rate_s, p99_limit_ms),
     }
 
 
