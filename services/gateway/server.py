@@ -22,6 +22,7 @@ from websockets.http11 import Request, Response
 
 from roomstreams._redisio import client as redis_client
 from roomstreams._redisio import xread
+from roomstreams._tasks import cancel_and_wait
 from roomstreams.exceptions import AuthError
 from roomstreams.protocol.entries import LogEntry, encode_log_entry
 from roomstreams.protocol.frames import ErrorCode
@@ -119,8 +120,9 @@ class Gateway:
             with contextlib.suppress(RedisError):
                 await self._redis.xadd(GATEWAY_EVENTS, {"g": self.id, "ev": "bye"}, maxlen=10_000)
                 await self._redis.delete(self.inbox)
-            for t in tasks:
-                t.cancel()
+            stuck = await cancel_and_wait(tasks)
+            if stuck:
+                logger.error("tasks did not stop: %s", sorted(t.get_name() for t in stuck))
         await self._redis.aclose()
         await self._inbox_redis.aclose()
 
@@ -273,7 +275,7 @@ class Gateway:
                 delay = min(delay * 2, 2.0)
 
     async def _append_loop(self) -> None:
-        while True:
+        while not self._closing:
             first = await self._appends.get()
             await self._write_batch(self._take_batch(first))
 
@@ -354,7 +356,7 @@ class Gateway:
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.heartbeat_interval
         fields: dict[Any, Any] = {"g": self.id, "ev": "hello"}
-        while True:
+        while not self._closing:
             try:
                 await self._redis.xadd(
                     GATEWAY_EVENTS,

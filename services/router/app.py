@@ -23,6 +23,7 @@ from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import RedisError
 
 from roomstreams._redisio import client as redis_client
+from roomstreams._tasks import cancel_and_wait
 from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, inbox_key, lease_key
 
 from .partition import PartitionWorker
@@ -65,6 +66,8 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._cleanup: set[asyncio.Task[None]] = set()
         self._dropped: set[str] = set()
+        #: set once stop() begins: no partition is acquired after it, loops end
+        self._stopping = False
         self._renew = self._r.register_script(_RENEW)
         self._release = self._r.register_script(_RELEASE)
 
@@ -82,32 +85,35 @@ class Router:
         logger.info("router %s started; owns %d partitions", self.id, len(self._workers))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
+        self._stopping = True
+        # the lease loop first, so that it cannot start a worker after this snapshot
+        stuck = await cancel_and_wait(self._tasks, timeout=3.0)
         workers = list(self._workers.items())
         self._workers.clear()
-        for _, (w, task, _conn) in workers:
-            w.running = False
-            task.cancel()
-        tasks = [task for _, (_, task, _) in workers]
-        if tasks:  # a read that swallows the cancellation still ends with the flag
-            await asyncio.wait(tasks, timeout=3.0)
+        for _, (w, _task, _conn) in workers:
+            w.running = False  # a read that swallows the cancellation still ends with the flag
+        stuck |= await cancel_and_wait([task for _, (_, task, _) in workers], timeout=3.0)
+        if stuck:
+            logger.error("tasks did not stop: %s", sorted(t.get_name() for t in stuck))
         for p, (_, _task, conn) in workers:
             with contextlib.suppress(RedisError):
                 await conn.aclose()
                 await self._release(keys=[lease_key(p)], args=[self.id])
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._r.aclose()
 
     # -- leases -----------------------------------------------------------------------------
 
     async def _acquire(self) -> None:
         for p in range(self.s.partitions):
+            if self._stopping:
+                return
             if p in self._workers:
                 continue
             if await self._r.set(lease_key(p), self.id, nx=True, px=self.s.lease_ms):
                 epoch = await self._r.incr(f"{lease_key(p)}:fence")
+                if self._stopping:  # stop() began meanwhile: hand the partition back
+                    await self._release(keys=[lease_key(p)], args=[self.id])
+                    return
                 conn = redis_client(self.s.redis_url)
                 w = PartitionWorker(p, epoch, self.s, conn, self._events, self.saw_gateway)
                 task = asyncio.create_task(w.run(), name=f"partition-{p}")
@@ -132,7 +138,7 @@ class Router:
 
     async def _lease_loop(self) -> None:
         period = self.s.lease_ms / 3000
-        while True:
+        while not self._stopping:
             await asyncio.sleep(period)
             try:
                 for p in list(self._workers):
@@ -142,7 +148,8 @@ class Router:
                     )
                     if not ok:
                         logger.error("lost the lease on partition %d", p)
-                        _, task, conn = self._workers.pop(p)
+                        w, task, conn = self._workers.pop(p)
+                        w.running = False  # in case the cancellation is swallowed
                         task.cancel()
                         await conn.aclose()
                 await self._acquire()
@@ -201,7 +208,7 @@ class Router:
 
     async def _liveness_loop(self) -> None:
         timeout = self.s.gateway_timeout
-        while True:
+        while not self._stopping:
             await asyncio.sleep(min(1.0, timeout / 4))
             now = time.monotonic()
             for gw, seen in list(self._gateways.items()):
@@ -214,7 +221,7 @@ class Router:
     # -- room lifecycle events ------------------------------------------------------------------
 
     async def _events_loop(self) -> None:
-        while True:
+        while not self._stopping:
             ev = await self._events.get()
             try:
                 if self.broker is not None:

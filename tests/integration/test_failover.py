@@ -21,17 +21,20 @@ pytestmark = pytest.mark.slow
 async def test_standby_router_takes_over_and_rooms_go_on(
     system_factory: Callable[..., System], room_name: str
 ) -> None:
-    s = system_factory(gateways=2, ROOMSTREAMS_LEASE_MS="1500")
+    s = system_factory(gateways=2, ROOMSTREAMS_LEASE_MS="1500", ROOMSTREAMS_LOG_LEVEL="INFO")
     standby = _spawn("services.router", s.env)
+    a_col, b_col = Collector(), Collector()
+    alice, bob, carol = roomstreams.Room(), roomstreams.Room(), roomstreams.Room()
     try:
-        a_col, b_col = Collector(), Collector()
-        alice, bob = roomstreams.Room(), roomstreams.Room()
         alice.register_text_stream_handler("chat", a_col)
         bob.register_text_stream_handler("chat", b_col)
-        await alice.connect(s.urls[0], s.token(room_name, "alice"))
-        await bob.connect(s.urls[1], s.token(room_name, "bob"))
         joined: asyncio.Queue[str] = asyncio.Queue()
         alice.on("participant_connected", lambda p: joined.put_nowait(p.identity))
+        await alice.connect(s.urls[0], s.token(room_name, "alice"))
+        await bob.connect(s.urls[1], s.token(room_name, "bob"))
+        # alice learns of bob after bob's connect returns: wait for it, so that the join
+        # awaited below can only be carol's
+        assert await asyncio.wait_for(joined.get(), 10) == "bob"
 
         writer = await alice.local_participant.stream_text(topic="chat")
         await writer.write("in flight when the router dies")
@@ -53,12 +56,12 @@ async def test_standby_router_takes_over_and_rooms_go_on(
         back = await bob.local_participant.send_text("and back", topic="chat")
         assert (await a_col.wait_done(back.stream_id, timeout=10)).text == "and back"
         # membership changes are routed by the new owner
-        carol = roomstreams.Room()
         await carol.connect(s.urls[1], s.token(room_name, "carol"))
         assert set(carol.remote_participants) == {"alice", "bob"}
         assert await asyncio.wait_for(joined.get(), 10) == "carol"
+        assert joined.empty()
+    finally:
         for r in (alice, bob, carol):
             await r.disconnect()
-    finally:
         standby.terminate()
         standby.wait(10)
