@@ -159,6 +159,8 @@ class Connection:
         self._window_open.set()
         #: streams this socket is receiving, so the gateway can end them itself if needed
         self.receiving: set[str] = set()
+        #: streams this socket sends whose trailer is appended but not yet routed
+        self.closing: set[str] = set()
         #: (kind, topic) of the handlers it has registered, re-announced on a resync
         self.subscriptions: set[tuple[str, str]] = set()
         self.close_code: int | None = None
@@ -180,6 +182,7 @@ class Connection:
             self.receiving.add(opens)
         elif ends:
             self.receiving.discard(ends)
+            self.closing.discard(ends)
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -261,18 +264,25 @@ class Connection:
     def resync(self, gateway: str) -> None:
         """The router of this room changed and lost its state: streams in flight cannot
         complete, so end them here (both directions); then re-announce the participant and
-        its handlers, which it folds as if they had just happened."""
+        its handlers (marked as re-announcements: the router folds them ahead of what it holds
+        back until every gateway has answered)."""
         reason = "the router of this room restarted; streams in flight were lost"
         self.end_receiving(ErrorCode.ROUTER_RESTARTED, reason)
         for sid in self._out.open_ids:
             self._out.abort(sid, ErrorCode.ROUTER_RESTARTED, reason)
             self.push(_error(ErrorCode.ROUTER_RESTARTED, reason, stream_id=sid))
+        # closed by the sender, but the old router may never have routed the trailer: the
+        # new one never will, and the sender's close() must not wait for it forever
+        for sid in sorted(self.closing):
+            self.push(_error(ErrorCode.ROUTER_RESTARTED, reason, stream_id=sid), ends=sid)
         # what the old router never acknowledged, the new one never will
         self._inflight = 0
         self._window_open.set()
         self.append_join(gateway, resync=True)
         for kind, topic in sorted(self.subscriptions):
-            self._entry(LogEntry(kind="s", session=self.session, topic=topic, stream_kind=kind))
+            self._entry(
+                LogEntry(kind="s", session=self.session, topic=topic, stream_kind=kind, resync=True)
+            )
 
     def append_leave(self, reason: str) -> None:
         self._entry(LogEntry(kind="l", session=self.session, reason=reason))
@@ -464,6 +474,7 @@ class Connection:
     def _trailer(self, t: TrailerFrame, raw: bytes) -> None:
         self._may_publish(t.stream_id)
         self._out.trailer(t)
+        self.closing.add(t.stream_id)
         self._charge(len(raw))
         self._entry(
             LogEntry(kind="t", session=self.session, stream_id=t.stream_id, data=raw, size=len(raw))

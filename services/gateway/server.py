@@ -334,11 +334,7 @@ class Gateway:
                 if conn is not None:
                     conn.acked(int(n))
         elif kind == b"r":
-            partition = int(f[b"p"])
-            for conn in list(sessions.values()):
-                if conn.ident.partition == partition:
-                    conn.resync(self.id)
-            logger.warning("partition %d has a new router (epoch %s): resynced", partition, e)
+            self._resync(int(f[b"p"]), e.decode())
         elif kind == b"x":
             reason = json.loads(f[b"d"]).get("reason", "removed")
             to = f[b"to"].decode()
@@ -350,6 +346,31 @@ class Gateway:
                 conn = sessions.get(s)
                 if conn is not None:
                     conn.close(CLOSE_REMOVED, reason)
+
+    def _resync(self, partition: int, epoch: str) -> None:
+        """A new router owns ``partition`` and knows nothing of its rooms: re-announce every
+        participant here (join and handlers), mark each room's log when that is done, and
+        tell the router on the partition's control stream which rooms to wait for. The
+        router holds back the rooms' other entries until every gateway has answered, so a
+        stream sent right after the failover still finds every handler."""
+        rooms: set[str] = set()
+        for conn in list(self.sessions.values()):
+            if conn.ident.partition == partition:
+                conn.resync(self.id)
+                rooms.add(conn.ident.room)
+        n = self.settings.partitions
+        for room in sorted(rooms):
+            done = LogEntry(kind="rd", session="", gateway=self.id, epoch=epoch)
+            self._append(room_log_key(room, n), done)
+        listed = json.dumps(sorted(rooms)).encode()
+        done = LogEntry(kind="rd", session="", gateway=self.id, epoch=epoch, data=listed)
+        self._append(partition_ctl_key(partition), done)
+        logger.warning(
+            "partition %d has a new router (epoch %s): %d rooms re-announced",
+            partition,
+            epoch,
+            len(rooms),
+        )
 
     # -- liveness ---------------------------------------------------------------------------
 

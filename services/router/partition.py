@@ -10,6 +10,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -101,6 +102,38 @@ class Batch:
         return bool(self.inbox or self.acks or self.members)
 
 
+@dataclass
+class _Resync:
+    """A takeover waiting for the gateways' re-announcements. Until every gateway asked has
+    answered (or the deadline passes), entries that are not re-announcements are held back
+    per room, then folded in log order: a stream sent right after the failover must not be
+    routed before the router knows every participant's handlers again."""
+
+    started: float
+    deadline: float
+    #: gateway -> room log keys whose resync-done entry is still to be read; None until the
+    #: gateway's answer (the list of its rooms) is read from the control stream
+    waiting: dict[str, set[str] | None]
+    #: (gateway, room log key) resync-done entries read before the gateway's answer
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    held: dict[str, list[LogEntry]] = field(default_factory=lambda: defaultdict(list))
+
+    def answered(self, gateway: str, keys: set[str]) -> None:
+        if gateway in self.waiting:
+            self.waiting[gateway] = {k for k in keys if (gateway, k) not in self.seen}
+
+    def room_done(self, gateway: str, key: str) -> None:
+        rooms = self.waiting.get(gateway)
+        if rooms is None:
+            self.seen.add((gateway, key))
+        else:
+            rooms.discard(key)
+
+    @property
+    def complete(self) -> bool:
+        return all(rooms is not None and not rooms for rooms in self.waiting.values())
+
+
 class PartitionWorker:
     def __init__(
         self,
@@ -127,6 +160,7 @@ class PartitionWorker:
         self._pending_drop: list[tuple[str, str]] = []
         self._started: list[str] = []
         self._untrimmed: dict[str, int] = defaultdict(int)
+        self._resync: _Resync | None = None
         #: cleared to stop: the loop ends after the current read (at most a second)
         self.running = True
 
@@ -165,6 +199,13 @@ class PartitionWorker:
             await self.r.delete(members_key(self.rooms[key].name, self.s.partitions))
             self._empty_since[key] = time.monotonic()
         gateways = await live_gateways(self.r, self.s.gateway_timeout)
+        if gateways:
+            now = time.monotonic()
+            self._resync = _Resync(
+                started=now,
+                deadline=now + self.s.resync_timeout,
+                waiting=dict.fromkeys(gateways),
+            )
         async with self.r.pipeline(transaction=False) as pipe:
             for gw in gateways:
                 fields = {"k": "r", "p": str(self.p), "e": self.epoch}
@@ -181,7 +222,11 @@ class PartitionWorker:
     async def _step(self) -> None:
         streams: dict[str, bytes | str] = {self.ctl: self.ctl_last}
         streams.update(self.last)
-        resp = await xread(self.r, streams, block=1000, count=self.s.read_count)
+        rs = self._resync
+        block = 1000
+        if rs is not None:  # wake up in time to end the wait at its deadline
+            block = max(1, min(block, int((rs.deadline - time.monotonic()) * 1000) + 1))
+        resp = await xread(self.r, streams, block=block, count=self.s.read_count)
         batch = Batch()
         trims: dict[str, bytes] = {}
         for key_b, entries in resp:
@@ -189,6 +234,9 @@ class PartitionWorker:
             if key == self.ctl:
                 for entry_id, f in entries:
                     self.ctl_last = entry_id
+                    if f.get(b"k") == b"rd":
+                        self._resync_answer(LogEntry.from_fields(f))
+                        continue
                     room = f[b"room"].decode()
                     k = room_log_key(room, self.s.partitions)
                     if k not in self.rooms:
@@ -201,6 +249,13 @@ class PartitionWorker:
                 continue
             for _entry_id, f in entries:
                 e = LogEntry.from_fields(f)
+                if e.kind == "rd":
+                    if rs is not None and e.epoch == self.epoch:
+                        rs.room_done(e.gateway, key)
+                    continue
+                if rs is not None and not e.resync:
+                    rs.held[key].append(e)
+                    continue
                 if e.kind == "j" and self._saw_gateway is not None:
                     self._saw_gateway(e.gateway)
                 state.apply(e, batch)
@@ -212,17 +267,62 @@ class PartitionWorker:
             if self._untrimmed[key] >= _TRIM_EVERY:
                 self._untrimmed[key] = 0
                 trims[key] = last_id
-            if state.empty:
-                self._empty_since.setdefault(key, time.monotonic())
-            else:
-                self._empty_since.pop(key, None)
+            self._note_empty(key, state)
         while self._pending_drop:
             gw, reason = self._pending_drop.pop()
+            if rs is not None:
+                rs.waiting.pop(gw, None)  # a dead gateway will not answer
             for key, state in self.rooms.items():
                 if state.drop_gateway(gw, reason, batch) and state.empty:
                     self._empty_since.setdefault(key, time.monotonic())
+        if rs is not None and (rs.complete or time.monotonic() >= rs.deadline):
+            self._end_resync(rs, batch)
         await self._flush(batch, trims)
         await self._expire_rooms()
+
+    def _note_empty(self, key: str, state: RoomState) -> None:
+        if state.empty:
+            self._empty_since.setdefault(key, time.monotonic())
+        else:
+            self._empty_since.pop(key, None)
+
+    def _resync_answer(self, e: LogEntry) -> None:
+        """A gateway answered the takeover: the rooms it re-announced participants in."""
+        rs = self._resync
+        if rs is None or e.epoch != self.epoch:
+            return  # late (the wait is over), or for another owner of this partition
+        rooms = json.loads(e.data or b"[]")
+        keys = {room_log_key(room, self.s.partitions) for room in rooms}
+        rs.answered(e.gateway, {k for k in keys if k in self.rooms})
+
+    def _end_resync(self, rs: _Resync, batch: Batch) -> None:
+        """Every gateway answered (or the deadline passed): fold what was held back."""
+        self._resync = None
+        held = 0
+        for key, entries in rs.held.items():
+            state = self.rooms.get(key)
+            if state is None:
+                continue
+            for e in entries:
+                if e.kind == "j" and self._saw_gateway is not None:
+                    self._saw_gateway(e.gateway)
+                state.apply(e, batch)
+            held += len(entries)
+            self._note_empty(key, state)
+        ms = (time.monotonic() - rs.started) * 1000
+        missing = sorted(gw for gw, rooms in rs.waiting.items() if rooms is None or rooms)
+        if missing:
+            logger.warning(
+                "partition %d: no resync answer from gateways %s in %.0f ms; %d entries held",
+                self.p,
+                missing,
+                ms,
+                held,
+            )
+        else:
+            logger.info(
+                "partition %d: resync complete in %.0f ms; %d entries held", self.p, ms, held
+            )
 
     async def _flush(self, batch: Batch, trims: dict[str, bytes]) -> None:
         """Write one wake-up's output in one pipeline. The entries were already folded, so a
@@ -277,8 +377,8 @@ class PartitionWorker:
             self._publish(event, room, identity, reason)
 
     async def _expire_rooms(self) -> None:
-        if not self._empty_since:
-            return
+        if not self._empty_since or self._resync is not None:
+            return  # while entries are held back, a room may only look empty
         now = time.monotonic()
         for key, since in list(self._empty_since.items()):
             if now - since < self.s.room_empty_ttl:

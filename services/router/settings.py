@@ -17,5 +17,8 @@ class RouterSettings(CommonSettings):
     #: A gateway that sent no heartbeat for this long is considered dead: its participants
     #: leave their rooms and their open streams end abnormally.
     gateway_timeout: float = Field(default=5.0, gt=0)
+    #: After taking a partition over, how long to wait for the live gateways to re-announce
+    #: their participants before routing what was sent meanwhile (it is held, not lost).
+    resync_timeout: float = Field(default=5.0, gt=0)
     #: Entries read per room per wake-up.
     read_count: int = Field(default=512, ge=1)

@@ -9,8 +9,10 @@ import signal
 from collections.abc import Callable
 
 import pytest
+import redis.asyncio as aioredis
 
 import roomstreams
+from roomstreams.protocol.keys import room_log_key
 
 from .conftest import System, _spawn
 from .helpers import Collector
@@ -65,3 +67,112 @@ async def test_standby_router_takes_over_and_rooms_go_on(
             await r.disconnect()
         standby.terminate()
         standby.wait(10)
+
+
+async def _appended(s: System, room: str, stream_id: str) -> None:
+    """Until the header of ``stream_id`` is in the room's log (the router, blocked in XREAD
+    on that log, reads it at once)."""
+    r = aioredis.Redis.from_url(s.redis_url)
+    try:
+        key, needle = room_log_key(room, s.partitions), stream_id.encode()
+        async with asyncio.timeout(10):
+            last: bytes | str = "0-0"
+            while True:
+                for _, entries in await r.xread({key: last}, block=5000):
+                    for entry_id, f in entries:
+                        if f.get(b"sid") == needle:
+                            return
+                        last = entry_id
+    finally:
+        await r.aclose()
+
+
+async def _failover_with_a_frozen_gateway(
+    system_factory: Callable[..., System], room_name: str, **env: str
+) -> tuple[System, roomstreams.Room, roomstreams.Room, Collector, roomstreams.Room, Collector]:
+    """alice on gateway 0, bob and carol (handlers on "chat") on gateways 1 and 0; the
+    router dies while bob's gateway is frozen (SIGSTOP). alice closes her stream in flight
+    while no router runs: the trailer is never routed, and close() raises router_restarted
+    once alice's gateway has resynced (it must not wait forever)."""
+    s = system_factory(gateways=2, ROOMSTREAMS_LEASE_MS="1500", **env)
+    standby = _spawn("services.router", s.env)
+    s.gateways.append(standby)  # stopped with the system
+    b_col, c_col = Collector(), Collector()
+    alice, bob, carol = roomstreams.Room(), roomstreams.Room(), roomstreams.Room()
+    bob.register_text_stream_handler("chat", b_col)
+    carol.register_text_stream_handler("chat", c_col)
+    joined: asyncio.Queue[str] = asyncio.Queue()
+    alice.on("participant_connected", lambda p: joined.put_nowait(p.identity))
+    await alice.connect(s.urls[0], s.token(room_name, "alice"))
+    await bob.connect(s.urls[1], s.token(room_name, "bob"))
+    await carol.connect(s.urls[0], s.token(room_name, "carol"))
+    assert {await asyncio.wait_for(joined.get(), 10) for _ in range(2)} == {"bob", "carol"}
+    writer = await alice.local_participant.stream_text(topic="chat")
+    await writer.write("in flight")
+    await b_col.wait_count(1)
+    await c_col.wait_count(1)
+    s.gateways[1].send_signal(signal.SIGSTOP)
+    assert s.router is not None
+    s.router.send_signal(signal.SIGKILL)
+    with pytest.raises(roomstreams.StreamAborted) as aborted:
+        await asyncio.wait_for(writer.close(), 10)
+    assert aborted.value.code == "router_restarted"
+    return s, alice, bob, b_col, carol, c_col
+
+
+async def test_a_stream_sent_before_every_gateway_resynced_still_reaches_every_handler(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """The new router holds back what is sent during the takeover until every live gateway
+    has re-announced its participants: bob's gateway answers late, and still bob's handler
+    gets the stream alice sent before that (without the wait, the router would route it
+    while it knew no handler of bob's, i.e. to nobody, silently)."""
+    s, alice, bob, b_col, carol, c_col = await _failover_with_a_frozen_gateway(
+        system_factory, room_name, ROOMSTREAMS_GATEWAY_TIMEOUT="15"
+    )
+    try:
+        writer = await alice.local_participant.stream_text(topic="chat")
+        await writer.write("before bob's gateway is back")
+        # close() returns once the end is routed, which the router now holds back
+        closing = asyncio.ensure_future(writer.close())
+        await _appended(s, room_name, writer.stream_id)
+        assert not closing.done()
+        s.gateways[1].send_signal(signal.SIGCONT)
+        await asyncio.wait_for(closing, 10)
+        info = writer.info
+        assert (await b_col.wait_done(info.stream_id, 10)).text == "before bob's gateway is back"
+        assert (await c_col.wait_done(info.stream_id, 10)).text == "before bob's gateway is back"
+        # bob's stream in flight ended abnormally once his gateway was back
+        first = b_col.streams[0]
+        assert isinstance(first.error, roomstreams.StreamAborted)
+        assert first.error.code == "router_restarted"
+        assert [r.info.stream_id for r in b_col.streams] == [first.info.stream_id, info.stream_id]
+    finally:
+        s.gateways[1].send_signal(signal.SIGCONT)
+        for r in (alice, bob, carol):
+            await r.disconnect()
+
+
+async def test_a_gateway_that_never_answers_the_resync_delays_routing_only_until_the_deadline(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """bob's gateway stays frozen past the resync deadline: what alice sent meanwhile is
+    routed at the deadline to the participants that were re-announced (carol); when bob's
+    gateway comes back, its late re-announcement puts bob back in the room."""
+    s, alice, bob, b_col, carol, c_col = await _failover_with_a_frozen_gateway(
+        system_factory, room_name, ROOMSTREAMS_GATEWAY_TIMEOUT="15", ROOMSTREAMS_RESYNC_TIMEOUT="1"
+    )
+    try:
+        info = await alice.local_participant.send_text("held until the deadline", topic="chat")
+        assert (await c_col.wait_done(info.stream_id, 10)).text == "held until the deadline"
+        s.gateways[1].send_signal(signal.SIGCONT)
+        first = await b_col.wait_done(b_col.streams[0].info.stream_id, 10)
+        assert isinstance(first.error, roomstreams.StreamAborted)
+        # bob's gateway re-announced him when it came back: the next stream reaches him
+        later = await alice.local_participant.send_text("after", topic="chat")
+        assert (await b_col.wait_done(later.stream_id, 10)).text == "after"
+        assert info.stream_id not in b_col.by_id  # routed before bob was known again
+    finally:
+        s.gateways[1].send_signal(signal.SIGCONT)
+        for r in (alice, bob, carol):
+            await r.disconnect()

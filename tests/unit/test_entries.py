@@ -85,6 +85,19 @@ ENTRIES = [
         size=256,
     ),
     LogEntry(kind="p", session="sess-1", seq=8, topic="", data=b"\x02\x00", size=2),
+    # re-announced to a router that took the partition over
+    LogEntry(
+        kind="j",
+        session="sess-1",
+        seq=10,
+        identity="zoë",
+        gateway="gw-a",
+        resync=True,
+        window=65536,
+    ),
+    LogEntry(kind="s", session="sess-1", seq=11, topic="chat", resync=True),
+    LogEntry(kind="rd", session="", gateway="gw-a", epoch="3"),
+    LogEntry(kind="rd", session="", gateway="gw-a", epoch="3", data=b'["lobby", "zo\xc3\xab"]'),
 ]
 
 

@@ -256,6 +256,9 @@ def test_trailer_sends_closed_to_the_sender_and_forgets_the_stream(
     apply(chat, sink, log.trailer("s-alice", "st1"))
 
     assert sink.to("s-alice") == [{"type": "closed", "stream_id": "st1"}]
+    # marked as ending st1, so the sender's gateway stops waiting for the trailer's routing
+    [closed] = [d for d in sink.deliveries if d.sessions == ("s-alice",)]
+    assert closed.ends == "st1"
     assert "st1" not in chat.streams
     # a chunk after the trailer goes nowhere
     sink.clear()

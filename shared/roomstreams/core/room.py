@@ -140,8 +140,8 @@ class RoomState:
             sink.ack(m.gateway, m.session, m.unacked)
             m.unacked = 0
 
-    def _to(self, sink: Sink, member: Member, frame: bytes) -> None:
-        sink.deliver(member.gateway, [member.session], frame)
+    def _to(self, sink: Sink, member: Member, frame: bytes, *, ends: str = "") -> None:
+        sink.deliver(member.gateway, [member.session], frame, ends=ends)
 
     def _abort(self, sink: Sink, st: OpenStream, code: str, reason: str) -> None:
         """End ``st`` abnormally at its receivers and forget it."""
@@ -183,7 +183,8 @@ class RoomState:
                 del self.streams[e.stream_id]
                 for gw, sessions in st.targets.items():
                     sink.deliver(gw, sessions, e.data, ends=e.stream_id)
-                self._to(sink, m, _frame(ClosedFrame(stream_id=e.stream_id)))
+                # ends=: the sender's gateway stops waiting for this trailer to be routed
+                self._to(sink, m, _frame(ClosedFrame(stream_id=e.stream_id)), ends=e.stream_id)
             elif st is None and e.stream_id not in m.aborted:
                 # its header was never routed (lost to trimming): the sender must not wait
                 err = ErrorFrame(
@@ -191,7 +192,7 @@ class RoomState:
                     message=f"stream {e.stream_id!r} was not routed: its header was lost",
                     stream_id=e.stream_id,
                 )
-                self._to(sink, m, _frame(err))
+                self._to(sink, m, _frame(err), ends=e.stream_id)
             m.aborted.discard(e.stream_id)
             self._ack(m, e.size, sink)
         elif kind in ("s", "u"):

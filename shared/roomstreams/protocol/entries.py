@@ -22,7 +22,17 @@ kind   fields
 ``t``  trailer: ``sid``, ``n``, ``d`` the DeliveredTrailer frame
 ``p``  data packet: ``tp`` topic, ``ds`` destinations (JSON list, optional), ``n`` bytes,
        ``d`` the binary data packet frame to deliver (sender stamped)
+``rd`` resync done (``s`` empty): gateway ``g`` has re-announced its participants of this
+       room to the router of epoch ``e``
 =====  ==========================================================================
+
+Any entry may carry ``rs`` = 1: it re-announces state (a join, a subscription) to a router
+that took the partition over, and is folded ahead of entries held back meanwhile.
+
+The partition control stream has ``room`` entries (a room was started on a gateway) and
+``rd`` entries: gateway ``g`` answered the resync of epoch ``e``; ``d`` is the JSON list of
+the rooms it re-announced, each of which also gets an ``rd`` entry in its log once its
+re-announcements are appended.
 
 Inbox fields: ``to`` space-separated session ids, ``d`` frame, ``so``/``se`` stream id
 opened/ended by this frame (the gateway tracks what each socket is receiving), ``p``
@@ -53,6 +63,7 @@ class EntryKind:
     TRAILER: Final = "t"
     REMOVE: Final = "r"
     DATA: Final = "p"
+    RESYNC_DONE: Final = "rd"
 
 
 @dataclass(slots=True)
@@ -74,8 +85,10 @@ class LogEntry:
     permissions: bytes = b"{}"
     req: int | None = None
     reason: str = ""
-    #: a join re-announcing a participant to a router that took its partition over
+    #: re-announced (a join, a subscription) to a router that took the partition over
     resync: bool = False
+    #: the router epoch a resync-done entry answers
+    epoch: str = ""
     #: the joining connection's pacing window in bytes (the router acknowledges in quarters)
     window: int = 0
     extra: dict[str, str] = field(default_factory=dict)
@@ -105,7 +118,6 @@ class LogEntry:
             e.can_subscribe = f.get(b"c", b"1") == b"1"
             e.data = f.get(b"d", b"{}")
             e.permissions = f.get(b"pm", b"{}")
-            e.resync = f.get(b"rs") == b"1"
             e.window = int(f.get(b"w", b"0"))
         elif kind == "l":
             e.reason = f.get(b"r", b"").decode()
@@ -119,6 +131,11 @@ class LogEntry:
             ds = f.get(b"ds")
             if ds:
                 e.destinations = tuple(json.loads(ds))
+        elif kind == "rd":
+            e.gateway = f[b"g"].decode()
+            e.epoch = f[b"e"].decode()
+            e.data = f.get(b"d", b"")
+        e.resync = f.get(b"rs") == b"1"
         return e
 
 
@@ -145,8 +162,6 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["c"] = b"1" if e.can_subscribe else b"0"
         f["d"] = e.data
         f["pm"] = e.permissions
-        if e.resync:
-            f["rs"] = b"1"
         if e.window:
             f["w"] = e.window
     elif e.kind == "l":
@@ -160,4 +175,11 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["n"] = e.size
         if e.destinations:
             f["ds"] = json.dumps(list(e.destinations))
+    elif e.kind == "rd":
+        f["g"] = e.gateway
+        f["e"] = e.epoch
+        if e.data:
+            f["d"] = e.data
+    if e.resync:
+        f["rs"] = b"1"
     return f
