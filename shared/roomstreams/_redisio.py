@@ -3,6 +3,7 @@ annotations are too loose for ``mypy --strict``)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -58,13 +59,28 @@ class _HiredisPackingConnection(aioredis.Connection):
         return packed
 
 
+def _keepalive_options() -> dict[int, int]:
+    """TCP keepalive probing after 5 s idle, every 2 s, given up after 3 unanswered: a path to
+    Redis that dies silently fails a blocked read within about 11 s (where the platform
+    has the options; elsewhere the system's keepalive defaults apply)."""
+    names = {"TCP_KEEPIDLE": 5, "TCP_KEEPINTVL": 2, "TCP_KEEPCNT": 3}
+    return {getattr(socket, n): v for n, v in names.items() if hasattr(socket, n)}
+
+
 def client(url: str) -> aioredis.Redis:
-    """A Redis client for the services' hot paths (hiredis packing on plain ``redis://``)."""
+    """A Redis client for the services' hot paths (hiredis packing on plain ``redis://``).
+
+    No per-reply socket timeout: redis-py wraps every reply read of a pipeline in its own
+    ``asyncio.timeout``, a measurable cost per entry (blocking reads pass their own). TCP
+    keepalive instead notices a dead path to Redis, at no cost per command."""
+    options: dict[str, Any] = {
+        "socket_timeout": None,
+        "socket_keepalive": True,
+        "socket_keepalive_options": _keepalive_options(),
+    }
     if urlsplit(url).scheme == "redis":
-        # no per-reply socket timeout: redis-py wraps every reply read of a pipeline in its
-        # own asyncio.timeout, a measurable cost per entry; blocking reads pass their own
         pool = aioredis.ConnectionPool.from_url(
-            url, connection_class=_HiredisPackingConnection, socket_timeout=None
+            url, connection_class=_HiredisPackingConnection, **options
         )
-        return aioredis.Redis(connection_pool=pool)
-    return aioredis.Redis.from_url(url, socket_timeout=None)
+        return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+    return aioredis.Redis.from_url(url, **options)
