@@ -195,6 +195,17 @@ class Connection:
             trailer = DeliveredTrailer(stream_id=sid, reason=reason, code=code)
             self.push(trailer.model_dump_json().encode(), ends=sid)
 
+    def inbox_gap(self, reason: str) -> None:
+        """Deliveries for this room were trimmed from the inbox before they were read: what
+        this socket receives cannot complete, the router's confirmation of a trailer it sent
+        may be among the lost (its close() must not wait for it), and so may acknowledgements
+        (without them the pacing window would never open again)."""
+        self.end_receiving(ErrorCode.LAGGED, reason)
+        for sid in sorted(self.closing):
+            self.push(_error(ErrorCode.LAGGED, reason, stream_id=sid), ends=sid)
+        self._inflight = 0
+        self._window_open.set()
+
     def close(self, code: int, reason: str) -> None:
         if self.close_code is not None:
             return

@@ -25,7 +25,6 @@ from roomstreams._redisio import xread
 from roomstreams._tasks import cancel_and_wait
 from roomstreams.exceptions import AuthError
 from roomstreams.protocol.entries import LogEntry, encode_log_entry
-from roomstreams.protocol.frames import ErrorCode
 from roomstreams.protocol.keys import (
     GATEWAY_EVENTS,
     inbox_key,
@@ -75,8 +74,8 @@ class Gateway:
         self.port: int = settings.gateway_port
         self.ready = asyncio.Event()
         self._inbox_seq: dict[tuple[bytes, bytes], int] = {}
-        self._redis = redis_client(settings.redis_url)
-        self._inbox_redis = redis_client(settings.redis_url)
+        self._redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}")
+        self._inbox_redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}-inbox")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -300,8 +299,11 @@ class Gateway:
                 last = entry_id
             since_trim += len(entries)
             if since_trim >= 200:
-                since_trim = 0
-                await r.xtrim(self.inbox, minid=last, approximate=True)
+                try:
+                    await r.xtrim(self.inbox, minid=last, approximate=True)
+                    since_trim = 0
+                except RedisError:  # the next read reconnects; the trim is retried later
+                    logger.warning("trimming the inbox failed")
 
     def _dispatch(self, f: dict[bytes, bytes]) -> None:
         p, e, q = f.get(b"p", b""), f.get(b"e", b""), int(f.get(b"q", b"0"))
@@ -317,7 +319,7 @@ class Gateway:
                 partition = int(p)
                 for c in self.sessions.values():
                     if c.ident.partition == partition:
-                        c.end_receiving(ErrorCode.LAGGED, reason)
+                        c.inbox_gap(reason)
         kind = f.get(b"k")
         sessions = self.sessions
         if kind is None:

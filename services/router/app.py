@@ -114,7 +114,7 @@ class Router:
                 if self._stopping:  # stop() began meanwhile: hand the partition back
                     await self._release(keys=[lease_key(p)], args=[self.id])
                     return
-                conn = redis_client(self.s.redis_url)
+                conn = redis_client(self.s.redis_url, f"roomstreams-router-{self.id}-p{p}")
                 w = PartitionWorker(p, epoch, self.s, conn, self._events, self.saw_gateway)
                 task = asyncio.create_task(w.run(), name=f"partition-{p}")
                 task.add_done_callback(self._worker_done)

@@ -67,13 +67,15 @@ def _keepalive_options() -> dict[int, int]:
     return {getattr(socket, n): v for n, v in names.items() if hasattr(socket, n)}
 
 
-def client(url: str) -> aioredis.Redis:
-    """A Redis client for the services' hot paths (hiredis packing on plain ``redis://``).
+def client(url: str, name: str | None = None) -> aioredis.Redis:
+    """A Redis client for the services' hot paths (hiredis packing on plain ``redis://``),
+    its connections named ``name`` in ``CLIENT LIST``.
 
     No per-reply socket timeout: redis-py wraps every reply read of a pipeline in its own
     ``asyncio.timeout``, a measurable cost per entry (blocking reads pass their own). TCP
     keepalive instead notices a dead path to Redis, at no cost per command."""
     options: dict[str, Any] = {
+        "client_name": name,
         "socket_timeout": None,
         "socket_keepalive": True,
         "socket_keepalive_options": _keepalive_options(),

@@ -5,6 +5,7 @@ flight cannot complete and end abnormally; nothing hangs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import roomstreams
-from roomstreams.protocol.keys import room_log_key
+from roomstreams.protocol.keys import members_key, room_log_key
 
 from .conftest import System, _spawn
 from .helpers import Collector
@@ -83,6 +84,20 @@ async def _appended(s: System, room: str, stream_id: str) -> None:
                         if f.get(b"sid") == needle:
                             return
                         last = entry_id
+    finally:
+        await r.aclose()
+
+
+async def _listed(s: System, room: str, identity: str) -> None:
+    """Until the router lists ``identity`` among the room's participants again."""
+    r = aioredis.Redis.from_url(s.redis_url)
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                members = await r.hvals(members_key(room, s.partitions))
+                if any(json.loads(m)["identity"] == identity for m in members):
+                    return
+                await asyncio.sleep(0.02)
     finally:
         await r.aclose()
 
@@ -168,7 +183,9 @@ async def test_a_gateway_that_never_answers_the_resync_delays_routing_only_until
         s.gateways[1].send_signal(signal.SIGCONT)
         first = await b_col.wait_done(b_col.streams[0].info.stream_id, 10)
         assert isinstance(first.error, roomstreams.StreamAborted)
-        # bob's gateway re-announced him when it came back: the next stream reaches him
+        # bob's gateway re-announces him when it comes back (late: nothing waits for it
+        # any more, so only once the router lists him again is he sure to be routed to)
+        await _listed(s, room_name, "bob")
         later = await alice.local_participant.send_text("after", topic="chat")
         assert (await b_col.wait_done(later.stream_id, 10)).text == "after"
         assert info.stream_id not in b_col.by_id  # routed before bob was known again

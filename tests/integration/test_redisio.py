@@ -29,6 +29,16 @@ async def test_connections_probe_a_silent_path_with_tcp_keepalive(redis_url: str
         await r.aclose()
 
 
+async def test_connections_carry_the_name_given(redis_url: str, room_name: str) -> None:
+    name = f"roomstreams-test-{room_name}"
+    r = client(redis_url, name)
+    try:
+        assert await r.ping()
+        assert [c["name"] for c in await r.client_list() if c["name"] == name] == [name]
+    finally:
+        await r.aclose()
+
+
 async def test_stream_helpers_read_what_was_appended(redis_url: str, room_name: str) -> None:
     r = client(redis_url)
     key = f"test:{room_name}"
