@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 import pytest
+import redis.asyncio as aioredis
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 import roomstreams
+from roomstreams.protocol.keys import room_log_key
 
 from .conftest import System
 
@@ -173,3 +175,21 @@ def raw_connect_fixture(client: type[C]) -> Any:
                 await c.close()
 
     return raw_connect
+
+
+async def wait_logged(s: System, room: str, stream_id: str, kind: str = "h") -> None:
+    """Until the room's log holds the entry of kind ``kind`` ("h" header, "t" trailer) of
+    ``stream_id``: a blocking read of the log, so it wakes on the append."""
+    r = aioredis.Redis.from_url(s.redis_url)
+    try:
+        key, sid, k = room_log_key(room, s.partitions), stream_id.encode(), kind.encode()
+        last: bytes | str = "0-0"
+        async with asyncio.timeout(10):
+            while True:
+                for _, entries in await r.xread({key: last}, block=5000):
+                    for entry_id, f in entries:
+                        if f.get(b"k") == k and f.get(b"sid") == sid:
+                            return
+                        last = entry_id
+    finally:
+        await r.aclose()

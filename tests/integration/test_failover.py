@@ -13,10 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 
 import roomstreams
-from roomstreams.protocol.keys import members_key, room_log_key
+from roomstreams.protocol.keys import members_key
 
 from .conftest import System, _spawn
-from .helpers import Collector
+from .helpers import Collector, wait_logged
 
 pytestmark = pytest.mark.slow
 
@@ -68,24 +68,6 @@ async def test_standby_router_takes_over_and_rooms_go_on(
             await r.disconnect()
         standby.terminate()
         standby.wait(10)
-
-
-async def _appended(s: System, room: str, stream_id: str) -> None:
-    """Until the header of ``stream_id`` is in the room's log (the router, blocked in XREAD
-    on that log, reads it at once)."""
-    r = aioredis.Redis.from_url(s.redis_url)
-    try:
-        key, needle = room_log_key(room, s.partitions), stream_id.encode()
-        async with asyncio.timeout(10):
-            last: bytes | str = "0-0"
-            while True:
-                for _, entries in await r.xread({key: last}, block=5000):
-                    for entry_id, f in entries:
-                        if f.get(b"sid") == needle:
-                            return
-                        last = entry_id
-    finally:
-        await r.aclose()
 
 
 async def _listed(s: System, room: str, identity: str) -> None:
@@ -150,7 +132,7 @@ async def test_a_stream_sent_before_every_gateway_resynced_still_reaches_every_h
         await writer.write("before bob's gateway is back")
         # close() returns once the end is routed, which the router now holds back
         closing = asyncio.ensure_future(writer.close())
-        await _appended(s, room_name, writer.stream_id)
+        await wait_logged(s, room_name, writer.stream_id)
         assert not closing.done()
         s.gateways[1].send_signal(signal.SIGCONT)
         await asyncio.wait_for(closing, 10)

@@ -19,7 +19,7 @@ import roomstreams
 from roomstreams.protocol.keys import inbox_key, room_log_key
 
 from .conftest import System
-from .helpers import Collector, RawClient
+from .helpers import Collector, RawClient, wait_logged
 
 pytestmark = pytest.mark.slow
 
@@ -135,22 +135,6 @@ async def test_gateway_that_fell_behind_ends_streams_as_lagged(
     await bob.disconnect()
 
 
-async def _logged_trailer(s: System, room: str, stream_id: str) -> None:
-    """Until the trailer of ``stream_id`` is in the room's log."""
-    r = _client(s)
-    try:
-        key, needle, last = room_log_key(room, s.partitions), stream_id.encode(), "0-0"
-        async with asyncio.timeout(10):
-            while True:
-                for _, entries in await r.xread({key: last}, block=5000):
-                    for entry_id, f in entries:
-                        if f.get(b"k") == b"t" and f.get(b"sid") == needle:
-                            return
-                        last = entry_id
-    finally:
-        await r.aclose()
-
-
 def _gateway_id(s: System, i: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{s.ports[i]}/healthz", timeout=5) as resp:
         return str(json.load(resp)["gateway"])
@@ -186,7 +170,7 @@ async def test_a_sender_whose_close_confirmation_was_trimmed_is_not_left_waiting
     s.router.send_signal(signal.SIGSTOP)
     closing = asyncio.ensure_future(w.close())
     try:
-        await _logged_trailer(s, room_name, w.stream_id)
+        await wait_logged(s, room_name, w.stream_id, "t")
         inbox_reader = f"roomstreams-gateway-{_gateway_id(s, 1)}-inbox"
         s.gateways[1].send_signal(signal.SIGSTOP)
         # its blocked inbox read must time out first (server side): otherwise Redis would
