@@ -59,7 +59,9 @@ class Router:
         self.s = settings
         self.id = secrets.token_hex(4)
         self.broker = broker
-        self._r = aioredis.Redis.from_url(settings.redis_url)
+        self._r = aioredis.Redis.from_url(
+            settings.redis_url, client_name=f"roomstreams-router-{self.id}"
+        )
         self._workers: dict[int, tuple[PartitionWorker, asyncio.Task[None], aioredis.Redis]] = {}
         self._events: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=100_000)
         self._gateways: dict[str, float] = {}
