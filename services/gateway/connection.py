@@ -27,6 +27,7 @@ from roomstreams.protocol.binary import (
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.filenames import file_name_problem
 from roomstreams.protocol.frames import (
+    JOINED_PREFIX,
     ChunkFrame,
     DeliveredHeader,
     DeliveredTrailer,
@@ -161,6 +162,8 @@ class Connection:
         self.receiving: set[str] = set()
         #: streams this socket sends whose trailer is appended but not yet routed
         self.closing: set[str] = set()
+        #: the router routed this connection's join (its joined frame went by)
+        self.announced = False
         #: (kind, topic) of the handlers it has registered, re-announced on a resync
         self.subscriptions: set[tuple[str, str]] = set()
         self.close_code: int | None = None
@@ -178,6 +181,8 @@ class Connection:
         """Queue a frame for the socket; never blocks. A full queue disconnects the socket."""
         if self.close_code is not None:
             return
+        if not self.announced and frame.startswith(JOINED_PREFIX):
+            self.announced = True
         if opens:
             self.receiving.add(opens)
         elif ends:
@@ -268,6 +273,7 @@ class Connection:
                 data=info.model_dump_json().encode(),
                 permissions=perms.model_dump_json().encode(),
                 resync=resync,
+                announced=self.announced or not resync,
                 window=self._window,
             )
         )

@@ -117,6 +117,8 @@ class _Resync:
     #: (gateway, room log key) resync-done entries read before the gateway's answer
     seen: set[tuple[str, str]] = field(default_factory=set)
     held: dict[str, list[LogEntry]] = field(default_factory=lambda: defaultdict(list))
+    #: per room log key, the members the previous router had (session -> identity)
+    previous: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def answered(self, gateway: str, keys: set[str]) -> None:
         if gateway in self.waiting:
@@ -191,21 +193,30 @@ class PartitionWorker:
         in this partition's rooms (join + subscriptions); they end the streams that were in
         flight, which cannot complete."""
         self.ctl_last = await last_id(self.r, self.ctl) or "0-0"
+        previous: dict[str, dict[str, str]] = {}
         async for key_b in self.r.scan_iter(match=f"rs:{{p{self.p}}}:room:*", count=1000):
             key = key_b.decode()
-            self.rooms[key] = RoomState(room_from_log_key(key))
+            room = room_from_log_key(key)
+            self.rooms[key] = RoomState(room, settled=False)
             self.last[key] = await last_id(self.r, key) or "0-0"
-            # members are re-announced; a room nobody re-announces expires as empty
-            await self.r.delete(members_key(self.rooms[key].name, self.s.partitions))
+            # who the previous router had: re-announced members are listed again as they
+            # come; the others left meanwhile (told when the room settles)
+            mkey = members_key(room, self.s.partitions)
+            members: dict[bytes, bytes] = await self.r.hgetall(mkey)  # type: ignore[assignment]
+            previous[key] = {
+                s.decode(): str(json.loads(info).get("identity", "")) for s, info in members.items()
+            }
+            await self.r.delete(mkey)
+            # a room nobody re-announces expires as empty
             self._empty_since[key] = time.monotonic()
         gateways = await live_gateways(self.r, self.s.gateway_timeout)
-        if gateways:
-            now = time.monotonic()
-            self._resync = _Resync(
-                started=now,
-                deadline=now + self.s.resync_timeout,
-                waiting=dict.fromkeys(gateways),
-            )
+        now = time.monotonic()
+        self._resync = _Resync(
+            started=now,
+            deadline=now + self.s.resync_timeout,
+            waiting=dict.fromkeys(gateways),
+            previous=previous,
+        )
         async with self.r.pipeline(transaction=False) as pipe:
             for gw in gateways:
                 fields = {"k": "r", "p": str(self.p), "e": self.epoch}
@@ -299,6 +310,9 @@ class PartitionWorker:
         """Every gateway answered (or the deadline passed): fold what was held back."""
         self._resync = None
         held = 0
+        for key, room in self.rooms.items():
+            if not room.settled:  # presence first, before what was held is routed
+                room.settle(rs.previous.get(key, {}), batch)
         for key, entries in rs.held.items():
             state = self.rooms.get(key)
             if state is None:

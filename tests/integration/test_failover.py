@@ -175,3 +175,34 @@ async def test_a_gateway_that_never_answers_the_resync_delays_routing_only_until
         s.gateways[1].send_signal(signal.SIGCONT)
         for r in (alice, bob, carol):
             await r.disconnect()
+
+
+async def test_joins_and_leaves_while_no_router_runs_are_announced_after_the_takeover(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """dave leaves and carol joins after the router died, before the standby took over:
+    neither entry was routed. The new router works out both from what the old one had: carol's
+    connect() completes (with alice in her room), and alice is told dave left and carol came."""
+    s = system_factory(gateways=2, ROOMSTREAMS_LEASE_MS="1500")
+    s.gateways.append(_spawn("services.router", s.env))  # the standby, stopped with the system
+    alice, dave, carol = roomstreams.Room(), roomstreams.Room(), roomstreams.Room()
+    events: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    alice.on("participant_connected", lambda p: events.put_nowait(("+", p.identity)))
+    alice.on("participant_disconnected", lambda p: events.put_nowait(("-", p.identity)))
+    try:
+        await alice.connect(s.urls[0], s.token(room_name, "alice"))
+        await dave.connect(s.urls[1], s.token(room_name, "dave"))
+        assert await asyncio.wait_for(events.get(), 10) == ("+", "dave")
+        assert s.router is not None
+        s.router.send_signal(signal.SIGKILL)
+        s.router.wait(10)
+        await dave.disconnect()
+        joining = asyncio.ensure_future(carol.connect(s.urls[1], s.token(room_name, "carol")))
+        await asyncio.wait_for(joining, 15)
+        assert set(carol.remote_participants) == {"alice"}
+        got = {await asyncio.wait_for(events.get(), 10) for _ in range(2)}
+        assert got == {("-", "dave"), ("+", "carol")}
+        assert set(alice.remote_participants) == {"carol"}
+    finally:
+        for r in (alice, dave, carol):
+            await r.disconnect()

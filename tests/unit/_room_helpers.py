@@ -46,6 +46,8 @@ class RecordingSink:
     closes: list[tuple[str, list[str], dict[str, Any]]] = field(default_factory=list)
     #: (room, session, identity, ParticipantInfo JSON or None for a departure, reason)
     presences: list[tuple[str, str, str, bytes | None, str]] = field(default_factory=list)
+    #: the sessions of presence changes reported with ``announce=False`` (no room event)
+    silent: list[str] = field(default_factory=list)
     #: stamped on each delivery as ``Delivery.at``
     at: int = -1
 
@@ -80,6 +82,8 @@ class RecordingSink:
         announce: bool = True,
     ) -> None:
         self.presences.append((room, session, identity, info, reason))
+        if not announce:
+            self.silent.append(session)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -98,6 +102,7 @@ class RecordingSink:
         self.acks.clear()
         self.closes.clear()
         self.presences.clear()
+        self.silent.clear()
 
 
 class LogWriter:
@@ -139,6 +144,14 @@ class LogWriter:
             data=info.model_dump_json().encode(),
             permissions=perms.model_dump_json().encode(),
         )
+
+    def rejoin(
+        self, session: str, identity: str, gateway: str = "gw1", *, announced: bool = True
+    ) -> LogEntry:
+        """A join re-announced to a router that took the partition over."""
+        e = self.join(session, identity, gateway)
+        e.resync, e.announced = True, announced
+        return e
 
     def leave(self, session: str, reason: str = "") -> LogEntry:
         return LogEntry(kind="l", session=session, seq=self._next(session), reason=reason)

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from roomstreams.protocol.frames import (
+    JOINED_PREFIX,
     AckFrame,
     ChunkFrame,
     ClosedFrame,
@@ -188,3 +189,13 @@ def test_server_frames_reject_extra_fields() -> None:
 def test_delivered_header_requires_a_sender() -> None:
     with pytest.raises(ValidationError):
         server_frame_adapter.validate_python(HEADER)
+
+
+def test_a_serialized_joined_frame_starts_with_the_prefix_gateways_look_for() -> None:
+    frame = JoinedFrame(
+        room="r",
+        session="s",
+        participant=ParticipantInfo(identity="alice"),
+        permissions=Permissions(),
+    )
+    assert frame.model_dump_json().encode().startswith(JOINED_PREFIX)

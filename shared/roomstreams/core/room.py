@@ -13,6 +13,12 @@ what to deliver to which sessions on which gateway. The spec's rules live here:
 * a data packet (no stream state) goes to the members other than the sender with
   ``can_subscribe``, narrowed to ``destination_identities`` when given, whatever their
   handlers, in log order with the room's other traffic.
+
+After a router takeover the state is rebuilt from re-announcements (joins flagged
+``resync``), silently: the participants already know each other. :meth:`RoomState.settle`
+then reconciles presence with what the previous router had: members it knew that nobody
+re-announced have left (the others are told), and members whose join it never routed are
+announced (their own joined frame, and to the others).
 """
 
 from __future__ import annotations
@@ -88,6 +94,8 @@ class Member:
     #: acknowledgement: a quarter of the gateway's pacing window (0: acknowledge each entry)
     unacked: int = 0
     ack_every: int = 0
+    #: its Permissions JSON, as its gateway stamped them from the token
+    permissions: bytes = b"{}"
 
 
 @dataclass(slots=True)
@@ -107,10 +115,15 @@ def _frame(model: object) -> bytes:
 class RoomState:
     """Members and open streams of one room."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, settled: bool = True) -> None:
         self.name = name
         self.members: dict[str, Member] = {}
         self.streams: dict[str, OpenStream] = {}
+        #: False for a room taken over from another router until :meth:`settle`
+        self.settled = settled
+        #: re-announced members whose join the previous router never routed, to announce
+        #: when the room settles
+        self._unannounced: list[str] = []
 
     @property
     def empty(self) -> bool:
@@ -212,18 +225,22 @@ class RoomState:
         if e.session in self.members:
             return
         info = ParticipantInfo.model_validate_json(e.data)
-        if e.resync:
+        if e.resync and (e.announced or self.settled):
             # re-announced to a router that took the partition over: the participant and
             # the others already know each other; only the router has to learn it again
-            self.members[e.session] = Member(
-                session=e.session,
-                identity=e.identity,
-                gateway=e.gateway,
-                info=info,
-                can_subscribe=e.can_subscribe,
-                last_seq=e.seq,
-                ack_every=e.window // 4,
-            )
+            m = self._add(e, info)
+            if not self.settled:
+                sink.presence(self.name, e.session, e.identity, e.data, announce=False)
+                return
+            # re-announced after the room settled (its gateway answered late): the others
+            # were told it had left
+            frame = _frame(ParticipantJoinedFrame(participant=info))
+            self._broadcast(sink, frame, exclude=e.session)
+            sink.presence(self.name, e.session, e.identity, e.data)
+            return
+        if e.resync:  # its join was never routed: announced when the room settles
+            self._add(e, info)
+            self._unannounced.append(e.session)
             sink.presence(self.name, e.session, e.identity, e.data, announce=False)
             return
         for old in [m for m in self.members.values() if m.identity == e.identity]:
@@ -253,6 +270,62 @@ class RoomState:
         self._to(sink, m, _frame(joined))
         self._broadcast(sink, _frame(ParticipantJoinedFrame(participant=info)), exclude=e.session)
         sink.presence(self.name, e.session, e.identity, e.data)
+
+    def _add(self, e: LogEntry, info: ParticipantInfo) -> Member:
+        m = Member(
+            session=e.session,
+            identity=e.identity,
+            gateway=e.gateway,
+            info=info,
+            can_subscribe=e.can_subscribe,
+            last_seq=e.seq,
+            ack_every=e.window // 4,
+            permissions=e.permissions,
+        )
+        self.members[e.session] = m
+        return m
+
+    def settle(self, previous: dict[str, str], sink: Sink) -> None:
+        """End of a takeover's re-announcements. ``previous`` is what the previous router
+        had (session -> identity): who of it was not re-announced left while no router ran,
+        and is gone for the others; whose join was never routed is announced now."""
+        self.settled = True
+        pending, self._unannounced = self._unannounced, []
+        waiting = set(pending)  # not told anything before their own joined frame
+        reason = "left while the room's router was restarting"
+        present = {m.identity for m in self.members.values()}
+        for session, identity in sorted(previous.items()):
+            if session in self.members or identity in present:
+                continue
+            present.add(identity)  # one notice per identity
+            left = _frame(ParticipantLeftFrame(identity=identity, reason=reason))
+            told = [s for s in self.members if s not in waiting]
+            for gw, sessions in self._group(told).items():
+                sink.deliver(gw, sessions, left)
+            sink.presence(self.name, session, identity, None, reason)
+        for session in pending:
+            waiting.discard(session)
+            m = self.members.get(session)
+            if m is None:
+                continue
+            others = [
+                o.info
+                for o in self.members.values()
+                if o.session != session and o.session not in waiting
+            ]
+            joined = JoinedFrame(
+                room=self.name,
+                session=session,
+                participant=m.info,
+                permissions=Permissions.model_validate_json(m.permissions),
+                participants=others,
+            )
+            self._to(sink, m, _frame(joined))
+            notice = _frame(ParticipantJoinedFrame(participant=m.info))
+            told = [s for s in self.members if s != session and s not in waiting]
+            for gw, sessions in self._group(told).items():
+                sink.deliver(gw, sessions, notice)
+            sink.presence(self.name, session, m.identity, m.info.model_dump_json().encode())
 
     def _leave(self, m: Member, reason: str, sink: Sink) -> None:
         for st in [s for s in self.streams.values() if s.sender == m.session]:

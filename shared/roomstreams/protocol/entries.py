@@ -10,8 +10,8 @@ entries trimmed before they were read), and per kind:
 kind   fields
 =====  ==========================================================================
 ``j``  join: ``i`` identity, ``g`` gateway, ``c`` can_subscribe (1/0), ``d`` ParticipantInfo
-       JSON, ``pm`` Permissions JSON, ``rs`` 1 when re-announced to a new router, ``w``
-       the connection's pacing window
+       JSON, ``pm`` Permissions JSON, ``w`` the connection's pacing window; re-announced,
+       ``an`` 0 when the previous router never routed the original join
 ``l``  leave: ``r`` reason
 ``r``  remove (from the server API; ``s`` is ``api``): ``i`` identity, ``r`` reason
 ``s``  subscribe: ``kd`` kind, ``tp`` topic, ``rq`` request id (optional)
@@ -89,6 +89,8 @@ class LogEntry:
     resync: bool = False
     #: the router epoch a resync-done entry answers
     epoch: str = ""
+    #: a re-announced join: whether the previous router had routed the original join
+    announced: bool = True
     #: the joining connection's pacing window in bytes (the router acknowledges in quarters)
     window: int = 0
     extra: dict[str, str] = field(default_factory=dict)
@@ -118,6 +120,7 @@ class LogEntry:
             e.can_subscribe = f.get(b"c", b"1") == b"1"
             e.data = f.get(b"d", b"{}")
             e.permissions = f.get(b"pm", b"{}")
+            e.announced = f.get(b"an") != b"0"
             e.window = int(f.get(b"w", b"0"))
         elif kind == "l":
             e.reason = f.get(b"r", b"").decode()
@@ -162,6 +165,8 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["c"] = b"1" if e.can_subscribe else b"0"
         f["d"] = e.data
         f["pm"] = e.permissions
+        if not e.announced:
+            f["an"] = b"0"
         if e.window:
             f["w"] = e.window
     elif e.kind == "l":

@@ -18,11 +18,12 @@ and ``trailer`` frames as text streams, with ``kind="byte"`` and a ``name``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
+    "JOINED_PREFIX",
     "AckFrame",
     "ChunkFrame",
     "ClientFrame",
@@ -166,7 +167,8 @@ class Permissions(_Frame):
 
 
 class JoinedFrame(_Frame):
-    """The router has the participant in the room: the connection is ready."""
+    """The router has the participant in the room: the connection is ready. Serialized,
+    it starts with :data:`JOINED_PREFIX` (the gateway notes it passing by)."""
 
     type: Literal["joined"] = "joined"
     room: str
@@ -243,3 +245,7 @@ ServerFrame = Annotated[
     Field(discriminator="type"),
 ]
 server_frame_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
+
+
+#: how a serialized :class:`JoinedFrame` starts (``type`` is its first field)
+JOINED_PREFIX: Final = b'{"type":"joined"'
