@@ -27,6 +27,7 @@ from roomstreams.protocol.binary import (
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.filenames import file_name_problem
 from roomstreams.protocol.frames import (
+    ACK_PREFIX,
     JOINED_PREFIX,
     ChunkFrame,
     DeliveredHeader,
@@ -164,6 +165,9 @@ class Connection:
         self.closing: set[str] = set()
         #: the router routed this connection's join (its joined frame went by)
         self.announced = False
+        #: subscribe/unsubscribe requests appended and not yet acknowledged by the router:
+        #: req -> (entry kind "s"/"u", stream kind, topic)
+        self.pending_reqs: dict[int, tuple[str, str, str]] = {}
         #: (kind, topic) of the handlers it has registered, re-announced on a resync
         self.subscriptions: set[tuple[str, str]] = set()
         self.close_code: int | None = None
@@ -183,6 +187,8 @@ class Connection:
             return
         if not self.announced and frame.startswith(JOINED_PREFIX):
             self.announced = True
+        elif self.pending_reqs and frame.startswith(ACK_PREFIX):
+            self.pending_reqs.pop(int(json.loads(frame)["req"]), None)
         if opens:
             self.receiving.add(opens)
         elif ends:
@@ -296,10 +302,21 @@ class Connection:
         self._inflight = 0
         self._window_open.set()
         self.append_join(gateway, resync=True)
-        for kind, topic in sorted(self.subscriptions):
-            self._entry(
-                LogEntry(kind="s", session=self.session, topic=topic, stream_kind=kind, resync=True)
+        # requests the old router never acknowledged are replayed, in order, for the new one
+        # to answer (the client awaits them); they end in the current subscriptions
+        pending = sorted(self.pending_reqs.items())
+        replayed = {(kind, topic) for _, (_, kind, topic) in pending}
+        for kind, topic in sorted(self.subscriptions - replayed):
+            self._resync_entry("s", kind, topic, None)
+        for req, (k, kind, topic) in pending:
+            self._resync_entry(k, kind, topic, req)
+
+    def _resync_entry(self, k: str, kind: str, topic: str, req: int | None) -> None:
+        self._entry(
+            LogEntry(
+                kind=k, session=self.session, topic=topic, stream_kind=kind, req=req, resync=True
             )
+        )
 
     def append_leave(self, reason: str) -> None:
         self._entry(LogEntry(kind="l", session=self.session, reason=reason))
@@ -386,6 +403,8 @@ class Connection:
         self._entry(
             LogEntry(kind=kind, session=self.session, topic=f.topic, stream_kind=f.kind, req=f.req)
         )
+        if f.req is not None:
+            self.pending_reqs[f.req] = (kind, f.kind, f.topic)
 
     def _header(self, h: HeaderFrame, raw: bytes) -> None:
         self._may_publish(h.stream_id)

@@ -180,9 +180,10 @@ async def test_a_gateway_that_never_answers_the_resync_delays_routing_only_until
 async def test_joins_and_leaves_while_no_router_runs_are_announced_after_the_takeover(
     system_factory: Callable[..., System], room_name: str
 ) -> None:
-    """dave leaves and carol joins after the router died, before the standby took over:
-    neither entry was routed. The new router works out both from what the old one had: carol's
-    connect() completes (with alice in her room), and alice is told dave left and carol came."""
+    """dave leaves, carol joins and alice registers a handler after the router died, before
+    the standby took over: none of it was routed. The new router works it out: carol's
+    connect() completes (with alice in her room), alice is told dave left and carol came,
+    and alice's registration completes and is in effect."""
     s = system_factory(gateways=2, ROOMSTREAMS_LEASE_MS="1500")
     s.gateways.append(_spawn("services.router", s.env))  # the standby, stopped with the system
     alice, dave, carol = roomstreams.Room(), roomstreams.Room(), roomstreams.Room()
@@ -197,12 +198,17 @@ async def test_joins_and_leaves_while_no_router_runs_are_announced_after_the_tak
         s.router.send_signal(signal.SIGKILL)
         s.router.wait(10)
         await dave.disconnect()
+        news = Collector()
+        registered = asyncio.ensure_future(alice.register_text_stream_handler("news", news))
         joining = asyncio.ensure_future(carol.connect(s.urls[1], s.token(room_name, "carol")))
         await asyncio.wait_for(joining, 15)
         assert set(carol.remote_participants) == {"alice"}
         got = {await asyncio.wait_for(events.get(), 10) for _ in range(2)}
         assert got == {("-", "dave"), ("+", "carol")}
         assert set(alice.remote_participants) == {"carol"}
+        await asyncio.wait_for(registered, 10)
+        info = await carol.local_participant.send_text("fresh", topic="news")
+        assert (await news.wait_done(info.stream_id, 10)).text == "fresh"
     finally:
         for r in (alice, dave, carol):
             await r.disconnect()

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from roomstreams.protocol.frames import (
+    ACK_PREFIX,
     JOINED_PREFIX,
     AckFrame,
     ChunkFrame,
@@ -191,7 +192,7 @@ def test_delivered_header_requires_a_sender() -> None:
         server_frame_adapter.validate_python(HEADER)
 
 
-def test_a_serialized_joined_frame_starts_with_the_prefix_gateways_look_for() -> None:
+def test_serialized_joined_and_ack_frames_start_with_the_prefixes_gateways_look_for() -> None:
     frame = JoinedFrame(
         room="r",
         session="s",
@@ -199,3 +200,4 @@ def test_a_serialized_joined_frame_starts_with_the_prefix_gateways_look_for() ->
         permissions=Permissions(),
     )
     assert frame.model_dump_json().encode().startswith(JOINED_PREFIX)
+    assert AckFrame(req=7).model_dump_json().encode().startswith(ACK_PREFIX)

@@ -23,6 +23,7 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
+    "ACK_PREFIX",
     "JOINED_PREFIX",
     "AckFrame",
     "ChunkFrame",
@@ -190,7 +191,8 @@ class ParticipantLeftFrame(_Frame):
 
 
 class AckFrame(_Frame):
-    """A subscribe/unsubscribe is in effect at the router."""
+    """A subscribe/unsubscribe is in effect at the router. Serialized, it starts with
+    :data:`ACK_PREFIX`."""
 
     type: Literal["ack"] = "ack"
     req: int
@@ -249,3 +251,5 @@ server_frame_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
 
 #: how a serialized :class:`JoinedFrame` starts (``type`` is its first field)
 JOINED_PREFIX: Final = b'{"type":"joined"'
+#: how a serialized :class:`AckFrame` starts
+ACK_PREFIX: Final = b'{"type":"ack"'
