@@ -74,6 +74,9 @@ class Gateway:
         self.port: int = settings.gateway_port
         self.ready = asyncio.Event()
         self._inbox_seq: dict[tuple[bytes, bytes], int] = {}
+        #: per partition, the newest router epoch heard from, and the epochs fenced off
+        self._epochs: dict[bytes, int] = {}
+        self._fenced: set[tuple[bytes, bytes]] = set()
         self._redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}")
         self._inbox_redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}-inbox")
 
@@ -307,6 +310,22 @@ class Gateway:
 
     def _dispatch(self, f: dict[bytes, bytes]) -> None:
         p, e, q = f.get(b"p", b""), f.get(b"e", b""), int(f.get(b"q", b"0"))
+        if e:
+            # fencing: once a newer owner of the partition has spoken, a deposed router that
+            # still routes what it reads (it stalled past its lease) is not listened to
+            epoch, newest = int(e), self._epochs.get(p, 0)
+            if epoch < newest:
+                if (p, e) not in self._fenced:
+                    self._fenced.add((p, e))
+                    logger.warning(
+                        "partition %s: ignoring router epoch %d (epoch %d owns it)",
+                        p.decode(),
+                        epoch,
+                        newest,
+                    )
+                return
+            if epoch > newest:
+                self._epochs[p] = epoch
         if q:
             prev = self._inbox_seq.get((p, e))
             if prev is not None and q <= prev:

@@ -212,3 +212,56 @@ async def test_joins_and_leaves_while_no_router_runs_are_announced_after_the_tak
     finally:
         for r in (alice, dave, carol):
             await r.disconnect()
+
+
+async def _router_partition_clients(s: System) -> set[str]:
+    r = aioredis.Redis.from_url(s.redis_url)
+    try:
+        names = {str(c["name"]) for c in await r.client_list()}
+    finally:
+        await r.aclose()
+    return {n for n in names if n.startswith("roomstreams-router-") and "-p" in n}
+
+
+async def test_a_stalled_router_that_resumes_after_a_takeover_delivers_nothing(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """The router stalls (SIGSTOP) long enough for the standby to take its partitions over,
+    then resumes: until it notices it lost its leases it may still route what it reads.
+    Gateways fence it off by epoch, so nobody gets a stream twice."""
+    s = system_factory(gateways=2, ROOMSTREAMS_LEASE_MS="1500")
+    assert s.router is not None
+    old = {n.split("-")[2] for n in await _router_partition_clients(s)}
+    assert len(old) == 1
+    s.gateways.append(_spawn("services.router", s.env))  # the standby, stopped with the system
+    b_col = Collector()
+    alice, bob = roomstreams.Room(), roomstreams.Room()
+    bob.register_text_stream_handler("chat", b_col)
+    try:
+        await alice.connect(s.urls[0], s.token(room_name, "alice"))
+        await bob.connect(s.urls[1], s.token(room_name, "bob"))
+        writer = await alice.local_participant.stream_text(topic="chat")
+        await writer.write("in flight")
+        await b_col.wait_count(1)
+        s.router.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(roomstreams.StreamAborted):
+                await asyncio.wait_for(writer.close(), 10)  # the standby took over
+            info = await alice.local_participant.send_text("after the takeover", topic="chat")
+            await b_col.wait_done(info.stream_id, 10)
+        finally:
+            s.router.send_signal(signal.SIGCONT)
+        # the old router reads from where it stopped, then finds its leases gone
+        async with asyncio.timeout(10):
+            while True:
+                if not any(n.split("-")[2] in old for n in await _router_partition_clients(s)):
+                    break
+                await asyncio.sleep(0.05)  # state in another process: polled, bounded
+        later = await alice.local_participant.send_text("later", topic="chat")
+        await b_col.wait_done(later.stream_id, 10)
+        ids = [r.info.stream_id for r in b_col.streams]
+        assert ids == [writer.stream_id, info.stream_id, later.stream_id]
+        assert b_col.by_id[info.stream_id].text == "after the takeover"
+    finally:
+        for r in (alice, bob):
+            await r.disconnect()
