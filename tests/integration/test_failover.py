@@ -215,9 +215,12 @@ async def test_joins_and_leaves_while_no_router_runs_are_announced_after_the_tak
 
 
 async def _router_partition_clients(s: System) -> set[str]:
+    """Names of the partition readers connected to this system's Redis database (other
+    systems of the test session use other databases of the same server)."""
+    db = s.redis_url.rsplit("/", 1)[1]
     r = aioredis.Redis.from_url(s.redis_url)
     try:
-        names = {str(c["name"]) for c in await r.client_list()}
+        names = {str(c["name"]) for c in await r.client_list() if str(c["db"]) == db}
     finally:
         await r.aclose()
     return {n for n in names if n.startswith("roomstreams-router-") and "-p" in n}
