@@ -22,6 +22,7 @@ from roomstreams.protocol.keys import (
     GATEWAY_EVENTS,
     ROOMS,
     inbox_key,
+    lease_key,
     members_key,
     partition_ctl_key,
     room_from_log_key,
@@ -147,6 +148,7 @@ class PartitionWorker:
         saw_gateway: Callable[[str], None] | None = None,
     ) -> None:
         self.p = partition
+        self._fence = f"{lease_key(partition)}:fence"
         self.epoch = str(epoch)
         self.s = settings
         self.r = redis
@@ -237,7 +239,11 @@ class PartitionWorker:
         block = 1000
         if rs is not None:  # wake up in time to end the wait at its deadline
             block = max(1, min(block, int((rs.deadline - time.monotonic()) * 1000) + 1))
+        began = time.monotonic()
         resp = await xread(self.r, streams, block=block, count=self.s.read_count)
+        stalled = time.monotonic() - began > block / 1000 + self.s.lease_ms / 2000
+        if stalled and await self._deposed():
+            return
         batch = Batch()
         trims: dict[str, bytes] = {}
         for key_b, entries in resp:
@@ -290,6 +296,23 @@ class PartitionWorker:
             self._end_resync(rs, batch)
         await self._flush(batch, trims)
         await self._expire_rooms()
+
+    async def _deposed(self) -> bool:
+        """The read took far longer than it blocks (this process stalled), maybe past the
+        lease: if another router took the partition meanwhile (the fencing counter moved on),
+        route nothing of what was read and stop; the lease loop lets the partition go."""
+        raw = await self.r.get(self._fence)
+        fence = raw.decode() if isinstance(raw, bytes) else self.epoch
+        if fence == self.epoch:
+            return False
+        logger.error(
+            "partition %d: stalled past the lease; epoch %s took over, stopping (epoch %s)",
+            self.p,
+            fence,
+            self.epoch,
+        )
+        self.running = False
+        return True
 
     def _note_empty(self, key: str, state: RoomState) -> None:
         if state.empty:

@@ -1,4 +1,5 @@
-"""The router stops cleanly even when a cancellation is lost.
+"""The router stops cleanly even when a cancellation is lost, and a partition worker that
+stalled past its lease stops routing once another router owns the partition.
 
 On Python 3.11 a cancellation can be swallowed inside redis-py (``asyncio.wait_for``,
 CPython gh-86296). A router stopped while it was acquiring partitions then kept its lease
@@ -15,10 +16,21 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from roomstreams.protocol.keys import lease_key
+import services.router.partition as partition_module
+from roomstreams._redisio import client
+from roomstreams.protocol.entries import encode_log_entry
+from roomstreams.protocol.keys import (
+    inbox_key,
+    lease_key,
+    partition_ctl_key,
+    partition_of,
+    room_log_key,
+)
 from services.router.app import Router
+from services.router.partition import PartitionWorker
 from services.router.settings import RouterSettings
 
+from ..unit._room_helpers import LogWriter
 from .conftest import _private_db
 
 PARTITIONS = 4
@@ -72,3 +84,62 @@ async def test_stop_ends_a_lease_loop_that_swallowed_its_cancellation(
     held = [p for p in range(PARTITIONS) if await r.get(lease_key(p)) is not None]
     assert held == []
     assert router.owned == []
+
+
+async def _worker_routing_to_bob(
+    url: str, r: aioredis.Redis
+) -> tuple[PartitionWorker, aioredis.Redis, LogWriter, str, str]:
+    """A partition worker (epoch 1) of partition 0 with a room where alice's streams on
+    "chat" reach bob on gateway gw-b; returns it with the room's log key and bob's inbox."""
+    settings = RouterSettings(
+        redis_url=url, api_key="k", api_secret="s" * 32, partitions=PARTITIONS, lease_ms=500
+    )
+    room = next(f"room-{i}" for i in range(1000) if partition_of(f"room-{i}", PARTITIONS) == 0)
+    key, inbox = room_log_key(room, PARTITIONS), inbox_key("gw-b")
+    assert await r.incr(f"{lease_key(0)}:fence") == 1
+    conn = client(url)
+    worker = PartitionWorker(0, 1, settings, conn)
+    log = LogWriter()
+    await r.xadd(partition_ctl_key(0), {"room": room})
+    for e in (
+        log.join("s-alice", "alice", "gw-a"),
+        log.join("s-bob", "bob", "gw-b"),
+        log.subscribe("s-bob", "chat"),
+        log.header("s-alice", "st-1", "chat"),
+    ):
+        await r.xadd(key, encode_log_entry(e))  # type: ignore[arg-type]
+    async with asyncio.timeout(10):
+        while not any(f.get(b"so") == b"st-1" for _, f in await r.xrange(inbox)):
+            await worker._step()
+    return worker, conn, log, key, inbox
+
+
+@pytest.mark.parametrize("taken_over", [True, False], ids=["taken-over", "still-owner"])
+async def test_a_worker_that_stalled_past_its_lease_routes_nothing_once_deposed(
+    private_redis: tuple[str, aioredis.Redis],
+    monkeypatch: pytest.MonkeyPatch,
+    taken_over: bool,
+) -> None:
+    """Its read returns long after it should have (the process stalled): if the fencing
+    counter moved on meanwhile, another router owns the partition, and the worker routes
+    nothing of what it read and stops. If it did not, the worker goes on as before."""
+    url, r = private_redis
+    worker, conn, log, key, inbox = await _worker_routing_to_bob(url, r)
+    try:
+        real_xread = partition_module.xread
+
+        async def stalling_xread(*args: Any, **kwargs: Any) -> Any:
+            resp = await real_xread(*args, **kwargs)
+            if taken_over:
+                await r.incr(f"{lease_key(0)}:fence")  # the standby took the partition
+            await asyncio.sleep(1.0 + 0.5 / 2 + 0.1)  # longer than block + half the lease
+            return resp
+
+        monkeypatch.setattr(partition_module, "xread", stalling_xread)
+        await r.xadd(key, encode_log_entry(log.header("s-alice", "st-2", "chat")))  # type: ignore[arg-type]
+        await worker._step()
+        routed = any(f.get(b"so") == b"st-2" for _, f in await r.xrange(inbox))
+        assert routed is not taken_over
+        assert worker.running is not taken_over
+    finally:
+        await conn.aclose()

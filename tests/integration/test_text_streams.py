@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import roomstreams
+from roomstreams.client.streams import StreamReaderBase
 from roomstreams.protocol.limits import MAX_CHUNK_BYTES
 
 from .helpers import Collector, RawClient
@@ -182,7 +183,21 @@ async def test_second_handler_for_topic_raises(connect: Any) -> None:
     await bob.register_text_stream_handler("chat", Collector())
 
 
-async def test_handler_and_close_order_follow_the_sender(connect: Any) -> None:
+async def test_handler_and_close_order_follow_the_sender(
+    connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spec's close order is the order readers are *closed* (their end recorded), which
+    # the client does in trailer order; handler tasks may then finish in any order, and
+    # may even start after their stream ended. So record the ends where they happen.
+    closed_order: list[str] = []
+    end = StreamReaderBase._end
+
+    def recording_end(reader: Any, *args: Any, **kwargs: Any) -> None:
+        if not reader.closed:
+            closed_order.append(reader.info.stream_id)
+        end(reader, *args, **kwargs)
+
+    monkeypatch.setattr(StreamReaderBase, "_end", recording_end)
     col = Collector()
     await connect("bob", gateway=1, handlers={"chat": col})
     alice = await connect("alice")
@@ -199,7 +214,7 @@ async def test_handler_and_close_order_follow_the_sender(connect: Any) -> None:
     for w in (w1, w2, w3):
         await col.wait_done(w.stream_id)
     assert [r.info.stream_id for r in col.streams] == [w1.stream_id, w2.stream_id, w3.stream_id]
-    assert col.closed_order == [w2.stream_id, w3.stream_id, w1.stream_id]
+    assert closed_order == [w2.stream_id, w3.stream_id, w1.stream_id]
     for w in (w1, w2, w3):
         assert col.by_id[w.stream_id].text == "".join(f"{w.stream_id[:4]}-{i};" for i in range(5))
 
