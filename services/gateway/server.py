@@ -287,12 +287,22 @@ class Gateway:
         r = self._inbox_redis
         last = b"0-0"
         since_trim = 0
+        server = await self._redis_run_id()
         while not self._closing:
             try:
                 resp = await xread(r, {self.inbox: last}, block=1000, count=1000)
             except RedisError:
                 logger.exception("reading inbox failed; retrying")
                 await asyncio.sleep(0.2)
+                run_id = await self._redis_run_id()
+                if run_id and server and run_id != server:
+                    # a new Redis: its fencing counters and inbox numbering start over
+                    logger.error("Redis restarted (run_id %s); router epochs start over", run_id)
+                    self._epochs.clear()
+                    self._fenced.clear()
+                    self._inbox_seq.clear()
+                    last = b"0-0"
+                server = run_id or server
                 continue
             if not resp:
                 continue
@@ -307,6 +317,14 @@ class Gateway:
                     since_trim = 0
                 except RedisError:  # the next read reconnects; the trim is retried later
                     logger.warning("trimming the inbox failed")
+
+    async def _redis_run_id(self) -> str:
+        """The Redis server's ``run_id`` (new at every start), or "" if it cannot be read."""
+        try:
+            info = await self._inbox_redis.info("server")
+        except RedisError:
+            return ""
+        return str(info.get("run_id", ""))
 
     def _dispatch(self, f: dict[bytes, bytes]) -> None:
         p, e, q = f.get(b"p", b""), f.get(b"e", b""), int(f.get(b"q", b"0"))

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import roomstreams
-from roomstreams.protocol.keys import members_key, partition_of
+from roomstreams.protocol.keys import lease_key, members_key, partition_of
 
 from .conftest import System, _spawn
 from .helpers import Collector, wait_logged
@@ -271,3 +271,57 @@ async def test_a_stalled_router_that_resumes_after_a_takeover_delivers_nothing(
     finally:
         for r in (alice, bob):
             await r.disconnect()
+
+
+async def test_after_a_redis_restart_gateways_listen_to_the_new_routers_epochs(
+    room_name: str,
+) -> None:
+    """Fencing counters live in Redis: after a Redis restart (no persistence) they start at
+    1 again. Gateways that had heard a higher epoch must notice the new server (its run_id)
+    and start over, or they would ignore the router for good. New participants then join
+    and exchange streams through the same gateways and the standby router."""
+    from roomstreams._redis_server import LocalRedisServer
+
+    from .conftest import make_env
+
+    srv = LocalRedisServer().start()
+    port = srv.port
+    s = System(srv.url, make_env(srv.url, ROOMSTREAMS_LEASE_MS="1500"))
+    try:
+        s.start_router()
+        s.start_gateway()
+        s.start_gateway()
+        s.gateways.append(_spawn("services.router", s.env))  # the standby
+        alice = roomstreams.Room()
+        await alice.connect(s.urls[0], s.token(room_name, "alice"))
+        writer = await alice.local_participant.stream_text(topic="chat")
+        assert s.router is not None
+        s.router.send_signal(signal.SIGKILL)  # the standby takes over: epoch 2 everywhere
+        with pytest.raises(roomstreams.StreamAborted):
+            await asyncio.wait_for(writer.close(), 10)
+        await alice.disconnect()
+        srv.stop()
+        srv = LocalRedisServer(port=port).start()  # empty: every counter starts over
+        # the router finds its leases gone and takes the room's partition again, at epoch 1
+        fence = f"{lease_key(partition_of(room_name, s.partitions))}:fence"
+        r = aioredis.Redis.from_url(srv.url)
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    if await r.get(fence) == b"1":
+                        break
+                    await asyncio.sleep(0.05)  # state in another process: polled, bounded
+        finally:
+            await r.aclose()
+        col = Collector()
+        carol, dave = roomstreams.Room(), roomstreams.Room()
+        dave.register_text_stream_handler("chat", col)
+        await carol.connect(s.urls[0], s.token(room_name, "carol"))
+        await dave.connect(s.urls[1], s.token(room_name, "dave"))
+        info = await carol.local_participant.send_text("after the restart", topic="chat")
+        assert (await col.wait_done(info.stream_id, 10)).text == "after the restart"
+        await carol.disconnect()
+        await dave.disconnect()
+    finally:
+        s.stop()
+        srv.stop()
