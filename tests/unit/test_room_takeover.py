@@ -95,3 +95,16 @@ def test_settling_twice_changes_nothing() -> None:
     sink.clear()
     room.settle({}, sink)
     assert sink.deliveries == [] and sink.presences == []
+
+
+def test_a_never_routed_join_re_announced_after_the_room_settled_is_a_plain_join() -> None:
+    sink, log = RecordingSink(), LogWriter()
+    room = taken_over(sink, log, ("s-alice", "alice", True))
+    room.settle({"s-alice": "alice"}, sink)
+    sink.clear()
+    room.apply(log.rejoin("s-carol", "carol", announced=False), sink)
+    [joined] = sink.to("s-carol")
+    assert joined["type"] == "joined"
+    assert [p["identity"] for p in joined["participants"]] == ["alice"]
+    [frame] = sink.to("s-alice")
+    assert (frame["type"], frame["participant"]["identity"]) == ("participant_joined", "carol")

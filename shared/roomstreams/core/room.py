@@ -225,10 +225,10 @@ class RoomState:
         if e.session in self.members:
             return
         info = ParticipantInfo.model_validate_json(e.data)
-        if e.resync and (e.announced or self.settled):
+        if e.resync and e.announced:
             # re-announced to a router that took the partition over: the participant and
             # the others already know each other; only the router has to learn it again
-            m = self._add(e, info)
+            self._add(e, info)
             if not self.settled:
                 sink.presence(self.name, e.session, e.identity, e.data, announce=False)
                 return
@@ -238,7 +238,9 @@ class RoomState:
             self._broadcast(sink, frame, exclude=e.session)
             sink.presence(self.name, e.session, e.identity, e.data)
             return
-        if e.resync:  # its join was never routed: announced when the room settles
+        if e.resync and not self.settled:
+            # its join was never routed: announced when the room settles (once the room has
+            # settled, such a join is folded as a plain one, below)
             self._add(e, info)
             self._unannounced.append(e.session)
             sink.presence(self.name, e.session, e.identity, e.data, announce=False)
