@@ -212,8 +212,16 @@ class Connection:
         may be among the lost (its close() must not wait for it), and so may acknowledgements
         (without them the pacing window would never open again)."""
         self.end_receiving(ErrorCode.LAGGED, reason)
+        self._end_closing(ErrorCode.LAGGED, reason)
+        self._reopen_window()
+
+    def _end_closing(self, code: str, reason: str) -> None:
+        """Fail the close() of every stream whose trailer is still waiting to be routed."""
         for sid in sorted(self.closing):
-            self.push(_error(ErrorCode.LAGGED, reason, stream_id=sid), ends=sid)
+            self.push(_error(code, reason, stream_id=sid), ends=sid)
+
+    def _reopen_window(self) -> None:
+        """Acknowledgements were (or may have been) lost: forget what is in flight."""
         self._inflight = 0
         self._window_open.set()
 
@@ -296,11 +304,9 @@ class Connection:
             self.push(_error(ErrorCode.ROUTER_RESTARTED, reason, stream_id=sid))
         # closed by the sender, but the old router may never have routed the trailer: the
         # new one never will, and the sender's close() must not wait for it forever
-        for sid in sorted(self.closing):
-            self.push(_error(ErrorCode.ROUTER_RESTARTED, reason, stream_id=sid), ends=sid)
+        self._end_closing(ErrorCode.ROUTER_RESTARTED, reason)
         # what the old router never acknowledged, the new one never will
-        self._inflight = 0
-        self._window_open.set()
+        self._reopen_window()
         self.append_join(gateway, resync=True)
         # requests the old router never acknowledged are replayed, in order, for the new one
         # to answer (the client awaits them); they end in the current subscriptions

@@ -75,7 +75,7 @@ class Gateway:
         self.ready = asyncio.Event()
         self._inbox_seq: dict[tuple[bytes, bytes], int] = {}
         #: per partition, the newest router epoch heard from, and the epochs fenced off
-        self._epochs: dict[bytes, int] = {}
+        self._newest: dict[bytes, bytes] = {}
         self._fenced: set[tuple[bytes, bytes]] = set()
         self._redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}")
         self._inbox_redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}-inbox")
@@ -298,7 +298,7 @@ class Gateway:
                 if run_id and server and run_id != server:
                     # a new Redis: its fencing counters and inbox numbering start over
                     logger.error("Redis restarted (run_id %s); router epochs start over", run_id)
-                    self._epochs.clear()
+                    self._newest.clear()
                     self._fenced.clear()
                     self._inbox_seq.clear()
                     last = b"0-0"
@@ -326,24 +326,28 @@ class Gateway:
             return ""
         return str(info.get("run_id", ""))
 
+    def _fenced_off(self, p: bytes, e: bytes) -> bool:
+        """Fencing: once a newer owner of the partition has spoken, a deposed router that
+        still routes what it reads (it stalled past its lease) is not listened to. Called
+        only when ``e`` is not the newest epoch already."""
+        newest = self._newest.get(p)
+        if newest is not None and int(e) < int(newest):
+            if (p, e) not in self._fenced:
+                self._fenced.add((p, e))
+                logger.warning(
+                    "partition %s: ignoring router epoch %s (epoch %s owns it)",
+                    p.decode(),
+                    e.decode(),
+                    newest.decode(),
+                )
+            return True
+        self._newest[p] = e
+        return False
+
     def _dispatch(self, f: dict[bytes, bytes]) -> None:
         p, e, q = f.get(b"p", b""), f.get(b"e", b""), int(f.get(b"q", b"0"))
-        if e:
-            # fencing: once a newer owner of the partition has spoken, a deposed router that
-            # still routes what it reads (it stalled past its lease) is not listened to
-            epoch, newest = int(e), self._epochs.get(p, 0)
-            if epoch < newest:
-                if (p, e) not in self._fenced:
-                    self._fenced.add((p, e))
-                    logger.warning(
-                        "partition %s: ignoring router epoch %d (epoch %d owns it)",
-                        p.decode(),
-                        epoch,
-                        newest,
-                    )
-                return
-            if epoch > newest:
-                self._epochs[p] = epoch
+        if e and e != self._newest.get(p) and self._fenced_off(p, e):
+            return
         if q:
             prev = self._inbox_seq.get((p, e))
             if prev is not None and q <= prev:

@@ -273,9 +273,7 @@ class PartitionWorker:
                 if rs is not None and not e.resync:
                     rs.held[key].append(e)
                     continue
-                if e.kind == "j" and self._saw_gateway is not None:
-                    self._saw_gateway(e.gateway)
-                state.apply(e, batch)
+                self._fold(state, e, batch)
             last_id = entries[-1][0]
             self.last[key] = last_id
             # XTRIM ~ removes whole stream nodes (100 entries): trimming more often than
@@ -314,6 +312,11 @@ class PartitionWorker:
         self.running = False
         return True
 
+    def _fold(self, state: RoomState, e: LogEntry, batch: Batch) -> None:
+        if e.kind == "j" and self._saw_gateway is not None:
+            self._saw_gateway(e.gateway)
+        state.apply(e, batch)
+
     def _note_empty(self, key: str, state: RoomState) -> None:
         if state.empty:
             self._empty_since.setdefault(key, time.monotonic())
@@ -341,9 +344,7 @@ class PartitionWorker:
             if state is None:
                 continue
             for e in entries:
-                if e.kind == "j" and self._saw_gateway is not None:
-                    self._saw_gateway(e.gateway)
-                state.apply(e, batch)
+                self._fold(state, e, batch)
             held += len(entries)
             self._note_empty(key, state)
         ms = (time.monotonic() - rs.started) * 1000

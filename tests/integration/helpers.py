@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
@@ -182,3 +183,14 @@ async def wait_logged(s: System, room: str, stream_id: str, kind: str = "h") -> 
                         last = entry_id
     finally:
         await r.aclose()
+
+
+async def wait_for_state(
+    pred: Callable[[], Awaitable[bool]], timeout: float = 5.0, what: str = ""
+) -> None:
+    """Poll a condition that lives in another process (Redis state), bounded."""
+    deadline = time.monotonic() + timeout
+    while not await pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -16,7 +16,7 @@ import roomstreams
 from roomstreams.protocol.keys import lease_key, members_key, partition_of
 
 from .conftest import System, _spawn
-from .helpers import Collector, wait_logged
+from .helpers import Collector, wait_for_state, wait_logged
 
 pytestmark = pytest.mark.slow
 
@@ -73,13 +73,13 @@ async def test_standby_router_takes_over_and_rooms_go_on(
 async def _listed(s: System, room: str, identity: str) -> None:
     """Until the router lists ``identity`` among the room's participants again."""
     r = aioredis.Redis.from_url(s.redis_url)
+
+    async def listed() -> bool:
+        members = await r.hvals(members_key(room, s.partitions))
+        return any(json.loads(m)["identity"] == identity for m in members)
+
     try:
-        async with asyncio.timeout(10):
-            while True:
-                members = await r.hvals(members_key(room, s.partitions))
-                if any(json.loads(m)["identity"] == identity for m in members):
-                    return
-                await asyncio.sleep(0.02)
+        await wait_for_state(listed, 10, f"{identity} listed in {room}")
     finally:
         await r.aclose()
 
@@ -258,11 +258,11 @@ async def test_a_stalled_router_that_resumes_after_a_takeover_delivers_nothing(
         # (others it may take back: their leases lapsed and nobody took them yet)
         [old_id] = old
         reader = f"roomstreams-router-{old_id}-p{partition_of(room_name, s.partitions)}"
-        async with asyncio.timeout(10):
-            while True:
-                if reader not in await _router_partition_clients(s):
-                    break
-                await asyncio.sleep(0.05)  # state in another process: polled, bounded
+
+        async def left() -> bool:
+            return reader not in await _router_partition_clients(s)
+
+        await wait_for_state(left, 10, "the old router to leave the room's partition")
         later = await alice.local_participant.send_text("later", topic="chat")
         await b_col.wait_done(later.stream_id, 10)
         ids = [r.info.stream_id for r in b_col.streams]
@@ -305,12 +305,12 @@ async def test_after_a_redis_restart_gateways_listen_to_the_new_routers_epochs(
         # the router finds its leases gone and takes the room's partition again, at epoch 1
         fence = f"{lease_key(partition_of(room_name, s.partitions))}:fence"
         r = aioredis.Redis.from_url(srv.url)
+
+        async def retaken() -> bool:
+            return await r.get(fence) == b"1"
+
         try:
-            async with asyncio.timeout(10):
-                while True:
-                    if await r.get(fence) == b"1":
-                        break
-                    await asyncio.sleep(0.05)  # state in another process: polled, bounded
+            await wait_for_state(retaken, 10, "the room's partition taken at epoch 1")
         finally:
             await r.aclose()
         col = Collector()

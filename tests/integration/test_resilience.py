@@ -19,7 +19,7 @@ import roomstreams
 from roomstreams.protocol.keys import inbox_key, room_log_key
 
 from .conftest import System
-from .helpers import Collector, RawClient, wait_logged
+from .helpers import Collector, RawClient, wait_for_state, wait_logged
 
 pytestmark = pytest.mark.slow
 
@@ -36,15 +36,6 @@ async def _room(
 
 def _client(s: System) -> aioredis.Redis:
     return aioredis.Redis.from_url(s.redis_url)
-
-
-async def _wait_for(pred: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
-    """Poll a condition that lives in another process (Redis state), bounded."""
-    deadline = time.monotonic() + timeout
-    while not await pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_fast_sender_is_paced_by_the_router(
@@ -175,7 +166,7 @@ async def test_a_sender_whose_close_confirmation_was_trimmed_is_not_left_waiting
         s.gateways[1].send_signal(signal.SIGSTOP)
         # its blocked inbox read must time out first (server side): otherwise Redis would
         # answer it with the confirmation, waiting in the socket for the gateway to resume
-        await _wait_for(
+        await wait_for_state(
             lambda: _not_blocked(s, inbox_reader),
             what="the stalled gateway's inbox read to time out",
         )
@@ -247,7 +238,7 @@ async def test_logs_are_trimmed_and_empty_rooms_disappear(
     async def gone() -> bool:
         return not await redis_client.exists(key)
 
-    await _wait_for(gone, 5, "the empty room's log to be deleted")
+    await wait_for_state(gone, 5, "the empty room's log to be deleted")
     # a newcomer gets nothing of the past
     late_col = Collector()
     carol = await _room(s, room_name, "carol", chat=late_col)
