@@ -1,7 +1,13 @@
 """Access tokens in LiveKit's claim shape (HS256 JWT), so tokens minted by LiveKit's server
 SDKs work unchanged: ``iss`` = API key, ``sub`` = identity, ``nbf``/``exp``, ``name``,
-``metadata``, ``attributes`` and a ``video`` grant with ``room``, ``roomJoin``,
-``canPublishData``, ``canSubscribe`` (camelCase, as LiveKit writes them)."""
+``metadata``, ``attributes``, ``kind`` and a ``video`` grant with ``room``, ``roomJoin``,
+``roomAdmin``, ``roomList``, ``roomCreate``, ``canPublishData``, ``canSubscribe``,
+``canUpdateOwnMetadata``, ``hidden``, ``agent`` (camelCase, as LiveKit writes them).
+
+Claims are type-checked and length-limited when a token is verified (LiveKit refuses such
+tokens at the door too): a claim of the wrong type, over its limit (:data:`CLAIM_LIMITS`), or
+holding text that is not valid Unicode (a lone surrogate from a ``\\ud800`` escape) is an
+:class:`~roomstreams.exceptions.AuthError` naming the claim."""
 
 from __future__ import annotations
 
@@ -14,10 +20,68 @@ import jwt
 
 from .exceptions import AuthError
 
-__all__ = ["AccessToken", "Claims", "VideoGrants", "verify_token"]
+__all__ = [
+    "CLAIM_LIMITS",
+    "PARTICIPANT_KINDS",
+    "AccessToken",
+    "Claims",
+    "VideoGrants",
+    "verify_token",
+]
 
 DEFAULT_TTL = timedelta(hours=6)
 _LEEWAY_S = 10
+
+#: Longest value of each claim, in UTF-8 bytes (LiveKit's server defaults: identities, names
+#: and room names of 256, metadata and attributes of 64000 in all).
+CLAIM_LIMITS: dict[str, int] = {
+    "sub": 256,
+    "room": 256,
+    "name": 256,
+    "metadata": 64_000,
+    "attributes": 64_000,
+}
+#: LiveKit's participant kinds, as the ``kind`` claim names them.
+PARTICIPANT_KINDS = frozenset({"standard", "ingress", "egress", "sip", "agent"})
+
+
+def _text(c: dict[str, Any], key: str, label: str | None = None) -> str:
+    """A string claim (absent: ""), type-checked, valid Unicode, within its limit."""
+    v = c.get(key, "")
+    name = label or key
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise AuthError(f"claim {name!r} must be a string, not {type(v).__name__}")
+    try:
+        n = len(v.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise AuthError(f"claim {name!r} is not valid Unicode (lone surrogate)") from None
+    limit = CLAIM_LIMITS.get(key)
+    if limit is not None and n > limit:
+        raise AuthError(f"claim {name!r} of {n} bytes exceeds {limit}")
+    return v
+
+
+def _attributes(c: dict[str, Any]) -> dict[str, str]:
+    v = c.get("attributes")
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise AuthError(f"claim 'attributes' must be an object, not {type(v).__name__}")
+    out: dict[str, str] = {}
+    total = 0
+    for k, val in v.items():
+        if not isinstance(val, str):
+            raise AuthError(f"attribute {k!r} must be a string, not {type(val).__name__}")
+        try:
+            total += len(k.encode("utf-8")) + len(val.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise AuthError("claim 'attributes' is not valid Unicode (lone surrogate)") from None
+        out[k] = val
+    if total > CLAIM_LIMITS["attributes"]:
+        raise AuthError(f"claim 'attributes' of {total} bytes exceeds {CLAIM_LIMITS['attributes']}")
+    return out
 
 
 @dataclass(slots=True)
@@ -26,11 +90,18 @@ class VideoGrants:
     room_join: bool = False
     room_admin: bool = False
     room_list: bool = False
+    room_create: bool = False
     can_publish_data: bool = True
     can_subscribe: bool = True
+    #: may change its own name, metadata and attributes (LiveKit's default: no)
+    can_update_own_metadata: bool = False
+    #: not announced to the others, not listed, its packets carry no identity
+    hidden: bool = False
+    #: an agent (LiveKit sets it on agent dispatch tokens)
+    agent: bool = False
 
     def to_claims(self) -> dict[str, Any]:
-        return {
+        claims: dict[str, Any] = {
             "room": self.room,
             "roomJoin": self.room_join,
             "roomAdmin": self.room_admin,
@@ -38,6 +109,16 @@ class VideoGrants:
             "canPublishData": self.can_publish_data,
             "canSubscribe": self.can_subscribe,
         }
+        # only when set, as LiveKit's SDKs omit false grants
+        for key, value in (
+            ("roomCreate", self.room_create),
+            ("canUpdateOwnMetadata", self.can_update_own_metadata),
+            ("hidden", self.hidden),
+            ("agent", self.agent),
+        ):
+            if value:
+                claims[key] = True
+        return claims
 
     @staticmethod
     def _flag(c: dict[str, Any], key: str, default: bool) -> bool:
@@ -49,13 +130,17 @@ class VideoGrants:
     @classmethod
     def from_claims(cls, c: dict[str, Any]) -> VideoGrants:
         return cls(
-            room=str(c.get("room", "")),
+            room=_text(c, "room"),
             room_join=cls._flag(c, "roomJoin", False),
             room_admin=cls._flag(c, "roomAdmin", False),
             room_list=cls._flag(c, "roomList", False),
+            room_create=cls._flag(c, "roomCreate", False),
             # LiveKit defaults both to true when absent
             can_publish_data=cls._flag(c, "canPublishData", True),
             can_subscribe=cls._flag(c, "canSubscribe", True),
+            can_update_own_metadata=cls._flag(c, "canUpdateOwnMetadata", False),
+            hidden=cls._flag(c, "hidden", False),
+            agent=cls._flag(c, "agent", False),
         )
 
 
@@ -69,6 +154,13 @@ class Claims:
     name: str = ""
     metadata: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
+    #: LiveKit's participant kind: "standard", "agent", ... (the ``kind`` claim; an ``agent``
+    #: grant makes it "agent" too)
+    kind: str = "standard"
+
+    @property
+    def is_agent(self) -> bool:
+        return self.kind == "agent" or self.video.agent
 
 
 class AccessToken:
@@ -86,6 +178,7 @@ class AccessToken:
         self.attributes: dict[str, str] = {}
         self.grants = VideoGrants()
         self.ttl = DEFAULT_TTL
+        self.kind = ""
 
     def with_identity(self, identity: str) -> AccessToken:
         self.identity = identity
@@ -101,6 +194,13 @@ class AccessToken:
 
     def with_attributes(self, attributes: dict[str, str]) -> AccessToken:
         self.attributes = dict(attributes)
+        return self
+
+    def with_kind(self, kind: str) -> AccessToken:
+        """LiveKit's participant kind (``"agent"`` for an agent)."""
+        if kind not in PARTICIPANT_KINDS:
+            raise ValueError(f"kind must be one of {sorted(PARTICIPANT_KINDS)}")
+        self.kind = kind
         return self
 
     def with_grants(self, grants: VideoGrants) -> AccessToken:
@@ -128,6 +228,8 @@ class AccessToken:
             claims["metadata"] = self.metadata
         if self.attributes:
             claims["attributes"] = self.attributes
+        if self.kind:
+            claims["kind"] = self.kind
         return jwt.encode(claims, self.api_secret, algorithm="HS256")
 
 
@@ -153,12 +255,17 @@ def verify_token(token: str, api_key: str, api_secret: str) -> Claims:
     except jwt.PyJWTError as exc:
         raise AuthError(f"invalid token: {exc}") from exc
     video = c.get("video")
-    attrs = c.get("attributes") or {}
+    if video is not None and not isinstance(video, dict):
+        raise AuthError(f"claim 'video' must be an object, not {type(video).__name__}")
+    kind = _text(c, "kind") or "standard"
+    if kind not in PARTICIPANT_KINDS:
+        raise AuthError(f"claim 'kind' must be one of {sorted(PARTICIPANT_KINDS)}, not {kind!r}")
     return Claims(
-        api_key=str(c["iss"]),
-        identity=str(c.get("sub", "")),
-        video=VideoGrants.from_claims(video if isinstance(video, dict) else {}),
-        name=str(c.get("name", "")),
-        metadata=str(c.get("metadata", "")),
-        attributes={str(k): str(v) for k, v in attrs.items()} if isinstance(attrs, dict) else {},
+        api_key=_text(c, "iss"),
+        identity=_text(c, "sub"),
+        video=VideoGrants.from_claims(video or {}),
+        name=_text(c, "name"),
+        metadata=_text(c, "metadata"),
+        attributes=_attributes(c),
+        kind=kind,
     )

@@ -206,3 +206,72 @@ def test_room_join_needs_an_identity() -> None:
 def test_video_grants_claims_round_trip() -> None:
     g = VideoGrants(room="r", room_join=True, room_admin=True, can_subscribe=False)
     assert VideoGrants.from_claims(g.to_claims()) == g
+
+
+# ---- hostile claims: type-checked, length-limited, valid Unicode (refused at the door) ------
+
+
+def _video(**extra: Any) -> dict[str, Any]:
+    return {"room": "demo", "roomJoin": True, **extra}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"video": _video(room=["x"])}, "'room' must be a string"),
+        ({"video": _video(room={"a": 1})}, "'room' must be a string"),
+        ({"video": _video(room=7)}, "'room' must be a string"),
+        ({"video": "demo"}, "'video' must be an object"),
+        ({"name": 5}, "'name' must be a string"),
+        ({"metadata": {"a": 1}}, "'metadata' must be a string"),
+        ({"attributes": ["a"]}, "'attributes' must be an object"),
+        ({"attributes": {"a": 1}}, "attribute 'a' must be a string"),
+        ({"video": _video(roomAdmin="yes")}, "'roomAdmin' must be a boolean"),
+        ({"video": _video(hidden=1)}, "'hidden' must be a boolean"),
+        ({"kind": "robot"}, "'kind' must be one of"),
+        ({"sub": "x" * 257}, "'sub' of 257 bytes exceeds 256"),
+        ({"video": _video(room="r" * 257)}, "'room' of 257 bytes exceeds 256"),
+        ({"name": "é" * 129}, "'name' of 258 bytes exceeds 256"),
+        ({"metadata": "m" * 64_001}, "'metadata' of 64001 bytes exceeds 64000"),
+        ({"attributes": {"k": "v" * 64_000}}, "'attributes' of 64001 bytes exceeds 64000"),
+    ],
+)
+def test_bad_claims_are_refused_with_the_claim_named(overrides: dict[str, Any], match: str) -> None:
+    with pytest.raises(AuthError, match=match):
+        verify_token(sign(livekit_claims(**overrides)), API_KEY, API_SECRET)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"sub": "bob\ud800"},
+        {"name": "\ud800"},
+        {"metadata": "x\udfff"},
+        {"attributes": {"team": "\ud800"}},
+        {"attributes": {"\ud800": "x"}},
+        {"video": _video(room="demo\ud800")},
+    ],
+)
+def test_lone_surrogates_in_claims_are_refused(overrides: dict[str, Any]) -> None:
+    # what a JSON "\ud800" escape decodes to: text that cannot be encoded as UTF-8
+    token = jwt.encode(livekit_claims(**overrides), API_SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match="not valid Unicode"):
+        verify_token(token, API_KEY, API_SECRET)
+
+
+def test_new_grants_and_kind_round_trip() -> None:
+    g = VideoGrants(
+        room="r", room_join=True, room_create=True, can_update_own_metadata=True, hidden=True
+    )
+    token = AccessToken(API_KEY, API_SECRET).with_identity("a").with_grants(g).with_kind("agent")
+    c = verify_token(token.to_jwt(), API_KEY, API_SECRET)
+    assert c.video == g
+    assert c.kind == "agent" and c.is_agent
+    plain = verify_token(alice_token().to_jwt(), API_KEY, API_SECRET)
+    assert plain.kind == "standard" and not plain.is_agent
+    assert not (plain.video.hidden or plain.video.can_update_own_metadata)
+
+
+def test_agent_grant_makes_an_agent() -> None:
+    c = verify_token(sign(livekit_claims(video=_video(agent=True))), API_KEY, API_SECRET)
+    assert c.is_agent and c.kind == "standard"
