@@ -1,10 +1,17 @@
 """The server API on a gateway's port: a WebSocket at ``/api`` speaking JSON requests
-(``{"id", "method", "params"}`` -> ``{"id", "result"}`` or ``{"id", "error": {"code",
-"message"}}``), authorised by a token signed with the API secret that carries the
-``roomList`` (read) or ``roomAdmin`` (read and remove) grant.
+(``{"id", "method", "params", "access_token"?}`` -> ``{"id", "result"}`` or ``{"id",
+"error": {"code", "message"}}``). Kept for compatibility: LiveKit's ``RoomService`` over
+Twirp, on the router's HTTP port (``services/api/twirp.py``), is the full server API.
 
-Room and member lists come from what the router keeps in Redis (``rs:rooms`` and each room's
-members hash); removing a participant goes through the room log like everything else."""
+Every request is authorised by a token signed with the API secret: the one the connection
+was opened with, or the request's own ``access_token`` (so one connection serves calls
+scoped to different rooms, as LiveKit's SDKs mint a token per call). Grants are scoped
+exactly as LiveKit scopes them (``services/api/grants.py``): ``list_rooms`` needs
+``roomList``; ``list_participants`` and ``remove_participant`` need ``roomAdmin`` for that
+very room.
+
+Room and member lists come from what the router keeps in Redis; removing a participant goes
+through the room log like everything else (``services/api/store.py``)."""
 
 from __future__ import annotations
 
@@ -15,11 +22,19 @@ import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from roomstreams.protocol.entries import LogEntry, encode_log_entry
-from roomstreams.protocol.keys import ROOMS, members_key, room_log_key
-from roomstreams.token import Claims
+from roomstreams.exceptions import AuthError, PermissionDenied
+from roomstreams.token import Claims, verify_token
+from services.api import store
+from services.api.grants import authorize
 
 __all__ = ["ApiError", "serve_api"]
+
+#: the WebSocket API's methods and the RoomService method whose grants each needs
+_METHODS = {
+    "list_rooms": "ListRooms",
+    "list_participants": "ListParticipants",
+    "remove_participant": "RemoveParticipant",
+}
 
 
 class ApiError(Exception):
@@ -29,55 +44,46 @@ class ApiError(Exception):
         self.message = message
 
 
-async def _list_rooms(r: aioredis.Redis, partitions: int) -> list[dict[str, Any]]:
-    rooms = await r.hgetall(ROOMS)
-    out = []
-    for name_b, meta_b in sorted(rooms.items()):
-        name = name_b.decode() if isinstance(name_b, bytes) else name_b
-        meta = json.loads(meta_b)
-        n = await r.hlen(members_key(name, partitions))
-        out.append({"name": name, "created": meta.get("created"), "num_participants": int(n)})
-    return out
-
-
-async def _participants(r: aioredis.Redis, room: str, partitions: int) -> list[dict[str, Any]]:
-    if not await r.hexists(ROOMS, room):
-        raise ApiError("not_found", f"room {room!r} does not exist")
-    values = await r.hvals(members_key(room, partitions))
-    return sorted((json.loads(v) for v in values), key=lambda p: str(p.get("identity")))
-
-
 async def _call(
     r: aioredis.Redis, claims: Claims, partitions: int, method: str, params: dict[str, Any]
 ) -> Any:
-    v = claims.video
+    lk_method = _METHODS.get(method)
+    if lk_method is None:
+        raise ApiError("unknown_method", f"unknown method {method!r}")
+    room = str(params.get("room", ""))
+    try:
+        authorize(claims, lk_method, room)
+    except PermissionDenied as exc:
+        raise ApiError("permission_denied", str(exc)) from None
     if method == "list_rooms":
-        if not (v.room_list or v.room_admin):
-            raise ApiError("permission_denied", "list_rooms needs the roomList grant")
-        return await _list_rooms(r, partitions)
-    if method == "list_participants":
-        if not (v.room_list or v.room_admin):
-            raise ApiError("permission_denied", "list_participants needs the roomList grant")
-        return await _participants(r, str(params.get("room", "")), partitions)
-    if method == "remove_participant":
-        if not v.room_admin:
-            raise ApiError("permission_denied", "remove_participant needs the roomAdmin grant")
-        room, identity = str(params.get("room", "")), str(params.get("identity", ""))
-        people = await _participants(r, room, partitions)
-        if not any(p.get("identity") == identity for p in people):
-            raise ApiError("not_found", f"{identity!r} is not in room {room!r}")
-        entry = LogEntry(
-            kind="r", session="api", identity=identity, reason="removed by the server API"
-        )
-        await r.xadd(room_log_key(room, partitions), encode_log_entry(entry))  # type: ignore[arg-type]
-        return {"removed": identity}
-    raise ApiError("unknown_method", f"unknown method {method!r}")
+        return [
+            {"name": x.name, "created": x.created_ms, "num_participants": x.num_participants}
+            for x in await store.list_rooms(r, partitions)
+        ]
+    try:
+        await store.get_room(r, room, partitions)
+        if method == "list_participants":
+            return [m.as_dict() for m in await store.members(r, room, partitions)]
+        identity = str(params.get("identity", ""))
+        await store.remove_participant(r, room, identity, partitions, "removed by the server API")
+    except store.NotFound as exc:
+        raise ApiError("not_found", str(exc)) from None
+    except TimeoutError as exc:
+        raise ApiError("internal", str(exc)) from None
+    return {"removed": identity}
 
 
 async def serve_api(
-    ws: ServerConnection, claims: Claims, r: aioredis.Redis, partitions: int
+    ws: ServerConnection,
+    claims: Claims,
+    r: aioredis.Redis,
+    partitions: int,
+    *,
+    api_key: str = "",
+    api_secret: str = "",
 ) -> None:
-    """Answer requests on one API connection until it closes."""
+    """Answer requests on one API connection until it closes. ``api_key``/``api_secret``
+    verify per-request tokens (without them, a request carrying one is refused)."""
     try:
         async for message in ws:
             req_id: Any = None
@@ -89,11 +95,20 @@ async def serve_api(
                 params = req.get("params") or {}
                 if not isinstance(params, dict):
                     raise ApiError("bad_request", "params must be an object")
-                result = await _call(r, claims, partitions, str(req.get("method")), params)
+                call_claims = claims
+                token = req.get("access_token")
+                if token is not None:
+                    if not isinstance(token, str) or not api_secret:
+                        raise ApiError("bad_request", "access_token must be a token string")
+                    try:
+                        call_claims = verify_token(token, api_key, api_secret)
+                    except AuthError as exc:
+                        raise ApiError("unauthenticated", str(exc)) from None
+                result = await _call(r, call_claims, partitions, str(req.get("method")), params)
                 reply: dict[str, Any] = {"id": req_id, "result": result}
             except ApiError as exc:
                 reply = {"id": req_id, "error": {"code": exc.code, "message": exc.message}}
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 reply = {"id": None, "error": {"code": "bad_json", "message": str(exc)}}
             await ws.send(json.dumps(reply))
     except ConnectionClosed:

@@ -184,7 +184,14 @@ class Gateway:
         claims = self._claims.pop(ws)
         if ws in self._api:
             self._api.discard(ws)
-            await serve_api(ws, claims, self._redis, self.settings.partitions)
+            await serve_api(
+                ws,
+                claims,
+                self._redis,
+                self.settings.partitions,
+                api_key=self.settings.api_key,
+                api_secret=self.settings.api_secret,
+            )
             return
         room = claims.video.room
         session = f"{self.id}.{next(self._counter)}"

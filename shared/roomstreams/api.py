@@ -1,6 +1,7 @@
 """The server API, for backend services and the CLI: list rooms and participants, remove a
-participant. Authorised by the API key and secret (a short-lived token with the ``roomList``
-and ``roomAdmin`` grants is minted per connection).
+participant. Authorised by the API key and secret: as LiveKit's server SDKs do, a short-lived
+token is minted per call with exactly the grant it needs (``roomList`` to list rooms,
+``roomAdmin`` for that one room for the calls about a room).
 
     async with RoomService("ws://127.0.0.1:7880", api_key, api_secret) as api:
         for room in await api.list_rooms():
@@ -54,16 +55,23 @@ class ParticipantDetails:
 class RoomService:
     def __init__(self, url: str, api_key: str, api_secret: str) -> None:
         self.url = url.rstrip("/")
-        self._token = (
-            AccessToken(api_key, api_secret)
-            .with_identity("roomstreams-api")
-            .with_grants(VideoGrants(room_list=True, room_admin=True))
-            .with_ttl(timedelta(minutes=10))
-            .to_jwt()
-        )
+        self._key, self._secret = api_key, api_secret
+        self._token = self._mint(VideoGrants(room_list=True))
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
+
+    def _mint(self, grants: VideoGrants) -> str:
+        return (
+            AccessToken(self._key, self._secret)
+            .with_identity("roomstreams-api")
+            .with_grants(grants)
+            .with_ttl(timedelta(minutes=10))
+            .to_jwt()
+        )
+
+    def _admin(self, room: str) -> str:
+        return self._mint(VideoGrants(room_admin=True, room=room))
 
     async def __aenter__(self) -> RoomService:
         await self.connect()
@@ -93,13 +101,16 @@ class RoomService:
         if ws is not None:
             await ws.close()
 
-    async def _call(self, method: str, **params: Any) -> Any:
+    async def _call(self, method: str, token: str | None = None, **params: Any) -> Any:
         if self._ws is None:
             await self.connect()
         assert self._ws is not None
         req_id = next(self._ids)
+        req: dict[str, Any] = {"id": req_id, "method": method, "params": params}
+        if token is not None:
+            req["access_token"] = token
         async with self._lock:  # one request in flight per connection: replies come in order
-            await self._ws.send(json.dumps({"id": req_id, "method": method, "params": params}))
+            await self._ws.send(json.dumps(req))
             reply = json.loads(await self._ws.recv())
         if "error" in reply:
             raise ApiError(reply["error"]["code"], reply["error"]["message"])
@@ -110,7 +121,7 @@ class RoomService:
         return [RoomDetails(r["name"], r["num_participants"], r.get("created")) for r in rooms]
 
     async def list_participants(self, room: str) -> list[ParticipantDetails]:
-        people = await self._call("list_participants", room=room)
+        people = await self._call("list_participants", self._admin(room), room=room)
         return [
             ParticipantDetails(
                 p["identity"], p.get("name", ""), p.get("metadata", ""), p.get("attributes", {})
@@ -119,4 +130,4 @@ class RoomService:
         ]
 
     async def remove_participant(self, room: str, identity: str) -> None:
-        await self._call("remove_participant", room=room, identity=identity)
+        await self._call("remove_participant", self._admin(room), room=room, identity=identity)

@@ -42,7 +42,10 @@ from ..protocol.frames import (
     Permissions,
 )
 
-__all__ = ["Member", "OpenStream", "RoomState", "Sink"]
+__all__ = ["SERVER_SESSION", "Member", "OpenStream", "RoomState", "Sink"]
+
+#: the session of room-log entries the server API appends (a remove, a data packet)
+SERVER_SESSION = "api"
 
 
 class Sink(Protocol):
@@ -172,6 +175,9 @@ class RoomState:
             return
         if kind == "r":
             self.remove(e.identity, e.reason or "removed from the room", sink)
+            return
+        if kind == "p" and e.session == SERVER_SESSION:
+            self._server_packet(e, sink)
             return
         m = self.members.get(e.session)
         if m is None:
@@ -381,6 +387,18 @@ class RoomState:
         self.streams[e.stream_id] = st
         for gw, sessions in st.targets.items():
             sink.deliver(gw, sessions, e.data, opens=e.stream_id)
+
+    def _server_packet(self, e: LogEntry, sink: Sink) -> None:
+        """A data packet the server API sent (no sender): to every member with
+        ``can_subscribe``, narrowed to ``destination_identities`` when given."""
+        dests = set(e.destinations)
+        recipients = [
+            o.session
+            for o in self.members.values()
+            if o.can_subscribe and (not dests or o.identity in dests)
+        ]
+        for gw, sessions in self._group(recipients).items():
+            sink.deliver(gw, sessions, e.data)
 
     def _packet(self, m: Member, e: LogEntry, sink: Sink) -> None:
         """A data packet: to every other member with ``can_subscribe`` (no handler needed),

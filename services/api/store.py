@@ -1,0 +1,319 @@
+"""What the server API reads and writes in Redis, for every surface (Twirp, WebSocket).
+
+Reads come from what the router keeps: ``rs:rooms`` (live rooms) and each room's members
+hash (session -> ParticipantInfo JSON). Writes to a room go through its log like everything
+else: a ``remove`` entry, or a data packet appended with the session ``api`` (the router
+delivers it to every member, or to the destinations, as a packet with no sender). Appends
+use ``NOMKSTREAM``, so a call about a room that is gone creates no key.
+
+Rooms created through the API and room metadata live in :data:`ROOM_SETTINGS` (room ->
+JSON), a hash only the API writes: a created room that nobody joined is listed until its
+``empty_timeout`` has passed since its creation (LiveKit's default 300 s); a deleted room
+keeps a tombstone there so that it is not listed while its participants are being removed
+and the router lets it go (``ROOMSTREAMS_ROOM_EMPTY_TTL`` later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from roomstreams.core.room import SERVER_SESSION
+from roomstreams.protocol.binary import DeliveredDataMeta, encode_data_packet
+from roomstreams.protocol.entries import LogEntry, encode_log_entry
+from roomstreams.protocol.keys import ROOMS, members_key, room_log_key
+from roomstreams.protocol.limits import MAX_DATA_BYTES
+
+__all__ = [
+    "API_SESSION",
+    "DEFAULT_EMPTY_TIMEOUT",
+    "ROOM_SETTINGS",
+    "Member",
+    "NotFound",
+    "RoomRecord",
+    "create_room",
+    "delete_room",
+    "find_member",
+    "list_rooms",
+    "members",
+    "remove_participant",
+    "send_data",
+    "update_room_metadata",
+]
+
+#: room -> JSON {"sid", "created" (ms), "metadata", "empty_timeout", "departure_timeout",
+#: "max_participants", "deleted" (ms, a tombstone)}; written only by the server API.
+ROOM_SETTINGS = "rs:api:rooms"
+#: the session id of room-log entries the server API appends
+API_SESSION = SERVER_SESSION
+#: LiveKit's default: an empty room created through the API closes after 5 minutes
+DEFAULT_EMPTY_TIMEOUT = 300
+#: how long a write waits for the router to confirm it (LiveKit's ExecutionTimeout is 2 s)
+CONFIRM_TIMEOUT = 5.0
+
+
+class NotFound(LookupError):
+    """The room or participant does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    session: str
+    identity: str
+    name: str = ""
+    metadata: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    #: the rest of what the router keeps (kind, permissions, joined_at, ...), as it is
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, session: str, raw: bytes | str) -> Member:
+        d = json.loads(raw)
+        attrs = d.pop("attributes", None) or {}
+        return cls(
+            session=session,
+            identity=str(d.pop("identity", "")),
+            name=str(d.pop("name", "") or ""),
+            metadata=str(d.pop("metadata", "") or ""),
+            attributes={str(k): str(v) for k, v in attrs.items()},
+            extra=d,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "identity": self.identity,
+            "name": self.name,
+            "metadata": self.metadata,
+            "attributes": self.attributes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    name: str
+    sid: str
+    created_ms: int
+    num_participants: int = 0
+    metadata: str = ""
+    empty_timeout: int = 0
+    departure_timeout: int = 0
+    max_participants: int = 0
+
+
+def _s(b: bytes | str) -> str:
+    return b.decode() if isinstance(b, bytes) else b
+
+
+def _sid(name: str, created_ms: int) -> str:
+    return "RM_" + hashlib.blake2b(f"{name}\0{created_ms}".encode(), digest_size=6).hexdigest()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def members(r: aioredis.Redis, room: str, partitions: int) -> list[Member]:
+    """A room's participants, by identity (none for a room that does not exist)."""
+    raw = await r.hgetall(members_key(room, partitions))
+    people = [Member.from_json(_s(s), v) for s, v in raw.items()]
+    return sorted(people, key=lambda m: (m.identity, m.session))
+
+
+async def find_member(r: aioredis.Redis, room: str, identity: str, partitions: int) -> Member:
+    for m in await members(r, room, partitions):
+        if m.identity == identity:
+            return m
+    raise NotFound(f"participant {identity!r} is not in room {room!r}")
+
+
+def _settings(raw: bytes | str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    d = json.loads(raw)
+    return d if isinstance(d, dict) else {}
+
+
+async def list_rooms(
+    r: aioredis.Redis, partitions: int, names: list[str] | None = None
+) -> list[RoomRecord]:
+    """Live rooms and rooms created through the API that are still waiting for someone."""
+    live = {_s(k): json.loads(v) for k, v in (await r.hgetall(ROOMS)).items()}
+    settings = {_s(k): _settings(v) for k, v in (await r.hgetall(ROOM_SETTINGS)).items()}
+    wanted = set(names) if names else None
+    now = _now_ms()
+    out: list[RoomRecord] = []
+    stale: list[str] = []
+    for name in sorted(set(live) | set(settings)):
+        if wanted is not None and name not in wanted:
+            continue
+        st = settings.get(name, {})
+        count = int(await r.hlen(members_key(name, partitions))) if name in live else 0
+        if st.get("deleted"):
+            if name in live and count and int(live[name].get("created", 0)) > st["deleted"]:
+                stale.append(name)  # a new room of that name started after the deletion
+                st = {}
+            else:
+                if name not in live:
+                    stale.append(name)
+                continue
+        if name not in live:
+            timeout = int(st.get("empty_timeout") or DEFAULT_EMPTY_TIMEOUT)
+            if now - int(st.get("created", 0)) > timeout * 1000:
+                stale.append(name)
+                continue
+        created = int(st.get("created") or live.get(name, {}).get("created") or now)
+        out.append(
+            RoomRecord(
+                name=name,
+                sid=str(st.get("sid") or _sid(name, created)),
+                created_ms=created,
+                num_participants=count,
+                metadata=str(st.get("metadata", "")),
+                empty_timeout=int(st.get("empty_timeout", 0)),
+                departure_timeout=int(st.get("departure_timeout", 0)),
+                max_participants=int(st.get("max_participants", 0)),
+            )
+        )
+    if stale:
+        await r.hdel(ROOM_SETTINGS, *stale)
+    return out
+
+
+async def get_room(r: aioredis.Redis, room: str, partitions: int) -> RoomRecord:
+    found = await list_rooms(r, partitions, [room])
+    if not found:
+        raise NotFound(f"room {room!r} does not exist")
+    return found[0]
+
+
+async def create_room(
+    r: aioredis.Redis,
+    partitions: int,
+    name: str,
+    *,
+    metadata: str = "",
+    empty_timeout: int = 0,
+    departure_timeout: int = 0,
+    max_participants: int = 0,
+) -> RoomRecord:
+    """Create ``name`` (or return it as it is, when it exists, as LiveKit does)."""
+    existing = await list_rooms(r, partitions, [name])
+    if existing:
+        return existing[0]
+    created = _now_ms()
+    st = {
+        "sid": _sid(name, created),
+        "created": created,
+        "metadata": metadata,
+        "empty_timeout": empty_timeout or DEFAULT_EMPTY_TIMEOUT,
+        "departure_timeout": departure_timeout,
+        "max_participants": max_participants,
+    }
+    await r.hset(ROOM_SETTINGS, name, json.dumps(st))
+    return (await list_rooms(r, partitions, [name]))[0]
+
+
+async def update_room_metadata(
+    r: aioredis.Redis, partitions: int, room: str, metadata: str
+) -> RoomRecord:
+    await get_room(r, room, partitions)
+    raw = await r.hget(ROOM_SETTINGS, room)
+    st = _settings(raw)
+    if not st:
+        live = await r.hget(ROOMS, room)
+        created = int(json.loads(live).get("created", 0)) if live else _now_ms()
+        st = {"sid": _sid(room, created), "created": created}
+    st["metadata"] = metadata
+    await r.hset(ROOM_SETTINGS, room, json.dumps(st))
+    return await get_room(r, room, partitions)
+
+
+async def _append(r: aioredis.Redis, room: str, partitions: int, entry: LogEntry) -> bool:
+    """Append to a live room's log; False when the room has no log (it is gone)."""
+    got = await r.xadd(
+        room_log_key(room, partitions),
+        encode_log_entry(entry),  # type: ignore[arg-type]
+        nomkstream=True,
+    )
+    return got is not None
+
+
+async def _wait_gone(
+    r: aioredis.Redis, room: str, partitions: int, identities: set[str]
+) -> set[str]:
+    """Wait until none of ``identities`` is listed in the room; those still there."""
+    deadline = time.monotonic() + CONFIRM_TIMEOUT
+    delay = 0.01
+    while True:
+        left = {m.identity for m in await members(r, room, partitions)} & identities
+        if not left or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+async def remove_participant(
+    r: aioredis.Redis, room: str, identity: str, partitions: int, reason: str
+) -> None:
+    """Remove ``identity`` (its sockets are closed with the reason); returns once the router
+    has it out of the room. :class:`NotFound` if it is not in the room; :class:`TimeoutError`
+    if the router did not confirm in time."""
+    await find_member(r, room, identity, partitions)
+    entry = LogEntry(kind="r", session=API_SESSION, identity=identity, reason=reason)
+    if not await _append(r, room, partitions, entry):
+        raise NotFound(f"room {room!r} does not exist")
+    if await _wait_gone(r, room, partitions, {identity}):
+        raise TimeoutError(f"the router did not confirm that {identity!r} left in time")
+
+
+async def delete_room(r: aioredis.Redis, room: str, partitions: int, reason: str) -> None:
+    """Remove every participant of ``room`` with ``reason`` and forget the room."""
+    await get_room(r, room, partitions)
+    people = {m.identity for m in await members(r, room, partitions)}
+    st = _settings(await r.hget(ROOM_SETTINGS, room))
+    st["deleted"] = _now_ms()
+    await r.hset(ROOM_SETTINGS, room, json.dumps(st))
+    for identity in sorted(people):
+        entry = LogEntry(kind="r", session=API_SESSION, identity=identity, reason=reason)
+        await _append(r, room, partitions, entry)
+    if await _wait_gone(r, room, partitions, people):
+        raise TimeoutError(f"the router did not confirm that room {room!r} emptied in time")
+
+
+async def send_data(
+    r: aioredis.Redis,
+    room: str,
+    partitions: int,
+    payload: bytes,
+    *,
+    topic: str = "",
+    destinations: list[str] | None = None,
+    reliable: bool = True,
+) -> None:
+    """A data packet into ``room`` from the server (no sender identity), to every member or
+    to ``destinations``. :class:`NotFound` when the room is not live; :class:`ValueError`
+    when the payload is over :data:`MAX_DATA_BYTES`."""
+    if len(payload) > MAX_DATA_BYTES:
+        raise ValueError(f"data packet payload of {len(payload)} bytes exceeds {MAX_DATA_BYTES}")
+    if not await r.hexists(ROOMS, room):
+        raise NotFound(f"room {room!r} does not exist")
+    dests = list(destinations or [])
+    meta = DeliveredDataMeta(topic=topic, destination_identities=dests, sender="")
+    data = encode_data_packet(meta.model_dump_json().encode(), payload, reliable=reliable)
+    entry = LogEntry(
+        kind="p",
+        session=API_SESSION,
+        topic=topic,
+        destinations=tuple(dests),
+        data=data,
+        size=len(data),
+    )
+    if not await _append(r, room, partitions, entry):
+        raise NotFound(f"room {room!r} does not exist")
