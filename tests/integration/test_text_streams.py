@@ -289,8 +289,8 @@ async def test_sender_connection_dying_ends_its_streams(connect: Any) -> None:
     w = await alice.local_participant.stream_text(topic="chat")
     await w.write("partial")
     await col.wait_count(1)
-    assert alice._ws is not None
-    alice._ws.transport.abort()  # no close frame: the gateway sees the TCP connection die
+    assert alice._conn.ws is not None
+    alice._conn.ws.transport.abort()  # no close frame: the gateway sees the TCP connection die
     rec = await col.wait_done(w.stream_id, timeout=3.0)
     assert isinstance(rec.error, roomstreams.StreamAborted)
     assert rec.error.code == "sender_left" and "alice" in str(rec.error)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..exceptions import PermissionDenied, StreamAborted, UnsafeFileName
+from ..exceptions import StreamAborted, UnsafeFileName
 from ..protocol.binary import encode_byte_chunk
 from ..protocol.filenames import file_name_problem
 from ..protocol.frames import DeliveredHeader, HeaderFrame
@@ -27,7 +27,7 @@ from ..protocol.limits import MAX_CHUNK_BYTES
 from .streams import StreamReaderBase, StreamWriterBase
 
 if TYPE_CHECKING:
-    from .room import Room
+    from .connection import Connection
 
 __all__ = ["ByteStreamInfo", "ByteStreamReader", "ByteStreamWriter"]
 
@@ -184,7 +184,7 @@ class ByteStreamWriter(StreamWriterBase[ByteStreamInfo]):
 
 
 async def open_byte_stream(
-    room: Room,
+    conn: Connection,
     *,
     name: str,
     topic: str,
@@ -194,9 +194,7 @@ async def open_byte_stream(
     attributes: dict[str, str] | None = None,
     stream_id: str | None = None,
 ) -> ByteStreamWriter:
-    room._ensure_connected()
-    if not room.local_participant.can_publish_data:
-        raise PermissionDenied("this token does not allow publishing data (canPublishData)")
+    conn.ensure_connected()
     info = ByteStreamInfo(
         stream_id=stream_id or str(uuid.uuid4()),
         topic=topic,
@@ -221,13 +219,13 @@ async def open_byte_stream(
         destination_identities=info.destination_identities,
         name=name,
     )
-    writer = ByteStreamWriter(room, info, room._send)
-    await room._open_writer(writer, header)
+    writer = ByteStreamWriter(conn, info)
+    await conn.open_writer(writer, header)
     return writer
 
 
 async def send_file(
-    room: Room,
+    conn: Connection,
     file_path: str | os.PathLike[str],
     *,
     topic: str,
@@ -244,7 +242,7 @@ async def send_file(
         fname = name if name is not None else path.name
         mime = mime_type or mimetypes.guess_type(fname)[0] or DEFAULT_MIME_TYPE
         writer = await open_byte_stream(
-            room,
+            conn,
             name=fname,
             topic=topic,
             mime_type=mime,

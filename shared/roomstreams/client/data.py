@@ -20,13 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..exceptions import PermissionDenied
 from ..protocol.binary import DataMeta, DeliveredDataMeta, decode_data_packet, encode_data_packet
 from ..protocol.limits import MAX_DATA_BYTES
 
 if TYPE_CHECKING:
+    from .connection import Connection
     from .participant import RemoteParticipant
-    from .room import Room
 
 __all__ = ["DataPacket"]
 
@@ -51,21 +50,19 @@ class DataPacket:
 
 
 async def publish_data(
-    room: Room,
+    conn: Connection,
     payload: bytes | bytearray | memoryview | str,
     *,
     reliable: bool = True,
     destination_identities: list[str] | None = None,
     topic: str = "",
 ) -> None:
-    room._ensure_connected()
-    if not room.local_participant.can_publish_data:
-        raise PermissionDenied("this token does not allow publishing data (canPublishData)")
+    conn.ensure_connected()
     data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
     if len(data) > MAX_DATA_BYTES:
         raise ValueError(f"data packet of {len(data)} bytes exceeds {MAX_DATA_BYTES} bytes")
     meta = DataMeta(topic=topic, destination_identities=list(destination_identities or []))
-    await room._send(encode_data_packet(meta.model_dump_json().encode(), data, reliable=reliable))
+    await conn.send(encode_data_packet(meta.model_dump_json().encode(), data, reliable=reliable))
 
 
 def packet_from_frame(frame: bytes, participants: dict[str, RemoteParticipant]) -> DataPacket:

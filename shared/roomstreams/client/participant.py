@@ -20,7 +20,7 @@ from .bytestreams import DEFAULT_MIME_TYPE, ByteStreamInfo, ByteStreamWriter
 from .streams import StreamState, TextStreamInfo, TextStreamWriter
 
 if TYPE_CHECKING:
-    from .room import Room
+    from .connection import Connection
 
 __all__ = ["LocalParticipant", "RemoteParticipant"]
 
@@ -37,14 +37,18 @@ class LocalParticipant:
     """This connection's participant: ``send_text``/``stream_text``,
     ``send_file``/``send_bytes``/``stream_bytes`` and ``publish_data``."""
 
-    def __init__(self, room: Room) -> None:
-        self._room = room
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
         self.identity = ""
         self.name = ""
         self.metadata = ""
         self.attributes: dict[str, str] = {}
         self.can_publish_data = True
         self.can_subscribe = True
+
+    def _check_publish(self) -> None:
+        if not self.can_publish_data:
+            raise PermissionDenied("this token does not allow publishing data (canPublishData)")
 
     async def stream_text(
         self,
@@ -66,10 +70,9 @@ class LocalParticipant:
         ``attachments`` are file paths, each sent as a byte stream on the same topic (and to
         the same destinations) right after the text stream's header, which lists their ids
         in ``attached_stream_ids``."""
-        room = self._room
-        room._ensure_connected()
-        if not self.can_publish_data:
-            raise PermissionDenied("this token does not allow publishing data (canPublishData)")
+        conn = self._conn
+        conn.ensure_connected()
+        self._check_publish()
         files = [Path(a) for a in attachments or ()]
         for f in files:
             if not await asyncio.to_thread(f.is_file):
@@ -102,8 +105,8 @@ class LocalParticipant:
             attached_stream_ids=info.attached_stream_ids,
             generated=generated,
         )
-        writer = TextStreamWriter(room, info, room._send)
-        await room._open_writer(writer, header)
+        writer = TextStreamWriter(conn, info)
+        await conn.open_writer(writer, header)
         try:
             for f, file_id in zip(files, file_ids, strict=True):
                 await self.send_file(
@@ -158,8 +161,10 @@ class LocalParticipant:
     ) -> ByteStreamWriter:
         """Open a byte stream named ``name`` (a plain file name: no path). Write ``bytes`` to
         it, then close it: receivers' readers end only then."""
+        self._conn.ensure_connected()
+        self._check_publish()
         return await bytestreams.open_byte_stream(
-            self._room,
+            self._conn,
             name=name,
             topic=topic,
             mime_type=mime_type,
@@ -211,8 +216,10 @@ class LocalParticipant:
         whatever its size). The name is the file's (or ``name``), the MIME type guessed from
         it when not given, the size the file's. Returns the info once the router has routed
         the stream's end."""
+        self._conn.ensure_connected()
+        self._check_publish()
         return await bytestreams.send_file(
-            self._room,
+            self._conn,
             file_path,
             topic=topic,
             name=name,
@@ -236,8 +243,10 @@ class LocalParticipant:
         ``destination_identities``; receivers get a ``data_received`` event. At most
         15000 bytes (``ValueError`` beyond). Returns once the packet is on its way (no
         delivery receipt)."""
+        self._conn.ensure_connected()
+        self._check_publish()
         await data.publish_data(
-            self._room,
+            self._conn,
             payload,
             reliable=reliable,
             destination_identities=destination_identities,

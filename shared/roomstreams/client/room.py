@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import inspect
-import itertools
 import logging
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from pydantic import ValidationError
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from ..core.incoming import Incoming, StreamChunk, StreamEnded, StreamOpened
@@ -23,11 +19,10 @@ from ..exceptions import (
     AuthError,
     ConnectError,
     ConnectionClosed,
-    RoomStreamsError,
     ServerError,
     StreamAborted,
 )
-from ..protocol.binary import BYTE_CHUNK, decode_byte_chunk, is_binary
+from ..protocol.binary import BYTE_CHUNK, decode_byte_chunk
 from ..protocol.frames import (
     AckFrame,
     ChunkFrame,
@@ -37,7 +32,6 @@ from ..protocol.frames import (
     ErrorCode,
     ErrorFrame,
     GoAwayFrame,
-    HeaderFrame,
     JoinedFrame,
     ParticipantJoinedFrame,
     ParticipantLeftFrame,
@@ -47,12 +41,12 @@ from ..protocol.frames import (
     server_frame_adapter,
 )
 from .bytestreams import ByteStreamInfo, ByteStreamReader
+from .connection import Connection, ConnectionState
 from .data import packet_from_frame
 from .participant import LocalParticipant, RemoteParticipant
 from .streams import (
     DEFAULT_READER_BUFFER,
     StreamReaderBase,
-    StreamWriterBase,
     TextStreamInfo,
     TextStreamReader,
 )
@@ -68,19 +62,11 @@ ByteStreamHandler = Callable[[ByteStreamReader, str], Awaitable[None] | None]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-#: Close codes after which reconnecting would be wrong: removed by the server API, or replaced
-#: by a newer connection with the same identity.
-_FINAL_CLOSE_CODES = frozenset({4009})
+#: Close codes after which reconnecting would be wrong: removed by the server API (4009),
+#: replaced by a newer connection with the same identity (4010), closed for flooding (4029).
+_FINAL_CLOSE_CODES = frozenset({4009, 4010, 4029})
 _RECONNECT_FIRST_DELAY = 0.1
 _RECONNECT_MAX_DELAY = 2.0
-
-
-class ConnectionState(enum.Enum):
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
 
 
 class Registration:
@@ -114,24 +100,19 @@ class Room:
     """
 
     def __init__(self, *, reader_buffer: int = DEFAULT_READER_BUFFER) -> None:
-        self.local_participant = LocalParticipant(self)
+        self._conn = conn = Connection()
+        conn.on_text, conn.on_binary = self._on_text, self._on_binary
+        conn.on_lost = self._socket_lost
+        self.local_participant = LocalParticipant(conn)
         self.remote_participants: dict[str, RemoteParticipant] = {}
         self.name = ""
-        self.state = ConnectionState.DISCONNECTED
-        self._ws: ClientConnection | None = None
         self._text_handlers: dict[str, TextStreamHandler] = {}
         self._byte_handlers: dict[str, ByteStreamHandler] = {}
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._incoming = Incoming()
         self._readers: dict[str, StreamReaderBase[Any, Any]] = {}
-        self._writers: dict[str, StreamWriterBase[Any]] = {}
-        self._acks: dict[int, asyncio.Future[None]] = {}
-        self._req = itertools.count(1)
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._recv_task: asyncio.Task[None] | None = None
         self._joined: asyncio.Future[None] | None = None
         self._reader_buffer = reader_buffer
-        self._close_reason = ""
         self._url = ""
         self._token: str | TokenSource = ""
         self._timeout = 10.0
@@ -163,24 +144,19 @@ class Room:
             try:
                 result = cb(*args)
                 if inspect.isawaitable(result):
-                    self._spawn(result)
+                    self._conn.spawn(result)
             except Exception:
                 logger.exception("listener for %r raised", event)
 
-    def _spawn(self, aw: Awaitable[Any]) -> None:
-        async def run() -> None:
-            try:
-                await aw
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("handler task raised")
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     # -- connection -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._conn.state
+
+    @state.setter
+    def state(self, value: ConnectionState) -> None:
+        self._conn.state = value
 
     @property
     def isconnected(self) -> bool:
@@ -222,21 +198,10 @@ class Room:
         token = self._token if isinstance(self._token, str) else self._token()
         if not isinstance(token, str):
             token = await token
-        target = f"{self._url.rstrip('/')}/rtc?access_token={quote(token)}"
-        self._close_reason = ""
         try:
             async with asyncio.timeout(self._timeout):
-                ws = await connect(
-                    target,
-                    compression=None,
-                    max_size=16 * 1024 * 1024,
-                    max_queue=256,
-                    open_timeout=self._timeout,
-                )
-                self._ws = ws
-                loop = asyncio.get_running_loop()
-                self._joined = loop.create_future()
-                self._recv_task = loop.create_task(self._recv_loop(ws))
+                self._joined = asyncio.get_running_loop().create_future()
+                await self._conn.open(self._url, token, timeout=self._timeout)
                 acks = self._resubscribe()
                 await asyncio.shield(self._joined)
                 for fut in acks:
@@ -246,10 +211,10 @@ class Room:
             code = exc.response.status_code
             raise AuthError(f"gateway refused the connection ({code}): {body}") from exc
         except (OSError, WebSocketException, TimeoutError, ConnectionClosed) as exc:
-            await self._close_socket()
+            await self._conn.close_socket()
             raise ConnectError(f"could not connect to {self._url}: {exc!r}") from exc
         except BaseException:
-            await self._close_socket()
+            await self._conn.close_socket()
             raise
 
     def _resubscribe(self) -> list[asyncio.Future[None]]:
@@ -266,14 +231,15 @@ class Room:
             await asyncio.gather(task, return_exceptions=True)
         if self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED):
             return
-        await self._close_socket()
+        await self._conn.close_socket()
         self._finish("client disconnected")
-        if self._tasks:  # handlers get to see their readers' StreamAborted first
-            await asyncio.wait(list(self._tasks), timeout=1.0)
-        for t in list(self._tasks):
+        tasks = self._conn.tasks
+        if tasks:  # handlers get to see their readers' StreamAborted first
+            await asyncio.wait(list(tasks), timeout=1.0)
+        for t in list(tasks):
             t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     aclose = disconnect
 
@@ -288,30 +254,15 @@ class Room:
     ) -> None:
         await self.disconnect()
 
-    async def _close_socket(self) -> None:
-        ws, self._ws = self._ws, None
-        task, self._recv_task = self._recv_task, None
-        if ws is not None:
-            await ws.close()
-        if task is not None and task is not asyncio.current_task():
-            try:
-                await asyncio.wait_for(task, 5)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
-
     def _fail_inflight(self, reason: str) -> None:
         """The socket is gone: every open stream here ends, every pending call fails."""
         for ev in self._incoming.abort_all(ErrorCode.CONNECTION_LOST, reason):
             self._on_stream_event(ev)
-        for w in list(self._writers.values()):
-            w._fail(StreamAborted(reason, code=ErrorCode.CONNECTION_LOST, stream_id=w.stream_id))
-        self._writers.clear()
-        err = ConnectionClosed(reason)
-        for fut in [*self._acks.values(), self._joined]:
-            if fut is not None and not fut.done():
-                fut.set_exception(err)
-                fut.exception()
-        self._acks.clear()
+        self._conn.fail_pending(reason, ErrorCode.CONNECTION_LOST)
+        fut = self._joined
+        if fut is not None and not fut.done():
+            fut.set_exception(ConnectionClosed(reason))
+            fut.exception()
 
     def _finish(self, reason: str) -> None:
         """Final state: closed for good."""
@@ -324,9 +275,9 @@ class Room:
             self._emit("disconnected", reason)
 
     def _socket_lost(self, ws: ClientConnection, reason: str, code: int | None) -> None:
-        if ws is not self._ws:
+        if ws is not self._conn.ws:
             return  # an old socket, already replaced
-        self._ws = None
+        self._conn.ws = None
         self._fail_inflight(reason)
         if self.state is not ConnectionState.CONNECTED or self._closing:
             return  # connect() or disconnect() is in charge
@@ -357,21 +308,6 @@ class Room:
             return
         self._reconnect_task = None
         self._finish(f"could not reconnect: {reason}")
-
-    def _ensure_connected(self) -> None:
-        if self.state is not ConnectionState.CONNECTED or self._ws is None:
-            raise ConnectionClosed(self._close_reason or f"room is {self.state.value}")
-
-    async def _send(self, frame: str | bytes) -> None:
-        """The one place frames leave: check state, send, map failures. ``str`` goes as a
-        text (JSON) frame, ``bytes`` as a binary frame."""
-        ws = self._ws
-        if ws is None or self.state is ConnectionState.CLOSED:
-            raise ConnectionClosed(self._close_reason or "not connected")
-        try:
-            await ws.send(frame)
-        except WsConnectionClosed as exc:
-            raise ConnectionClosed(self._close_reason or f"connection closed: {exc}") from exc
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -415,63 +351,20 @@ class Room:
         return Registration(self._subscribe("unsubscribe", topic, "byte"))
 
     def _subscribe(self, what: str, topic: str, kind: str = "text") -> asyncio.Future[None]:
-        req = next(self._req)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._acks[req] = fut
         cls = SubscribeFrame if what == "subscribe" else UnsubscribeFrame
-        frame = cls(kind=kind, topic=topic, req=req).model_dump_json()
-
-        async def send() -> None:
-            try:
-                await self._send(frame)
-            except RoomStreamsError as exc:
-                if not fut.done():
-                    fut.set_exception(exc)
-                    fut.exception()
-
-        self._spawn(send())
-        return fut
-
-    async def _open_writer(self, writer: StreamWriterBase[Any], header: HeaderFrame) -> None:
-        """Register ``writer`` (so the server's answers about it reach it) and send its
-        header; forget it again if the header could not be sent."""
-        self._writers[writer.stream_id] = writer
-        try:
-            await self._send(header.model_dump_json())
-        except BaseException:
-            self._forget_writer(writer.stream_id)
-            raise
-
-    def _forget_writer(self, stream_id: str) -> None:
-        self._writers.pop(stream_id, None)
+        return self._conn.request(
+            lambda req: cls(kind=kind, topic=topic, req=req).model_dump_json()
+        )
 
     # -- incoming ---------------------------------------------------------------------------
 
-    async def _recv_loop(self, ws: ClientConnection) -> None:
-        reason, code = "connection closed", None
+    def _on_text(self, message: str | bytes) -> None:
         try:
-            async for message in ws:
-                if isinstance(message, bytes) and is_binary(message):
-                    self._on_binary(message)
-                    continue
-                try:
-                    frame = server_frame_adapter.validate_json(message)
-                except ValidationError:
-                    logger.error("undecodable frame from gateway: %.200r", message)
-                    continue
-                self._on_frame(frame)
-        except WsConnectionClosed as exc:
-            if exc.rcvd is not None:
-                code = exc.rcvd.code
-                reason = exc.rcvd.reason or reason
-            else:
-                reason = "connection lost"
-        finally:
-            if ws.close_code is not None and code is None:
-                code = ws.close_code
-            self._close_reason = self._close_reason or ws.close_reason or reason
-            self._socket_lost(ws, self._close_reason, code)
+            frame = server_frame_adapter.validate_json(message)
+        except ValidationError:
+            logger.error("undecodable frame from gateway: %.200r", message)
+            return
+        self._on_frame(frame)
 
     def _on_frame(self, frame: ServerFrame) -> None:
         if isinstance(frame, ChunkFrame):
@@ -484,13 +377,11 @@ class Room:
             for ev in self._incoming.trailer(frame):
                 self._on_stream_event(ev)
         elif isinstance(frame, ClosedFrame):
-            w = self._writers.get(frame.stream_id)
+            w = self._conn.writers.get(frame.stream_id)
             if w is not None:
                 w._routed()
         elif isinstance(frame, AckFrame):
-            fut = self._acks.pop(frame.req, None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+            self._conn.acked(frame.req)
         elif isinstance(frame, ErrorFrame):
             self._on_error(frame)
         elif isinstance(frame, JoinedFrame):
@@ -504,7 +395,7 @@ class Room:
             if gone is not None:
                 self._emit("participant_disconnected", gone)
         elif isinstance(frame, GoAwayFrame):
-            self._close_reason = frame.reason
+            self._conn.close_reason = frame.reason
 
     def _on_binary(self, frame: bytes) -> None:
         """A byte chunk or a data packet (see ``protocol/binary.py``)."""
@@ -542,14 +433,11 @@ class Room:
 
     def _on_error(self, f: ErrorFrame) -> None:
         err = ServerError(f.code, f.message)
-        if f.stream_id is not None and f.stream_id in self._writers:
-            self._writers[f.stream_id]._fail(err)
+        writer = self._conn.writers.get(f.stream_id) if f.stream_id is not None else None
+        if writer is not None:
+            writer._fail(err)
             return
-        if f.req is not None and f.req in self._acks:
-            fut = self._acks.pop(f.req)
-            if not fut.done():
-                fut.set_exception(err)
-                fut.exception()
+        if f.req is not None and self._conn.refused(f.req, err):
             return
         logger.warning("gateway reported an error: %s", err)
         self._emit("error", err)
@@ -599,6 +487,6 @@ class Room:
         try:
             result = call()
             if inspect.isawaitable(result):
-                self._spawn(result)
+                self._conn.spawn(result)
         except Exception:
             logger.exception("%s stream handler for %r raised", h.kind, h.topic)

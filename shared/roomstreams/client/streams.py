@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
@@ -21,7 +21,7 @@ from ..protocol.chunking import split_utf8
 from ..protocol.frames import ChunkFrame, DeliveredHeader, ErrorCode, TrailerFrame
 
 if TYPE_CHECKING:
-    from .room import Room
+    from .connection import Connection
 
 __all__ = [
     "StreamReaderBase",
@@ -35,9 +35,6 @@ __all__ = [
 #: Text (characters) or bytes a reader buffers unread before its stream is ended for a
 #: consumer that does not read.
 DEFAULT_READER_BUFFER = 64 * 1024 * 1024
-
-#: What ``Room._send`` takes: a JSON frame (text) or a binary frame.
-Send = Callable[[str | bytes], Awaitable[None]]
 
 
 class _Info(Protocol):
@@ -191,10 +188,10 @@ class StreamWriterBase(Generic[InfoT]):
     server's verdicts, ``close`` (waits for the router's ``closed``) and ``async with``
     (closes abnormally when the body raised)."""
 
-    def __init__(self, room: Room, info: InfoT, send: Send) -> None:
+    def __init__(self, conn: Connection, info: InfoT) -> None:
         self.info = info
-        self._room = room
-        self._send = send
+        self._conn = conn
+        self._send = conn.send
         self._state = StreamState.OPEN
         self._lock = asyncio.Lock()
         self._index = 0
@@ -257,7 +254,7 @@ class StreamWriterBase(Generic[InfoT]):
             finally:
                 if self._state is StreamState.CLOSING:
                     self._state = StreamState.CLOSED
-                self._room._forget_writer(self.stream_id)
+                self._conn.forget_writer(self.stream_id)
 
     aclose = close
 

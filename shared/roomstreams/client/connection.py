@@ -1,0 +1,230 @@
+"""The client's connection seam: one WebSocket to a gateway, and the machinery every part of
+the client shares (sending, the state check, writers waiting for the server's verdicts, requests
+waiting for their acknowledgement).
+
+The client reads as a tree: :class:`~roomstreams.Room` owns a :class:`Connection` and hands it
+to the participant, the writers and the data-packet and RPC helpers, which import this module
+and never the room. The room keeps the semantics (the connection life cycle, what incoming
+frames mean, events); this module only moves frames::
+
+    room.py ──> participant.py ──> streams.py, bytestreams.py, data.py, rpc.py ──> connection.py
+       └───────────────────────────────────────────────────────────────────────────┘
+
+(the browser client mirrors it module for module: ``connection.ts``, ``room.ts``, ...).
+
+The socket's frames go to the ``on_text``/``on_binary`` callbacks, its end to ``on_lost``;
+the room sets them before :meth:`Connection.open`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+
+from ..exceptions import (
+    ConnectionClosed,
+    RoomStreamsError,
+    ServerError,
+    StreamAborted,
+    StreamError,
+)
+from ..protocol.binary import is_binary
+
+if TYPE_CHECKING:
+    from ..protocol.frames import HeaderFrame
+
+__all__ = ["Connection", "ConnectionState", "PendingWriter"]
+
+logger = logging.getLogger("roomstreams.connection")
+
+
+class ConnectionState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class PendingWriter(Protocol):
+    """What the connection needs of a writer: its id and the server's verdicts about it."""
+
+    @property
+    def stream_id(self) -> str: ...
+
+    def _fail(self, error: ServerError | StreamError) -> None: ...
+
+    def _routed(self) -> None: ...
+
+
+class Connection:
+    """One participant's socket and what waits on it. Lives on one event loop."""
+
+    def __init__(self) -> None:
+        self.state = ConnectionState.DISCONNECTED
+        self.ws: ClientConnection | None = None
+        #: why the socket closed, when the server said (goaway, close frame)
+        self.close_reason = ""
+        self.writers: dict[str, PendingWriter] = {}
+        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._req = itertools.count(1)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._recv_task: asyncio.Task[None] | None = None
+        self.on_text: Callable[[str | bytes], None] = lambda _m: None
+        self.on_binary: Callable[[bytes], None] = lambda _m: None
+        self.on_lost: Callable[[ClientConnection, str, int | None], None] = lambda *_a: None
+
+    # -- the socket ---------------------------------------------------------------------------
+
+    async def open(self, url: str, token: str, *, timeout: float) -> ClientConnection:
+        """Open the socket and start reading it (frames go to the callbacks)."""
+        target = f"{url.rstrip('/')}/rtc?access_token={quote(token)}"
+        self.close_reason = ""
+        ws = await connect(
+            target,
+            compression=None,
+            max_size=16 * 1024 * 1024,
+            max_queue=256,
+            open_timeout=timeout,
+        )
+        self.ws = ws
+        self._recv_task = asyncio.get_running_loop().create_task(self._recv_loop(ws))
+        return ws
+
+    async def close_socket(self) -> None:
+        ws, self.ws = self.ws, None
+        task, self._recv_task = self._recv_task, None
+        if ws is not None:
+            await ws.close()
+        if task is not None and task is not asyncio.current_task():
+            try:
+                await asyncio.wait_for(task, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+
+    async def _recv_loop(self, ws: ClientConnection) -> None:
+        reason, code = "connection closed", None
+        try:
+            async for message in ws:
+                if isinstance(message, bytes) and is_binary(message):
+                    self.on_binary(message)
+                else:
+                    self.on_text(message)
+        except WsConnectionClosed as exc:
+            if exc.rcvd is not None:
+                code = exc.rcvd.code
+                reason = exc.rcvd.reason or reason
+            else:
+                reason = "connection lost"
+        finally:
+            if ws.close_code is not None and code is None:
+                code = ws.close_code
+            self.close_reason = self.close_reason or ws.close_reason or reason
+            self.on_lost(ws, self.close_reason, code)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def ensure_connected(self) -> None:
+        if self.state is not ConnectionState.CONNECTED or self.ws is None:
+            raise ConnectionClosed(self.close_reason or f"room is {self.state.value}")
+
+    async def send(self, frame: str | bytes) -> None:
+        """The one place frames leave: check state, send, map failures. ``str`` goes as a
+        text (JSON) frame, ``bytes`` as a binary frame."""
+        ws = self.ws
+        if ws is None or self.state is ConnectionState.CLOSED:
+            raise ConnectionClosed(self.close_reason or "not connected")
+        try:
+            await ws.send(frame)
+        except WsConnectionClosed as exc:
+            raise ConnectionClosed(self.close_reason or f"connection closed: {exc}") from exc
+
+    def spawn(self, aw: Awaitable[Any]) -> None:
+        """Run ``aw`` as a task the connection keeps (and cancels on disconnect); its
+        exception is logged."""
+
+        async def run() -> None:
+            try:
+                await aw
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("handler task raised")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- requests answered by an ``ack`` (or an ``error`` with the same ``req``) -------------
+
+    def request(self, make_frame: Callable[[int], str]) -> asyncio.Future[None]:
+        """Send ``make_frame(req)`` in the background; the future resolves on the router's
+        ``ack`` for ``req`` (fails on its ``error``, or when the connection goes)."""
+        req = next(self._req)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks[req] = fut
+        frame = make_frame(req)
+
+        async def send() -> None:
+            try:
+                await self.send(frame)
+            except RoomStreamsError as exc:
+                self._acks.pop(req, None)
+                _set_exception(fut, exc)
+
+        self.spawn(send())
+        return fut
+
+    def acked(self, req: int) -> None:
+        fut = self._acks.pop(req, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def refused(self, req: int, err: ServerError) -> bool:
+        """The server answered request ``req`` with an error; False if no such request."""
+        fut = self._acks.pop(req, None)
+        if fut is None:
+            return False
+        _set_exception(fut, err)
+        return True
+
+    # -- writers ------------------------------------------------------------------------------
+
+    async def open_writer(self, writer: PendingWriter, header: HeaderFrame) -> None:
+        """Register ``writer`` (so the server's answers about it reach it) and send its
+        header; forget it again if the header could not be sent."""
+        self.writers[writer.stream_id] = writer
+        try:
+            await self.send(header.model_dump_json())
+        except BaseException:
+            self.forget_writer(writer.stream_id)
+            raise
+
+    def forget_writer(self, stream_id: str) -> None:
+        self.writers.pop(stream_id, None)
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def fail_pending(self, reason: str, code: str) -> None:
+        """The socket is gone: every writer and every request waiting on it fails."""
+        for w in list(self.writers.values()):
+            w._fail(StreamAborted(reason, code=code, stream_id=w.stream_id))
+        self.writers.clear()
+        err = ConnectionClosed(reason)
+        for fut in self._acks.values():
+            _set_exception(fut, err)
+        self._acks.clear()
+
+
+def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+        fut.exception()  # retrieved: nobody may be awaiting it
