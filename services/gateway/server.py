@@ -36,6 +36,7 @@ from roomstreams.token import Claims, verify_token
 
 from .api import serve_api
 from .connection import CLOSE_REMOVED, Connection, Identity, Overloaded
+from .http import GatewayHttp
 from .settings import GatewaySettings
 
 __all__ = ["Gateway"]
@@ -79,6 +80,12 @@ class Gateway:
         self._fenced: set[tuple[bytes, bytes]] = set()
         self._redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}")
         self._inbox_redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}-inbox")
+        self._http = GatewayHttp(
+            api_key=settings.api_key,
+            api_secret=settings.api_secret,
+            allowed_origins=settings.allowed_origins,
+            dev_token_endpoint=settings.dev_token_endpoint,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -147,6 +154,8 @@ class Gateway:
             return response
         if self._draining:
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "gateway is draining\n")
+        if (page := self._http.handle(request, conn.remote_address)) is not None:
+            return page  # a refused Origin, or the dev page and its token endpoint
         path = url.path.rstrip("/")
         if path not in ("/rtc", "/api"):
             return conn.respond(HTTPStatus.NOT_FOUND, "participants connect to /rtc\n")

@@ -23,3 +23,10 @@ class GatewaySettings(CommonSettings):
     append_queue_limit: int = Field(default=65_536, ge=16)
     #: Seconds between liveness beats to the router.
     heartbeat_interval: float = Field(default=1.0, gt=0)
+    #: Browser origins allowed to open WebSockets (comma-separated patterns, ``*`` a
+    #: wildcard, ``*`` alone: any origin). The gateway's own origin is always allowed; a
+    #: request without ``Origin`` (not a browser) is too. Others get 403.
+    allowed_origins: str = ""
+    #: Local development only (``roomstreams up`` sets it): serve the chat page at ``/`` and
+    #: sign tokens for it at ``/dev/token`` for anyone on this machine.
+    dev_token_endpoint: bool = False

@@ -49,6 +49,8 @@ class SystemConfig:
     log_level: str = "INFO"
     ready_timeout: float = 60.0
     stop_timeout: float = 10.0
+    #: the local development mode: gateways serve the chat page and sign tokens for it
+    dev_page: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ class Launcher:
             self._router = _Child("router", self._spawn("services.router"), self._router_ready)
             for i in range(cfg.gateways):
                 port = cfg.port + i
-                proc = self._spawn("services.gateway", ROOMSTREAMS_GATEWAY_PORT=str(port))
+                proc = self._spawn(
+                    "services.gateway", ROOMSTREAMS_GATEWAY_PORT=str(port), **self._dev_env()
+                )
                 self._gateways.append(
                     _Child(f"gateway {i} (port {port})", proc, _healthz_checker(cfg.host, port))
                 )
@@ -171,6 +175,21 @@ class Launcher:
             self.redis_server.stop()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _dev_env(self) -> dict[str, str]:
+        """The local development mode: each gateway serves the chat page and its token
+        endpoint, and lets in browser connections from every gateway's page (and the
+        origins already in ``ROOMSTREAMS_ALLOWED_ORIGINS``)."""
+        cfg = self.config
+        if not cfg.dev_page:
+            return {}
+        hosts = sorted({"127.0.0.1", "localhost", _connect_host(cfg.host)})
+        pages = [f"http://{h}:{cfg.port + i}" for i in range(cfg.gateways) for h in hosts]
+        given = os.environ.get("ROOMSTREAMS_ALLOWED_ORIGINS", "")
+        return {
+            "ROOMSTREAMS_DEV_TOKEN_ENDPOINT": "1",
+            "ROOMSTREAMS_ALLOWED_ORIGINS": ",".join([given, *pages] if given else pages),
+        }
 
     def _children(self) -> list[_Child]:
         return [*([self._router] if self._router is not None else []), *self._gateways]

@@ -159,6 +159,9 @@ def _print_summary(launcher: Launcher) -> None:
     )
     for i, url in enumerate(launcher.gateway_urls):
         row(f"gateway {i}", url)
+    if cfg.dev_page:
+        page = launcher.gateway_urls[0].replace("ws://", "http://", 1) + "/"
+        row("chat page", page, "dev mode: it signs tokens for anyone on this machine")
     row("redis", launcher.redis_url, redis_note)
     row("api key", cfg.api_key)
     row("api secret", cfg.api_secret)
