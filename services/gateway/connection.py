@@ -277,6 +277,12 @@ class Connection:
         perms = Permissions(
             can_publish_data=c.video.can_publish_data, can_subscribe=c.video.can_subscribe
         )
+        # LiveKit's participant fields: sid, kind, what the token lets it update
+        perms = perms.model_copy(update={"can_update_metadata": c.video.can_update_own_metadata})
+        kind = "agent" if c.is_agent else c.kind
+        info = info.model_copy(
+            update={"sid": f"PA_{self.session}", "kind": kind, "permission": perms}
+        )
         self._entry(
             LogEntry(
                 kind="j",

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from roomstreams._redisio import client as redis_client
 from roomstreams._tasks import cancel_and_wait
 from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, inbox_key, lease_key
+from services.api.http import ApiHttpServer
 
 from .partition import PartitionWorker
 from .settings import RouterSettings
@@ -247,6 +248,18 @@ def create_app(settings: RouterSettings | None = None) -> tuple[FastStream, Rout
         router.gateway_event(body)
 
     app = FastStream(broker, logger=logging.getLogger("router.faststream"))
+    http = ApiHttpServer(
+        redis_url=s.redis_url,
+        host=s.router_http_host,
+        port=s.router_http_port,
+        api_key=s.api_key,
+        api_secret=s.api_secret,
+        partitions=s.partitions,
+        status=lambda: {"router": router.id, "partitions": router.owned},
+        name=f"roomstreams-router-{router.id}-api",
+    )
     app.after_startup(router.start)
+    app.after_startup(http.start)
+    app.on_shutdown(http.stop)
     app.on_shutdown(router.stop)
     return app, router

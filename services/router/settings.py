@@ -22,3 +22,6 @@ class RouterSettings(CommonSettings):
     resync_timeout: float = Field(default=5.0, gt=0)
     #: Entries read per room per wake-up.
     read_count: int = Field(default=512, ge=1)
+    #: The router's HTTP port: LiveKit's RoomService over Twirp, ``/healthz``, ``/readyz``.
+    router_http_host: str = "127.0.0.1"
+    router_http_port: int = Field(default=7890, ge=0, le=65535)

@@ -43,6 +43,11 @@ class System:
     def urls(self) -> list[str]:
         return [f"ws://127.0.0.1:{p}" for p in self.ports]
 
+    @property
+    def api_url(self) -> str:
+        """The router's HTTP port (LiveKit's RoomService over Twirp, health)."""
+        return f"http://127.0.0.1:{self.env['ROOMSTREAMS_ROUTER_HTTP_PORT']}"
+
     def token(
         self,
         room: str,
@@ -67,6 +72,7 @@ class System:
     def start_router(self, **env: str) -> subprocess.Popen[bytes]:
         self.router = _spawn("services.router", {**self.env, **env})
         _wait_router(self.redis_url, self.partitions, self.router)
+        _wait_ready(f"{self.api_url}/readyz", self.router)
         return self.router
 
     def start_gateway(self, **env: str) -> int:
@@ -111,6 +117,21 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 20)
     raise RuntimeError(f"gateway on port {port} not healthy after {timeout}s")
 
 
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """The router's HTTP port answers ``/readyz`` (a standby finds its primary's there)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"router exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
 def _wait_router(
     url: str, partitions: int, proc: subprocess.Popen[bytes], timeout: float = 20
 ) -> None:
@@ -136,6 +157,7 @@ def make_env(redis_url: str, **extra: str) -> dict[str, str]:
         ROOMSTREAMS_API_KEY=API_KEY,
         ROOMSTREAMS_API_SECRET=API_SECRET,
         ROOMSTREAMS_LOG_LEVEL="WARNING",
+        ROOMSTREAMS_ROUTER_HTTP_PORT=str(free_port()),
         PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT)]),
     )
     env.update(extra)

@@ -23,6 +23,7 @@ announced (their own joined frame, and to the others).
 
 from __future__ import annotations
 
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -120,6 +121,8 @@ class RoomState:
 
     def __init__(self, name: str, *, settled: bool = True) -> None:
         self.name = name
+        #: LiveKit's room sid, new with each room state (a takeover starts a new one)
+        self.sid = f"RM_{secrets.token_hex(6)}"
         self.members: dict[str, Member] = {}
         self.streams: dict[str, OpenStream] = {}
         #: False for a room taken over from another router until :meth:`settle`
@@ -270,6 +273,7 @@ class RoomState:
         self.members[e.session] = m
         joined = JoinedFrame(
             room=self.name,
+            room_sid=self.sid,
             session=e.session,
             participant=info,
             permissions=Permissions.model_validate_json(e.permissions),
@@ -323,6 +327,7 @@ class RoomState:
             ]
             joined = JoinedFrame(
                 room=self.name,
+                room_sid=self.sid,
                 session=session,
                 participant=m.info,
                 permissions=Permissions.model_validate_json(m.permissions),

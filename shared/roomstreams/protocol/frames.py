@@ -160,11 +160,18 @@ class ParticipantInfo(_Frame):
     name: str = ""
     metadata: str = ""
     attributes: dict[str, str] = Field(default_factory=dict)
+    #: LiveKit's participant sid (``PA_`` + the session), and kind ("standard", "agent", ...)
+    sid: str = ""
+    kind: str = "standard"
+    #: what its token grants (LiveKit's ``ParticipantInfo.permission``)
+    permission: Permissions | None = None
 
 
 class Permissions(_Frame):
     can_publish_data: bool = True
     can_subscribe: bool = True
+    #: LiveKit's ``canUpdateOwnMetadata``: may change its own name, metadata, attributes
+    can_update_metadata: bool = False
 
 
 class JoinedFrame(_Frame):
@@ -177,6 +184,8 @@ class JoinedFrame(_Frame):
     participant: ParticipantInfo
     permissions: Permissions
     participants: list[ParticipantInfo] = Field(default_factory=list)
+    #: LiveKit's room sid (``RM_...``), new each time the room's state is created
+    room_sid: str = ""
 
 
 class ParticipantJoinedFrame(_Frame):
