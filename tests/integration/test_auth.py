@@ -135,7 +135,7 @@ async def test_room_connect_refused(case: str, system: Any, room_name: str) -> N
     msg = str(exc_info.value)
     assert str(status) in msg
     assert words.lower() in msg.lower(), msg
-    assert not room.isconnected
+    assert not room.isconnected()
     assert room.local_participant.identity == ""
     await room.disconnect()
 

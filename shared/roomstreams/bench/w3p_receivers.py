@@ -128,7 +128,7 @@ class Receivers:
         return {
             "event": "report",
             "sid": sid,
-            "connected": sum(r.isconnected for r in self.rooms),
+            "connected": sum(r.isconnected() for r in self.rooms),
             "receivers": {
                 name: {
                     "count": r.count,

@@ -466,7 +466,7 @@ async def w3_fanout(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
                 continue
             _say(f"w3: {rate} chunks/s to {n_rx} receivers")
             res = await _w3_rate(system, sender, runs, rate, per_rate_s, n_rx, p99_limit_ms)
-            res["receivers_still_connected"] = sum(r.isconnected for r in receivers)
+            res["receivers_still_connected"] = sum(r.isconnected() for r in receivers)
             results.append(res)
             # a rate that missed the latency bound but delivered everything leaves nothing
             # behind, so the next one starts clean; one that did not deliver everything does
@@ -575,11 +575,11 @@ async def w4_memory(system: BenchSystem, *, quick: bool, restart: bool = True) -
             pair_rooms = await bounded(50, [job(i) for i in range(n)])
         connect_s = time.perf_counter() - t0
         rooms.extend(pair_rooms)
-        connected = sum(r.isconnected for r in pair_rooms)
+        connected = sum(r.isconnected() for r in pair_rooms)
         await asyncio.sleep(1.0)
         gateway_says = await asyncio.to_thread(system.gateway_connections, gw)
         after = {k: rss_bytes(p) for k, p in watch.items()}
-        still = sum(r.isconnected for r in pair_rooms)
+        still = sum(r.isconnected() for r in pair_rooms)
     finally:
         await disconnect_all(rooms)
     per = {k: rnd((after[k] - before[k]) / n / KB, 2) for k in watch}

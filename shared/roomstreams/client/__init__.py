@@ -1,13 +1,21 @@
 """The asyncio client library: rooms, participants, stream readers and writers."""
 
 from .bytestreams import ByteStreamInfo, ByteStreamReader, ByteStreamWriter
+from .connection import ConnectionState
 from .data import DataPacket
-from .participant import LocalParticipant, RemoteParticipant
+from .events import EventEmitter
+from .participant import (
+    LocalParticipant,
+    Participant,
+    ParticipantKind,
+    ParticipantPermission,
+    RemoteParticipant,
+)
 from .room import (
     ByteStreamHandler,
-    ConnectionState,
     Registration,
     Room,
+    RoomOptions,
     TextStreamHandler,
     TokenSource,
 )
@@ -20,10 +28,15 @@ __all__ = [
     "ByteStreamWriter",
     "ConnectionState",
     "DataPacket",
+    "EventEmitter",
     "LocalParticipant",
+    "Participant",
+    "ParticipantKind",
+    "ParticipantPermission",
     "Registration",
     "RemoteParticipant",
     "Room",
+    "RoomOptions",
     "StreamState",
     "TextStreamHandler",
     "TextStreamInfo",

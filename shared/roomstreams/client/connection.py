@@ -46,12 +46,18 @@ __all__ = ["Connection", "ConnectionState", "PendingWriter"]
 logger = logging.getLogger("roomstreams.connection")
 
 
-class ConnectionState(enum.Enum):
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
+class ConnectionState(enum.IntEnum):
+    """LiveKit's ``ConnectionState`` (same names and values). ``connect()`` in progress is
+    ``CONN_DISCONNECTED`` until it returns, as in LiveKit."""
+
+    CONN_DISCONNECTED = 0
+    CONN_CONNECTED = 1
+    CONN_RECONNECTING = 2
+    # roomstreams' earlier names (aliases: ``ConnectionState.CLOSED is CONN_DISCONNECTED``)
+    DISCONNECTED = 0
+    CONNECTED = 1
+    RECONNECTING = 2
+    CLOSED = 0
 
 
 class PendingWriter(Protocol):
@@ -134,13 +140,14 @@ class Connection:
 
     def ensure_connected(self) -> None:
         if self.state is not ConnectionState.CONNECTED or self.ws is None:
-            raise ConnectionClosed(self.close_reason or f"room is {self.state.value}")
+            state = self.state.name.removeprefix("CONN_").lower()
+            raise ConnectionClosed(self.close_reason or f"room is {state}")
 
     async def send(self, frame: str | bytes) -> None:
         """The one place frames leave: check state, send, map failures. ``str`` goes as a
         text (JSON) frame, ``bytes`` as a binary frame."""
         ws = self.ws
-        if ws is None or self.state is ConnectionState.CLOSED:
+        if ws is None:
             raise ConnectionClosed(self.close_reason or "not connected")
         try:
             await ws.send(frame)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import os
 import time
 import uuid
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..exceptions import PermissionDenied
 from ..protocol.chunking import utf8_len
-from ..protocol.frames import HeaderFrame
+from ..protocol.frames import HeaderFrame, ParticipantInfo, Permissions
 from . import bytestreams, data
 from .bytestreams import DEFAULT_MIME_TYPE, ByteStreamInfo, ByteStreamWriter
 from .streams import StreamState, TextStreamInfo, TextStreamWriter
@@ -22,18 +23,96 @@ from .streams import StreamState, TextStreamInfo, TextStreamWriter
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["LocalParticipant", "RemoteParticipant"]
+__all__ = [
+    "LocalParticipant",
+    "Participant",
+    "ParticipantKind",
+    "ParticipantPermission",
+    "RemoteParticipant",
+]
+
+
+class ParticipantKind(enum.IntEnum):
+    """LiveKit's ``ParticipantKind`` (same names and values), from the token's ``kind``
+    claim (or its ``agent`` grant)."""
+
+    PARTICIPANT_KIND_STANDARD = 0
+    PARTICIPANT_KIND_INGRESS = 1
+    PARTICIPANT_KIND_EGRESS = 2
+    PARTICIPANT_KIND_SIP = 3
+    PARTICIPANT_KIND_AGENT = 4
+    # short names
+    STANDARD = 0
+    INGRESS = 1
+    EGRESS = 2
+    SIP = 3
+    AGENT = 4
+
+    @classmethod
+    def from_claim(cls, kind: str) -> ParticipantKind:
+        return cls.__members__.get(kind.upper(), cls.STANDARD)
 
 
 @dataclass(slots=True)
-class RemoteParticipant:
+class ParticipantPermission:
+    """What a participant's token grants (LiveKit's ``ParticipantPermission``; no media
+    here, so ``can_publish`` is always False)."""
+
+    can_subscribe: bool = True
+    can_publish_data: bool = True
+    can_update_metadata: bool = False
+    hidden: bool = False
+    can_publish: bool = False
+
+    @classmethod
+    def from_frame(cls, p: Permissions | None) -> ParticipantPermission:
+        if p is None:
+            return cls()
+        return cls(
+            can_subscribe=p.can_subscribe,
+            can_publish_data=p.can_publish_data,
+            can_update_metadata=p.can_update_metadata,
+            hidden=p.hidden,
+        )
+
+
+class Participant:
+    """What local and remote participants share (LiveKit's ``Participant``)."""
+
+    identity: str
+    name: str
+    metadata: str
+    attributes: dict[str, str]
+    sid: str
+    kind: ParticipantKind
+    permissions: ParticipantPermission
+
+    def _apply(self, info: ParticipantInfo) -> None:
+        self.identity, self.name, self.metadata = info.identity, info.name, info.metadata
+        self.attributes = dict(info.attributes)
+        self.sid = info.sid
+        self.kind = ParticipantKind.from_claim(info.kind)
+        self.permissions = ParticipantPermission.from_frame(info.permission)
+
+
+@dataclass(slots=True, eq=False)
+class RemoteParticipant(Participant):
     identity: str
     name: str = ""
     metadata: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
+    sid: str = ""
+    kind: ParticipantKind = ParticipantKind.STANDARD
+    permissions: ParticipantPermission = field(default_factory=ParticipantPermission)
+
+    @classmethod
+    def from_info(cls, info: ParticipantInfo) -> RemoteParticipant:
+        p = cls(identity=info.identity)
+        p._apply(info)
+        return p
 
 
-class LocalParticipant:
+class LocalParticipant(Participant):
     """This connection's participant: ``send_text``/``stream_text``,
     ``send_file``/``send_bytes``/``stream_bytes`` and ``publish_data``."""
 
@@ -43,8 +122,17 @@ class LocalParticipant:
         self.name = ""
         self.metadata = ""
         self.attributes: dict[str, str] = {}
-        self.can_publish_data = True
-        self.can_subscribe = True
+        self.sid = ""
+        self.kind = ParticipantKind.STANDARD
+        self.permissions = ParticipantPermission()
+
+    @property
+    def can_publish_data(self) -> bool:
+        return self.permissions.can_publish_data
+
+    @property
+    def can_subscribe(self) -> bool:
+        return self.permissions.can_subscribe
 
     def _check_publish(self) -> None:
         if not self.can_publish_data:

@@ -7,6 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -43,7 +44,8 @@ from ..protocol.frames import (
 from .bytestreams import ByteStreamInfo, ByteStreamReader
 from .connection import Connection, ConnectionState
 from .data import packet_from_frame
-from .participant import LocalParticipant, RemoteParticipant
+from .events import EventEmitter
+from .participant import LocalParticipant, ParticipantPermission, RemoteParticipant
 from .streams import (
     DEFAULT_READER_BUFFER,
     StreamReaderBase,
@@ -51,7 +53,15 @@ from .streams import (
     TextStreamReader,
 )
 
-__all__ = ["ByteStreamHandler", "ConnectionState", "Registration", "Room", "TextStreamHandler"]
+__all__ = [
+    "ByteStreamHandler",
+    "ConnectionState",
+    "Registration",
+    "Room",
+    "RoomOptions",
+    "Sid",
+    "TextStreamHandler",
+]
 
 logger = logging.getLogger("roomstreams.room")
 
@@ -81,34 +91,70 @@ class Registration:
             yield from asyncio.shield(self._future).__await__()
 
 
-def _to_participant(info: Any) -> RemoteParticipant:
-    return RemoteParticipant(
-        identity=info.identity,
-        name=info.name,
-        metadata=info.metadata,
-        attributes=dict(info.attributes),
-    )
+_to_participant = RemoteParticipant.from_info
 
 
-class Room:
+class Sid(str):
+    """A sid that is also awaitable: LiveKit's ``await room.sid`` and plain ``room.sid`` both
+    give the string."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, str]:
+        if False:  # pragma: no cover - makes this a generator
+            yield
+        return str(self)
+
+
+@dataclass(slots=True)
+class RoomOptions:
+    """LiveKit's ``RoomOptions``. ``auto_subscribe``, ``dynacast``, ``e2ee`` and
+    ``rtc_config`` are media options: accepted and ignored (there is no media here; data
+    streams, packets and RPC reach a participant whatever ``auto_subscribe`` says, as in
+    LiveKit). ``connect_timeout`` bounds ``connect()``; ``reconnect`` turns automatic
+    reconnection on or off."""
+
+    auto_subscribe: bool = True
+    dynacast: bool = False
+    e2ee: Any = None
+    rtc_config: Any = None
+    connect_timeout: float = 10.0
+    reconnect: bool = True
+
+
+class Room(EventEmitter):
     """A room connection. ``await room.connect(url, token)`` or ``async with Room() as room``.
 
-    Events (``room.on(name, callback)``): ``participant_connected(participant)``,
-    ``participant_disconnected(participant)``, ``reconnecting(reason)``, ``reconnected()``,
-    ``disconnected(reason)``, ``error(exc)``, ``data_received(packet)`` (one
-    :class:`~roomstreams.DataPacket`, see ``client/data.py``).
+    Events (``room.on(name, callback)``; a callback gets only as many arguments as it
+    takes, as with LiveKit's emitter): ``participant_connected(participant)``,
+    ``participant_disconnected(participant)``, ``connection_state_changed(state)``,
+    ``connected()``, ``reconnecting(reason)``, ``reconnected()``, ``disconnected(reason)``,
+    ``participant_attributes_changed(changed, participant)``,
+    ``participant_metadata_changed(participant, old, new)``,
+    ``participant_name_changed(participant, old, new)``, ``error(exc)``,
+    ``data_received(packet)`` (one :class:`~roomstreams.DataPacket`, see ``client/data.py``).
     """
 
-    def __init__(self, *, reader_buffer: int = DEFAULT_READER_BUFFER) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        reader_buffer: int = DEFAULT_READER_BUFFER,
+    ) -> None:
+        """``loop`` is accepted for LiveKit's signature; the room always runs on the loop
+        that calls ``connect()``."""
+        super().__init__()
         self._conn = conn = Connection()
         conn.on_text, conn.on_binary = self._on_text, self._on_binary
         conn.on_lost = self._socket_lost
         self.local_participant = LocalParticipant(conn)
         self.remote_participants: dict[str, RemoteParticipant] = {}
         self.name = ""
+        self.metadata = ""
+        self._sid = Sid("")
+        self._connecting = False
         self._text_handlers: dict[str, TextStreamHandler] = {}
         self._byte_handlers: dict[str, ByteStreamHandler] = {}
-        self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._incoming = Incoming()
         self._readers: dict[str, StreamReaderBase[Any, Any]] = {}
         self._joined: asyncio.Future[None] | None = None
@@ -124,29 +170,10 @@ class Room:
 
     # -- events -----------------------------------------------------------------------------
 
-    def on(self, event: str, callback: F | None = None) -> Any:
-        """Register ``callback`` for ``event``; without a callback, works as a decorator."""
-        if callback is None:
+    def _run_listener_task(self, aw: Awaitable[Any]) -> None:
+        self._conn.spawn(aw)
 
-            def deco(fn: F) -> F:
-                self._listeners.setdefault(event, []).append(fn)
-                return fn
-
-            return deco
-        self._listeners.setdefault(event, []).append(callback)
-        return callback
-
-    def off(self, event: str, callback: Callable[..., Any]) -> None:
-        self._listeners.get(event, []).remove(callback)
-
-    def _emit(self, event: str, *args: Any) -> None:
-        for cb in list(self._listeners.get(event, ())):
-            try:
-                result = cb(*args)
-                if inspect.isawaitable(result):
-                    self._conn.spawn(result)
-            except Exception:
-                logger.exception("listener for %r raised", event)
+    _emit = EventEmitter.emit
 
     # -- connection -------------------------------------------------------------------------
 
@@ -156,19 +183,32 @@ class Room:
 
     @state.setter
     def state(self, value: ConnectionState) -> None:
-        self._conn.state = value
+        if self._conn.state is not value:
+            self._conn.state = value
+            self._emit("connection_state_changed", value)
 
     @property
+    def connection_state(self) -> ConnectionState:
+        """LiveKit's name for :attr:`state`."""
+        return self._conn.state
+
+    @property
+    def sid(self) -> Sid:
+        """The room's sid (``RM_...``); ``await room.sid`` works too, as in LiveKit."""
+        return self._sid
+
     def isconnected(self) -> bool:
-        return self.state is ConnectionState.CONNECTED
+        """Connected, or reconnecting (as in LiveKit)."""
+        return self.state is not ConnectionState.CONN_DISCONNECTED
 
     async def connect(
         self,
         url: str,
         token: str | TokenSource,
+        options: RoomOptions | None = None,
         *,
-        timeout: float = 10.0,
-        reconnect: bool = True,
+        timeout: float | None = None,
+        reconnect: bool | None = None,
     ) -> None:
         """Connect to a gateway (``ws://host:port``) with an access token. Returns once the
         participant is in the room and handlers registered before are in effect.
@@ -179,19 +219,28 @@ class Room:
 
         ``token`` may be a function returning a token (or an awaitable of one): it is called
         on every connect and reconnect, so long-lived participants reconnect with a fresh
-        token rather than the expired one they started with."""
-        if self.state is not ConnectionState.DISCONNECTED:
-            raise ConnectError(f"cannot connect: room is {self.state.value}")
-        self._url, self._token, self._timeout = url, token, timeout
-        self._auto_reconnect = reconnect
+        token rather than the expired one they started with.
+
+        ``options`` is LiveKit's :class:`RoomOptions`; ``timeout`` and ``reconnect``, when
+        given, win over its ``connect_timeout`` and ``reconnect``. A room may connect again
+        after :meth:`disconnect`."""
+        if self.state is not ConnectionState.CONN_DISCONNECTED or self._connecting:
+            state = "connecting" if self._connecting else self.state.name.lower()
+            raise ConnectError(f"cannot connect: room is {state}")
+        opts = options or RoomOptions()
+        self._url, self._token = url, token
+        self._timeout = opts.connect_timeout if timeout is None else timeout
+        self._auto_reconnect = opts.reconnect if reconnect is None else reconnect
         self._closing = False
-        self.state = ConnectionState.CONNECTING
+        self._connecting = True
+        self._incoming = Incoming()
+        self._readers.clear()
         try:
             await self._open()
-        except BaseException:
-            self.state = ConnectionState.DISCONNECTED
-            raise
-        self.state = ConnectionState.CONNECTED
+        finally:
+            self._connecting = False
+        self.state = ConnectionState.CONN_CONNECTED
+        self._emit("connected")
 
     async def _open(self) -> None:
         """Open the socket, wait for ``joined`` and the acks of registered handlers."""
@@ -229,7 +278,7 @@ class Room:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED):
+        if self.state is ConnectionState.CONN_DISCONNECTED and not self._connecting:
             return
         await self._conn.close_socket()
         self._finish("client disconnected")
@@ -265,14 +314,12 @@ class Room:
             fut.exception()
 
     def _finish(self, reason: str) -> None:
-        """Final state: closed for good."""
+        """Final state: disconnected (``connect()`` may be called again)."""
         self._fail_inflight(reason)
-        if self.state is ConnectionState.CLOSED:
+        if self.state is ConnectionState.CONN_DISCONNECTED:
             return
-        was_up = self.state in (ConnectionState.CONNECTED, ConnectionState.RECONNECTING)
-        self.state = ConnectionState.CLOSED
-        if was_up:
-            self._emit("disconnected", reason)
+        self.state = ConnectionState.CONN_DISCONNECTED
+        self._emit("disconnected", reason)
 
     def _socket_lost(self, ws: ClientConnection, reason: str, code: int | None) -> None:
         if ws is not self._conn.ws:
@@ -284,7 +331,7 @@ class Room:
         if not self._auto_reconnect or code in _FINAL_CLOSE_CODES:
             self._finish(reason)
             return
-        self.state = ConnectionState.RECONNECTING
+        self.state = ConnectionState.CONN_RECONNECTING
         self._emit("reconnecting", reason)
         self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(reason))
 
@@ -302,7 +349,7 @@ class Room:
             except (ConnectError, ConnectionClosed) as exc:
                 reason = str(exc)
                 continue
-            self.state = ConnectionState.CONNECTED
+            self.state = ConnectionState.CONN_CONNECTED
             self._reconnect_task = None
             self._emit("reconnected")
             return
@@ -318,15 +365,12 @@ class Room:
         if topic in self._text_handlers:
             raise ValueError(f"a text stream handler for topic {topic!r} is already registered")
         self._text_handlers[topic] = handler
-        if self.state is ConnectionState.CONNECTED:
+        if self._conn.ws is not None:
             return Registration(self._subscribe("subscribe", topic))
         return Registration(None)
 
     def unregister_text_stream_handler(self, topic: str) -> Registration:
-        if (
-            self._text_handlers.pop(topic, None) is None
-            or self.state is not ConnectionState.CONNECTED
-        ):
+        if self._text_handlers.pop(topic, None) is None or self._conn.ws is None:
             return Registration(None)
         return Registration(self._subscribe("unsubscribe", topic))
 
@@ -338,15 +382,12 @@ class Room:
         if topic in self._byte_handlers:
             raise ValueError(f"a byte stream handler for topic {topic!r} is already registered")
         self._byte_handlers[topic] = handler
-        if self.state is ConnectionState.CONNECTED:
+        if self._conn.ws is not None:
             return Registration(self._subscribe("subscribe", topic, "byte"))
         return Registration(None)
 
     def unregister_byte_stream_handler(self, topic: str) -> Registration:
-        if (
-            self._byte_handlers.pop(topic, None) is None
-            or self.state is not ConnectionState.CONNECTED
-        ):
+        if self._byte_handlers.pop(topic, None) is None or self._conn.ws is None:
             return Registration(None)
         return Registration(self._subscribe("unsubscribe", topic, "byte"))
 
@@ -413,14 +454,13 @@ class Room:
 
     def _on_joined(self, f: JoinedFrame) -> None:
         lp = self.local_participant
-        lp.identity, lp.name = f.participant.identity, f.participant.name
-        lp.metadata, lp.attributes = f.participant.metadata, dict(f.participant.attributes)
-        lp.can_publish_data = f.permissions.can_publish_data
-        lp.can_subscribe = f.permissions.can_subscribe
+        lp._apply(f.participant)
+        lp.permissions = ParticipantPermission.from_frame(f.permissions)
         self.name = f.room
+        self._sid = Sid(f.room_sid)
         before = self.remote_participants
         self.remote_participants = {p.identity: _to_participant(p) for p in f.participants}
-        if self.state is ConnectionState.RECONNECTING:
+        if self.state is ConnectionState.CONN_RECONNECTING:
             # whoever came or went while we were away: the same events as if we had seen it
             for identity, gone in before.items():
                 if identity not in self.remote_participants:
