@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from roomstreams._redisio import last_id, xread, xrevrange
-from roomstreams.core.room import RoomState
+from roomstreams.core.room import Maybe, RoomState
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.keys import (
     GATEWAY_EVENTS,
@@ -72,13 +72,24 @@ class Batch:
         self.members: list[tuple[str, str, str, bytes | None, str, bool]] = []
 
     def deliver(
-        self, gateway: str, sessions: list[str], frame: bytes, *, opens: str = "", ends: str = ""
+        self,
+        gateway: str,
+        sessions: list[str],
+        frame: bytes,
+        *,
+        opens: str = "",
+        ends: str = "",
+        maybe: Maybe | None = None,
     ) -> None:
         f: dict[str, bytes | str] = {"to": " ".join(sessions), "d": frame}
         if opens:
             f["so"] = opens
         elif ends:
             f["se"] = ends
+        if maybe is not None:  # see roomstreams.core.room.Maybe
+            f["mb"], f["ms"] = " ".join(maybe.sessions), maybe.stream_id
+            if opens:
+                f["mk"], f["mt"] = maybe.kind, maybe.topic
         self.inbox[gateway].append(f)
 
     def ack(self, gateway: str, session: str, nbytes: int) -> None:

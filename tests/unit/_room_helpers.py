@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from roomstreams.core.room import Maybe
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.frames import (
     ChunkFrame,
@@ -48,6 +49,8 @@ class RecordingSink:
     presences: list[tuple[str, str, str, bytes | None, str]] = field(default_factory=list)
     #: the sessions of presence changes reported with ``announce=False`` (no room event)
     silent: list[str] = field(default_factory=list)
+    #: maybe-recipients of stream frames (see roomstreams.core.room.Maybe), in call order
+    maybes: list[tuple[str, Maybe]] = field(default_factory=list)
     #: stamped on each delivery as ``Delivery.at``
     at: int = -1
 
@@ -59,8 +62,11 @@ class RecordingSink:
         *,
         opens: str = "",
         ends: str = "",
+        maybe: Maybe | None = None,
     ) -> None:
         assert isinstance(frame, bytes)
+        if maybe is not None:
+            self.maybes.append((gateway, maybe))
         self.deliveries.append(
             Delivery(gateway, tuple(sessions), frame, opens=opens, ends=ends, at=self.at)
         )

@@ -43,7 +43,7 @@ from ..protocol.frames import (
     Permissions,
 )
 
-__all__ = ["SERVER_SESSION", "Member", "OpenStream", "RoomState", "Sink"]
+__all__ = ["SERVER_SESSION", "Maybe", "Member", "OpenStream", "RoomState", "Sink"]
 
 #: the session of room-log entries the server API appends (a remove, a data packet)
 SERVER_SESSION = "api"
@@ -60,6 +60,7 @@ class Sink(Protocol):
         *,
         opens: str = "",
         ends: str = "",
+        maybe: Maybe | None = None,
     ) -> None: ...
 
     def ack(self, gateway: str, session: str, nbytes: int) -> None: ...
@@ -102,6 +103,21 @@ class Member:
     permissions: bytes = b"{}"
 
 
+@dataclass(frozen=True, slots=True)
+class Maybe:
+    """Sessions that get a stream's frame only if their gateway says so: members that had no
+    handler for the stream's topic when the router routed its header (their registration
+    may be on its way). Their gateway delivers the header to those whose socket has
+    registered (kind, topic) by the time the header arrives, and the chunks and the trailer
+    to those whose socket accepted the header: a handler registered without awaiting, right
+    before a stream arrives, still gets it, and a participant without one gets no byte."""
+
+    sessions: list[str]
+    stream_id: str
+    kind: str
+    topic: str
+
+
 @dataclass(slots=True)
 class OpenStream:
     stream_id: str
@@ -110,6 +126,11 @@ class OpenStream:
     sender_gateway: str
     recipients: set[str]
     targets: dict[str, list[str]]  # gateway -> sessions, derived from recipients
+    #: members without a handler when the header was routed (see :class:`Maybe`)
+    maybe: set[str] = field(default_factory=set)
+    maybe_targets: dict[str, list[str]] = field(default_factory=dict)
+    kind: str = "text"
+    topic: str = ""
 
 
 def _frame(model: object) -> bytes:
@@ -166,8 +187,27 @@ class RoomState:
         """End ``st`` abnormally at its receivers and forget it."""
         self.streams.pop(st.stream_id, None)
         frame = _frame(DeliveredTrailer(stream_id=st.stream_id, reason=reason, code=code))
-        for gw, sessions in st.targets.items():
-            sink.deliver(gw, sessions, frame, ends=st.stream_id)
+        self._stream_deliver(sink, st, frame, ends=st.stream_id)
+
+    def _stream_deliver(
+        self, sink: Sink, st: OpenStream, frame: bytes, *, opens: str = "", ends: str = ""
+    ) -> None:
+        """A frame of stream ``st`` to its recipients, and to its maybe-recipients."""
+        maybe = st.maybe_targets
+        if not maybe:  # every receiver had its handler in effect: nothing extra
+            for gw, sessions in st.targets.items():
+                sink.deliver(gw, sessions, frame, opens=opens, ends=ends)
+            return
+        for gw in {**st.targets, **maybe}:
+            mb = maybe.get(gw)
+            sink.deliver(
+                gw,
+                st.targets.get(gw, []),
+                frame,
+                opens=opens,
+                ends=ends,
+                maybe=Maybe(mb, st.stream_id, st.kind, st.topic) if mb else None,
+            )
 
     # -- the fold -------------------------------------------------------------------------
 
@@ -194,8 +234,7 @@ class RoomState:
         if kind == "c":
             st = self.streams.get(e.stream_id)
             if st is not None and st.sender == e.session:
-                for gw, sessions in st.targets.items():
-                    sink.deliver(gw, sessions, e.data)
+                self._stream_deliver(sink, st, e.data)
             self._ack(m, e.size, sink)
         elif kind == "h":
             self._header(m, e, sink)
@@ -203,8 +242,7 @@ class RoomState:
             st = self.streams.get(e.stream_id)
             if st is not None and st.sender == e.session:
                 del self.streams[e.stream_id]
-                for gw, sessions in st.targets.items():
-                    sink.deliver(gw, sessions, e.data, ends=e.stream_id)
+                self._stream_deliver(sink, st, e.data, ends=e.stream_id)
                 # ends=: the sender's gateway stops waiting for this trailer to be routed
                 self._to(sink, m, _frame(ClosedFrame(stream_id=e.stream_id)), ends=e.stream_id)
             elif st is None and e.stream_id not in m.aborted:
@@ -349,6 +387,9 @@ class RoomState:
             if m.session in st.recipients:
                 st.recipients.discard(m.session)
                 st.targets = self._group(st.recipients)
+            elif m.session in st.maybe:
+                st.maybe.discard(m.session)
+                st.maybe_targets = self._group(st.maybe)
         left = ParticipantLeftFrame(identity=m.identity, reason=reason)
         self._broadcast(sink, _frame(left), exclude=m.session)
         sink.presence(self.name, m.session, m.identity, None, reason)
@@ -373,14 +414,13 @@ class RoomState:
             self._to(sink, m, _frame(err))
             return
         dests = set(e.destinations)
-        recipients = {
-            o.session
-            for o in self.members.values()
-            if o.session != m.session
-            and o.can_subscribe
-            and e.topic in o.topics.get(e.stream_kind, ())
-            and (not dests or o.identity in dests)
-        }
+        recipients: set[str] = set()
+        maybe: set[str] = set()
+        topic, kind = e.topic, e.stream_kind
+        for o in self.members.values():
+            if o.session != m.session and o.can_subscribe and (not dests or o.identity in dests):
+                # with a handler: a recipient; without: its registration may be on its way
+                (recipients if topic in o.topics.get(kind, ()) else maybe).add(o.session)
         st = OpenStream(
             stream_id=e.stream_id,
             sender=m.session,
@@ -388,10 +428,13 @@ class RoomState:
             sender_gateway=m.gateway,
             recipients=recipients,
             targets=self._group(recipients),
+            maybe=maybe,
+            maybe_targets=self._group(maybe) if maybe else {},
+            kind=kind,
+            topic=topic,
         )
         self.streams[e.stream_id] = st
-        for gw, sessions in st.targets.items():
-            sink.deliver(gw, sessions, e.data, opens=e.stream_id)
+        self._stream_deliver(sink, st, e.data, opens=e.stream_id)
 
     def _server_packet(self, e: LogEntry, sink: Sink) -> None:
         """A data packet the server API sent (no sender): to every member with

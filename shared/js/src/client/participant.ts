@@ -1,0 +1,192 @@
+/** Participants: the local one (who sends) and the remote ones (who are in the room); mirror of
+ * `roomstreams/client/participant.py` with livekit-client's names. */
+
+import { utf8Len } from '../protocol/chunking.js';
+import { headerFrame, type OperationType, type ParticipantInfo } from '../protocol/frames.js';
+import {
+  openByteStream,
+  sendFile,
+  type ByteStreamWriter,
+  type FileLike,
+  type SendFileOptions,
+  type StreamBytesOptions,
+} from './bytestreams.js';
+import { checkAttributes, checkDestinations, checkSize, checkStreamId, checkText, checkTopic } from './checks.js';
+import { dataPacketFrame, type DataPublishOptions } from './data.js';
+import { TextStreamWriter, type ByteStreamInfo, type RoomLink, type TextStreamInfo } from './streams.js';
+import { randomId } from './util.js';
+
+export class Participant {
+  identity: string;
+  name: string;
+  metadata: string;
+  attributes: Record<string, string>;
+
+  constructor(info: Partial<ParticipantInfo> & { identity: string }) {
+    this.identity = info.identity;
+    this.name = info.name ?? '';
+    this.metadata = info.metadata ?? '';
+    this.attributes = { ...(info.attributes ?? {}) };
+  }
+}
+
+export class RemoteParticipant extends Participant {}
+
+export interface ParticipantPermissions {
+  canPublishData: boolean;
+  canSubscribe: boolean;
+}
+
+export interface StreamTextOptions {
+  topic: string;
+  destinationIdentities?: string[];
+  attributes?: Record<string, string>;
+  totalSize?: number;
+  streamId?: string;
+  /** livekit's `replyToStreamId` */
+  replyToStreamId?: string;
+  /** livekit's name: 'create' | 'update' | ... */
+  type?: OperationType;
+  version?: number;
+  generated?: boolean;
+  attachedStreamIds?: string[];
+}
+
+export interface SendTextOptions {
+  topic: string;
+  destinationIdentities?: string[];
+  attributes?: Record<string, string>;
+  replyToStreamId?: string;
+  /** Files sent as byte streams on the same topic (and to the same destinations) right after
+   * the text stream's header, which lists their ids in `attachedStreamIds`. */
+  attachments?: File[];
+  /** called as the text (and attachments) are sent: bytes sent / total, in [0, 1] */
+  onProgress?: (progress: number) => void;
+}
+
+/** This connection's participant: `sendText`/`streamText`, `sendFile`/`streamBytes` and
+ * `publishData`. */
+export class LocalParticipant extends Participant {
+  permissions: ParticipantPermissions = { canPublishData: true, canSubscribe: true };
+  private readonly room: RoomLink;
+
+  constructor(room: RoomLink) {
+    super({ identity: '' });
+    this.room = room;
+  }
+
+  /** Open a text stream. Write to it, then close it: receivers' readers end only then. */
+  async streamText(options: StreamTextOptions): Promise<TextStreamWriter> {
+    return this.openText(options);
+  }
+
+  private async openText(options: StreamTextOptions, attachments: readonly File[] = []): Promise<TextStreamWriter> {
+    const topic = checkTopic(options?.topic);
+    const room = this.room;
+    room.ensureCanPublish();
+    const id = options.streamId === undefined ? randomId() : checkStreamId(options.streamId);
+    const size = checkSize(options.totalSize);
+    const destinations = checkDestinations(options.destinationIdentities);
+    const fileIds = attachments.map(() => randomId());
+    const info: TextStreamInfo = {
+      id,
+      mimeType: 'text/plain',
+      topic,
+      timestamp: Date.now(),
+      attributes: checkAttributes(options.attributes),
+      destinationIdentities: destinations,
+      operationType: options.type ?? 'create',
+      version: options.version ?? 0,
+      attachedStreamIds: [...(options.attachedStreamIds ?? []), ...fileIds],
+      generated: options.generated ?? false,
+    };
+    if (size !== undefined) info.size = size;
+    if (options.replyToStreamId !== undefined) info.replyToId = options.replyToStreamId;
+    const header = headerFrame({
+      stream_id: id,
+      topic,
+      timestamp: info.timestamp,
+      total_length: size ?? null,
+      attributes: info.attributes,
+      destination_identities: destinations,
+      operation_type: info.operationType,
+      version: info.version,
+      reply_to_id: options.replyToStreamId ?? null,
+      attached_stream_ids: info.attachedStreamIds,
+      generated: info.generated,
+    });
+    const writer = new TextStreamWriter(room, info);
+    await room.openWriter(writer, header);
+    try {
+      for (let i = 0; i < attachments.length; i++) {
+        await sendFile(room, attachments[i]!, { topic, destinationIdentities: destinations, streamId: fileIds[i]! });
+      }
+    } catch (e) {
+      await writer.abort(`attachment failed: ${String(e)}`);
+      throw e;
+    }
+    return writer;
+  }
+
+  /** Send a whole text (any size: it is chunked, a bounded amount at a time) as one stream;
+   * resolves with its info once the router has routed its end. */
+  async sendText(text: string, options: SendTextOptions): Promise<TextStreamInfo> {
+    checkText(text);
+    checkTopic(options?.topic);
+    const attachments = options.attachments ?? [];
+    const textBytes = utf8Len(text);
+    const total = textBytes + attachments.reduce((n, f) => n + f.size, 0);
+    let sent = 0;
+    const progress = options.onProgress;
+    const report = (n: number): void => {
+      sent += n;
+      if (progress) {
+        try {
+          progress(total === 0 ? 1 : sent / total);
+        } catch {
+          // a progress callback must not break the send
+        }
+      }
+    };
+    const writer = await this.openText(
+      {
+        topic: options.topic,
+        destinationIdentities: options.destinationIdentities,
+        attributes: options.attributes,
+        totalSize: textBytes,
+        replyToStreamId: options.replyToStreamId,
+      },
+      attachments,
+    );
+    if (attachments.length > 0) report(total - textBytes);
+    try {
+      await writer._write(text, report);
+      await writer.close();
+    } catch (e) {
+      await writer.abort(`writer failed: ${String(e)}`);
+      throw e;
+    }
+    if (total === 0) report(0);
+    return writer.info;
+  }
+
+  /** Open a byte stream. Write Uint8Arrays to it, then close it. */
+  async streamBytes(options: StreamBytesOptions): Promise<ByteStreamWriter> {
+    return openByteStream(this.room, options);
+  }
+
+  /** Send a File/Blob (read a block at a time: memory stays bounded whatever its size), or
+   * bytes in memory with `options.name`, as one byte stream. Resolves with its info once the
+   * router has routed its end. */
+  async sendFile(file: FileLike, options: SendFileOptions): Promise<ByteStreamInfo> {
+    return sendFile(this.room, file, options);
+  }
+
+  /** Send a data packet (at most 15000 bytes; a string is sent as UTF-8) to every other
+   * participant, or to `destinationIdentities`. Resolves once it is on its way. */
+  async publishData(data: Uint8Array | string, options: DataPublishOptions = {}): Promise<void> {
+    const frame = dataPacketFrame(data, options);
+    this.room.ensureCanPublish();
+    await this.room.send(frame);
+  }
+}
