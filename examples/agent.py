@@ -1,7 +1,8 @@
 """An echo agent: a backend service that joins every room while people are in it and answers
-each message on the ``chat`` topic with a reply streamed word by word, the way an LLM agent
-streams tokens. There is no model: the reply to "hello brave new world" is
-"you said: world new brave hello", one word per ``write``.
+each message on the ``lk.chat`` topic (the chat page of ``roomstreams up``, LiveKit's chat
+components) or the ``chat`` topic (``roomstreams send``) with a reply streamed word by word on
+the same topic, the way an LLM agent streams tokens. There is no model: the reply to
+"hello brave new world" is "you said: world new brave hello", one word per ``write``.
 
 Run it next to a system (``roomstreams up`` prints the Redis URL it started)::
 
@@ -58,7 +59,8 @@ def reply_words(text: str) -> Iterator[str]:
 
 
 class Agent(RoomVisitor):
-    """Joins rooms as participant ``identity`` and answers each text stream on ``topic``.
+    """Joins rooms as participant ``identity`` and answers each text stream on one of
+    ``topics``, on its topic.
 
     ``settings`` (``url``, ``redis_url``, ``api_key``, ``api_secret``, ``consumer``),
     ``await agent.run(stop)``, ``ready``, ``on_joined`` and ``on_left``: see
@@ -75,12 +77,12 @@ class Agent(RoomVisitor):
         *,
         identity: str = "agent",
         group: str = "echo-agent",
-        topic: str = "chat",
+        topics: tuple[str, ...] = ("lk.chat", "chat"),
         word_delay: float = 0.0,
         **settings: Any,
     ) -> None:
         super().__init__(identity=identity, group=group, **settings)
-        self.topic = topic
+        self.topics = topics
         self.word_delay = word_delay
 
     @classmethod
@@ -102,9 +104,10 @@ class Agent(RoomVisitor):
     @contextlib.asynccontextmanager
     async def _room(self, room_name: str) -> AsyncIterator[roomstreams.Room]:
         room = roomstreams.Room()
-        room.register_text_stream_handler(
-            self.topic, lambda reader, sender: self._answer(room, reader, sender)
-        )
+        for topic in self.topics:
+            room.register_text_stream_handler(
+                topic, lambda reader, sender: self._answer(room, reader, sender)
+            )
         yield room
 
     # -- the answer -----------------------------------------------------------------------
@@ -123,7 +126,7 @@ class Agent(RoomVisitor):
         # A stream ends at its receivers only once closed: ``async with`` closes it, and
         # abnormally (receivers see StreamAborted) if writing fails half-way.
         writer = await room.local_participant.stream_text(
-            topic=self.topic, reply_to_id=info.stream_id, generated=True
+            topic=info.topic, reply_to_id=info.stream_id, generated=True
         )
         async with writer:
             for word in reply_words(text):

@@ -387,6 +387,8 @@ class Gateway:
                 conn = sessions.get(s)
                 if conn is not None:
                     conn.push(data, opens=so, ends=se)
+            if b"mb" in f:  # maybe-recipients (see roomstreams.core.room.Maybe)
+                self._deliver_maybe(f, data, so, se)
         elif kind == b"a":
             for s, n in json.loads(f[b"d"]).items():
                 conn = sessions.get(s)
@@ -405,6 +407,25 @@ class Gateway:
                 conn = sessions.get(s)
                 if conn is not None:
                     conn.close(CLOSE_REMOVED, reason)
+
+    def _deliver_maybe(self, f: dict[bytes, bytes], data: bytes, so: str, se: str) -> None:
+        """A stream frame for sessions that had no handler for its topic when the router
+        routed the header: a header goes to those whose socket has registered the stream's
+        (kind, topic) by now (this gateway sees a registration one hop after the client made
+        it, before the router does), a chunk or trailer to those that took the header."""
+        sessions = self.sessions
+        if so:
+            key = (f[b"mk"].decode(), f[b"mt"].decode())
+            for s in f[b"mb"].decode().split():
+                conn = sessions.get(s)
+                if conn is not None and key in conn.subscriptions:
+                    conn.push(data, opens=so)
+            return
+        sid = f[b"ms"].decode()
+        for s in f[b"mb"].decode().split():
+            conn = sessions.get(s)
+            if conn is not None and sid in conn.receiving:
+                conn.push(data, ends=se)
 
     def _resync(self, partition: int, epoch: str) -> None:
         """A new router owns ``partition`` and knows nothing of its rooms: re-announce every
