@@ -45,6 +45,8 @@ class SystemConfig:
     gateways: int = 1
     host: str = "127.0.0.1"
     port: int = 7880  # gateway i listens on port + i
+    #: the router's HTTP port: the server API (LiveKit's RoomService over Twirp), health
+    api_port: int = 7890
     partitions: int = 16
     log_level: str = "INFO"
     ready_timeout: float = 60.0
@@ -88,6 +90,11 @@ class Launcher:
         return [f"ws://{host}:{self.config.port + i}" for i in range(self.config.gateways)]
 
     @property
+    def api_url(self) -> str:
+        """The server API (LiveKit's RoomService over Twirp) on the router's HTTP port."""
+        return f"http://{_connect_host(self.config.host)}:{self.config.api_port}"
+
+    @property
     def pids(self) -> dict[str, int]:
         """Name -> PID of every running child (Redis included when started here)."""
         out = {c.name: c.process.pid for c in self._children()}
@@ -98,14 +105,20 @@ class Launcher:
     def start(self) -> None:
         """Start Redis (unless a URL was given), the router and the gateways; don't wait."""
         cfg = self.config
-        for port in range(cfg.port, cfg.port + cfg.gateways):
+        for port in [*range(cfg.port, cfg.port + cfg.gateways), cfg.api_port]:
             if not _port_is_free(cfg.host, port):
                 raise LaunchError(f"port {port} on {cfg.host} is already in use")
         with _sigint_blocked():
             if self.redis_url == "":
                 self.redis_server = LocalRedisServer().start()
                 self.redis_url = self.redis_server.url
-            self._router = _Child("router", self._spawn("services.router"), self._router_ready)
+            router = self._spawn(
+                "services.router",
+                ROOMSTREAMS_ROUTER_HTTP_HOST=cfg.host,
+                ROOMSTREAMS_ROUTER_HTTP_PORT=str(cfg.api_port),
+            )
+            api_ready = _healthz_checker(cfg.host, cfg.api_port, "/readyz")
+            self._router = _Child("router", router, lambda: self._router_ready() and api_ready())
             for i in range(cfg.gateways):
                 port = cfg.port + i
                 proc = self._spawn(
@@ -232,8 +245,8 @@ class Launcher:
             return False
 
 
-def _healthz_checker(host: str, port: int) -> Callable[[], bool]:
-    url = f"http://{_connect_host(host)}:{port}/healthz"
+def _healthz_checker(host: str, port: int, path: str = "/healthz") -> Callable[[], bool]:
+    url = f"http://{_connect_host(host)}:{port}{path}"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 
     def check() -> bool:

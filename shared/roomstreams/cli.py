@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import dataclasses
 import importlib
+import json
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +34,7 @@ from rich.progress import (
 
 from ._launcher import ChildExit, Launcher, SystemConfig
 from ._redis_server import describe_server_binary
-from .api import RoomService
+from .api import ParticipantDetails, RoomDetails, RoomService
 from .client import Room, TextStreamReader
 from .exceptions import RoomStreamsError, StreamAborted
 from .token import AccessToken, VideoGrants
@@ -72,6 +75,9 @@ def up(
     ] = None,
     gateways: Annotated[int, typer.Option(min=1, help="Number of gateways.")] = 1,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of gateway 0.")] = 7880,
+    api_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="The router's HTTP port (server API, health).")
+    ] = 7890,
     host: Annotated[str, typer.Option(help="Interface the gateways listen on.")] = "127.0.0.1",
     partitions: Annotated[int, typer.Option(min=1, max=1024)] = 16,
     api_key: ApiKey = DEV_API_KEY,
@@ -98,6 +104,7 @@ def up(
             gateways=gateways,
             host=host,
             port=port,
+            api_port=api_port,
             partitions=partitions,
             log_level=log_level,
         )
@@ -162,6 +169,7 @@ def _print_summary(launcher: Launcher) -> None:
     if cfg.dev_page:
         page = launcher.gateway_urls[0].replace("ws://", "http://", 1) + "/"
         row("chat page", page, "dev mode: it signs tokens for anyone on this machine")
+    row("server API", launcher.api_url, "LiveKit's RoomService (Twirp): `roomstreams rooms`")
     row("redis", launcher.redis_url, redis_note)
     row("api key", cfg.api_key)
     row("api secret", cfg.api_secret)
@@ -483,6 +491,100 @@ def listen(
         asyncio.run(_listen(url, token, room=room, topics=topics, whole=whole))
     except (_Failed, RoomStreamsError) as exc:
         raise _fail(str(exc)) from None
+
+
+# -- rooms / participants (the server API) ---------------------------------------------------
+
+DEFAULT_API_URL = "http://127.0.0.1:7890"
+ApiUrl = Annotated[
+    str,
+    typer.Option(
+        envvar="ROOMSTREAMS_API_URL",
+        help="Server API: LiveKit's RoomService on the router's HTTP port.",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+
+
+def _api_url(url: str) -> str:
+    """LiveKit's SDKs take ws(s):// for the server API too: the same host over http(s)."""
+    for ws, http in (("ws://", "http://"), ("wss://", "https://")):
+        if url.startswith(ws):
+            return http + url[len(ws) :]
+    return url
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@app.command()
+def rooms(
+    api_url: ApiUrl = DEFAULT_API_URL,
+    as_json: Json = False,
+    api_key: ApiKey = DEV_API_KEY,
+    api_secret: ApiSecret = DEV_API_SECRET,
+) -> None:
+    """List the rooms (with someone in them, or created through the API)."""
+
+    async def run() -> list[RoomDetails]:
+        async with RoomService(_api_url(api_url), api_key, api_secret) as api:
+            return await api.list_rooms()
+
+    try:
+        found = asyncio.run(run())
+    except RoomStreamsError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        for r in found:
+            typer.echo(json.dumps(dataclasses.asdict(r)))
+        return
+    if not found:
+        typer.echo("no rooms", err=True)
+        return
+    rows = [["ROOM", "PARTICIPANTS", "CREATED"]]
+    for r in found:
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created / 1000))
+            if r.created
+            else ""
+        )
+        rows.append([r.name, str(r.num_participants), when])
+    _table(rows)
+
+
+@app.command()
+def participants(
+    room: Annotated[str, typer.Option(help="Room whose participants to list.")],
+    api_url: ApiUrl = DEFAULT_API_URL,
+    as_json: Json = False,
+    api_key: ApiKey = DEV_API_KEY,
+    api_secret: ApiSecret = DEV_API_SECRET,
+) -> None:
+    """List a room's participants: identity, name, metadata, attributes."""
+
+    async def run() -> list[ParticipantDetails]:
+        async with RoomService(_api_url(api_url), api_key, api_secret) as api:
+            return await api.list_participants(room)
+
+    try:
+        found = asyncio.run(run())
+    except RoomStreamsError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        for p in found:
+            typer.echo(json.dumps(dataclasses.asdict(p)))
+        return
+    if not found:
+        typer.echo(f"nobody in room '{room}'", err=True)
+        return
+    rows = [["IDENTITY", "NAME", "METADATA", "ATTRIBUTES"]]
+    for p in found:
+        attrs = ",".join(f"{k}={v}" for k, v in sorted(p.attributes.items()))
+        rows.append([p.identity, p.name, _one_line(p.metadata), _one_line(attrs)])
+    _table(rows)
 
 
 def main() -> None:

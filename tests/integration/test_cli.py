@@ -147,6 +147,8 @@ class UpProcess:
 
     def __init__(self, args: list[str], stderr: IO[bytes]) -> None:
         self.stderr = stderr
+        if "--api-port" not in args:  # the router's HTTP port: 7890 may be someone else's
+            args = ["--api-port", str(free_port()), *args]
         self.proc = subprocess.Popen(
             [*CLI, "up", "--log-level", "WARNING", *args],
             stdin=subprocess.DEVNULL,

@@ -292,3 +292,37 @@ async def test_json_bodies_errors_and_health(system: System, room_name: str) -> 
                 assert len(ready["partitions"]) == system.partitions
     finally:
         await alice.disconnect()
+
+
+async def test_roomstreams_room_service_over_twirp(system: System, room_name: str) -> None:
+    """The project's own client on the Twirp API: the same answers as on the WebSocket API."""
+    from roomstreams._redis_server import free_port
+    from roomstreams.api import ApiError, RoomService
+
+    alice = await _join(system, room_name, "alice", name="Alice")
+    got: asyncio.Queue[roomstreams.DataPacket] = asyncio.Queue()
+    alice.on("data_received", got.put_nowait)
+    try:
+        async with RoomService(system.api_url, API_KEY, API_SECRET) as api:
+            rooms = {r.name: r for r in await api.list_rooms()}
+            assert rooms[room_name].num_participants == 1 and rooms[room_name].created
+            people = await api.list_participants(room_name)
+            assert [(p.identity, p.name) for p in people] == [("alice", "Alice")]
+            assert people[0].attributes == {"role": "alice"} and people[0].sid.startswith("PA_")
+            await api.send_data(room_name, b"\x00\xffhi", topic="t", reliable=False)
+            p = await asyncio.wait_for(got.get(), 5)
+            assert (p.payload, p.topic, p.reliable) == (b"\x00\xffhi", "t", False)
+            with pytest.raises(ApiError) as nf:
+                await api.remove_participant(room_name, "nobody")
+            assert nf.value.code == "not_found"
+            await api.remove_participant(room_name, "alice")
+            assert await api.list_participants(room_name) == []
+        async with RoomService(system.api_url, API_KEY, "wrong-" + API_SECRET) as bad:
+            with pytest.raises(ApiError) as exc:
+                await bad.list_rooms()
+            assert exc.value.code == "unauthenticated"
+        nowhere = RoomService(f"http://127.0.0.1:{free_port()}", API_KEY, API_SECRET)
+        with pytest.raises(roomstreams.ConnectError, match="could not reach the server API"):
+            await nowhere.list_rooms()
+    finally:
+        await alice.disconnect()

@@ -67,6 +67,8 @@ class RecordingSink:
         assert isinstance(frame, bytes)
         if maybe is not None:
             self.maybes.append((gateway, maybe))
+            if not sessions:
+                return  # only maybe-recipients on this gateway
         self.deliveries.append(
             Delivery(gateway, tuple(sessions), frame, opens=opens, ends=ends, at=self.at)
         )
