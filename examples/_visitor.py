@@ -7,7 +7,10 @@ restarts misses nothing it had not acknowledged.
 
 When it joins: on ``room_started``, and on ``participant_joined`` of someone else in a room
 it is not in (a person coming back to a room it left, which does not start again while it
-lingers for ``ROOMSTREAMS_ROOM_EMPTY_TTL``). Only if a person is there (server API
+lingers for ``ROOMSTREAMS_ROOM_EMPTY_TTL``); and, at start, in every room that already has
+participants (server API ``list_rooms``). It subscribes first, then lists: a join that comes
+after the list is an event it gets, one before it is in the list, so none is missed (a room in
+both is visited once). Only if a person is there (server API
 ``list_participants``): backend participants carry the token attribute
 :data:`AGENT_ATTRIBUTE` and don't count. So a visitor never reacts to its own join nor to
 another backend's, and two backends cannot keep a room alive between them.
@@ -139,6 +142,7 @@ class RoomVisitor:
             async with broker:
                 await broker.start()  # creates the consumer group if it is new
                 self._announce()
+                await self._visit_existing(rooms)
                 self.ready.set()
                 await stop.wait()
             # the broker is stopped: no new visits; end the current ones
@@ -154,11 +158,25 @@ class RoomVisitor:
             return
         if event.identity == self.identity:
             return  # our own join is never a reason to join
-        if event.room in self._visits:
+        self._start_visit(event.room, rooms)
+
+    async def _visit_existing(self, rooms: asyncio.TaskGroup) -> None:
+        """Rooms that had participants before it subscribed (it started late, or again)."""
+        try:
+            async with RoomService(self.url, self.api_key, self.api_secret) as api:
+                existing = [r.name for r in await api.list_rooms() if r.num_participants]
+        except roomstreams.RoomStreamsError as exc:
+            self.log.warning("could not list the rooms that exist already: %s", exc)
+            return
+        for name in existing:
+            self._start_visit(name, rooms)
+
+    def _start_visit(self, room_name: str, rooms: asyncio.TaskGroup) -> None:
+        if room_name in self._visits:
             return  # already there, or on the way
         leave = asyncio.Event()
-        self._visits[event.room] = leave
-        rooms.create_task(self._visit(event.room, leave), name=f"{self.kind}:{event.room}")
+        self._visits[room_name] = leave
+        rooms.create_task(self._visit(room_name, leave), name=f"{self.kind}:{room_name}")
 
     async def _visit(self, room_name: str, leave: asyncio.Event) -> None:
         """One room, from deciding to join to having left. Never raises: a room that fails
