@@ -142,3 +142,23 @@ def test_dev_token_refuses_other_origins() -> None:
     resp = h.handle(request("/dev/token?room=r&identity=a", Origin="https://evil.example"), LOCAL)
     assert resp is not None and resp.status_code == 403
     assert json.loads(resp.body)["error"]["code"] == "origin_refused"
+
+
+def test_roomstreams_up_dev_mode_allows_its_own_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roomstreams._launcher import Launcher, SystemConfig
+
+    monkeypatch.delenv("ROOMSTREAMS_ALLOWED_ORIGINS", raising=False)
+    env = Launcher(SystemConfig("k", "s", gateways=2, port=7880))._dev_env()
+    assert env["ROOMSTREAMS_DEV_TOKEN_ENDPOINT"] == "1"
+    policy = OriginPolicy(parse_origins(env["ROOMSTREAMS_ALLOWED_ORIGINS"]))
+    for page in ("http://127.0.0.1:7880", "http://localhost:7881"):
+        assert policy.allows(page)
+    assert not policy.allows("http://127.0.0.1:7882")
+    assert not policy.allows("https://evil.example")
+    # origins the user allowed already stay allowed; the dev mode can be turned off
+    monkeypatch.setenv("ROOMSTREAMS_ALLOWED_ORIGINS", "https://app.example.com")
+    env = Launcher(SystemConfig("k", "s", port=7880))._dev_env()
+    assert OriginPolicy(parse_origins(env["ROOMSTREAMS_ALLOWED_ORIGINS"])).allows(
+        "https://app.example.com"
+    )
+    assert Launcher(SystemConfig("k", "s", dev_page=False))._dev_env() == {}
