@@ -352,8 +352,12 @@ export class TextStreamWriter extends StreamWriterBase<TextStreamInfo> {
 
   /** @internal `onBytes` is told the UTF-8 bytes of each chunk sent */
   _write(text: string, onBytes?: (n: number) => void): Promise<void> {
-    checkText(text);
-    this.check();
+    try {
+      checkText(text);
+      this.check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.serial(async () => {
       this.checkError();
       const sid = this.streamId;

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BadFrame, chunkFrame, headerFrame, parseServerFrame, subscribeFrame, trailerFrame } from '../src/protocol/frames.js';
+
+test('client frames have exactly the fields of the Python models', () => {
+  assert.deepEqual(JSON.parse(subscribeFrame('subscribe', 'byte', 'files', 3)), {
+    type: 'subscribe', kind: 'byte', topic: 'files', req: 3,
+  });
+  assert.deepEqual(Object.keys(headerFrame({ stream_id: 's', topic: 't', timestamp: 1 })).sort(), [
+    'attached_stream_ids', 'attributes', 'destination_identities', 'generated', 'kind', 'mime_type', 'name',
+    'operation_type', 'reply_to_id', 'stream_id', 'timestamp', 'topic', 'total_length', 'type', 'version',
+  ]);
+  assert.deepEqual(JSON.parse(chunkFrame('s', 2, 'hé')), { type: 'chunk', stream_id: 's', chunk_index: 2, content: 'hé' });
+  assert.deepEqual(JSON.parse(trailerFrame('s', 'why', { a: 'b' })), {
+    type: 'trailer', stream_id: 's', reason: 'why', attributes: { a: 'b' },
+  });
+});
+
+test('a header frame gets the Python defaults', () => {
+  const h = headerFrame({ stream_id: 's', topic: 't', timestamp: 5 });
+  assert.equal(h.kind, 'text');
+  assert.equal(h.mime_type, 'text/plain');
+  assert.equal(h.total_length, null);
+  assert.equal(h.operation_type, 'create');
+  assert.equal(h.name, null);
+});
+
+test('server frames parse, with defaults for missing optional fields', () => {
+  const joined = parseServerFrame(JSON.stringify({
+    type: 'joined', room: 'r', session: 'x', participant: { identity: 'alice', sid: 'PA_1' },
+    permissions: { can_publish_data: false, can_subscribe: true }, participants: [{ identity: 'bob', name: 'Bob' }],
+  }));
+  assert.equal(joined.type, 'joined');
+  if (joined.type === 'joined') {
+    assert.equal(joined.participant.identity, 'alice');
+    assert.equal(joined.permissions.can_publish_data, false);
+    assert.deepEqual(joined.participants, [{ identity: 'bob', name: 'Bob', metadata: '', attributes: {} }]);
+  }
+  const h = parseServerFrame('{"type":"header","stream_id":"s","topic":"t","timestamp":1,"sender":"bob","total_length":10}');
+  assert.equal(h.type, 'header');
+  if (h.type === 'header') {
+    assert.equal(h.sender, 'bob');
+    assert.equal(h.total_length, 10);
+    assert.deepEqual(h.attributes, {});
+  }
+  const t = parseServerFrame('{"type":"trailer","stream_id":"s","reason":"gone","code":"sender_left"}');
+  assert.deepEqual(t, { type: 'trailer', stream_id: 's', reason: 'gone', attributes: {}, code: 'sender_left' });
+  assert.deepEqual(parseServerFrame('{"type":"ack","req":4}'), { type: 'ack', req: 4 });
+  assert.deepEqual(parseServerFrame('{"type":"error","code":"bad_topic","message":"m","stream_id":null}'), {
+    type: 'error', code: 'bad_topic', message: 'm', stream_id: null, req: null,
+  });
+  assert.deepEqual(parseServerFrame('{"type":"closed","stream_id":"s"}'), { type: 'closed', stream_id: 's' });
+  assert.deepEqual(parseServerFrame('{"type":"goaway","code":"1001","reason":"draining"}'), {
+    type: 'goaway', code: '1001', reason: 'draining',
+  });
+  assert.deepEqual(parseServerFrame('{"type":"participant_left","identity":"bob"}'), {
+    type: 'participant_left', identity: 'bob', reason: '',
+  });
+});
+
+test('bad server frames are refused with a reason', () => {
+  assert.throws(() => parseServerFrame('not json'), BadFrame);
+  assert.throws(() => parseServerFrame('[1]'), /not a JSON object/);
+  assert.throws(() => parseServerFrame('{"type":"nope"}'), /unknown or missing frame type/);
+  assert.throws(() => parseServerFrame('{"type":"chunk","stream_id":"s","chunk_index":-1,"content":""}'), /non-negative/);
+  assert.throws(() => parseServerFrame('{"type":"chunk","stream_id":"s","chunk_index":1.5,"content":""}'), /integer/);
+  assert.throws(() => parseServerFrame('{"type":"header","stream_id":"s","topic":"t","timestamp":1}'), /sender/);
+  assert.throws(
+    () => parseServerFrame('{"type":"header","stream_id":"s","topic":"t","timestamp":1,"sender":"b","attributes":{"a":1}}'),
+    /attributes.a/,
+  );
+});
