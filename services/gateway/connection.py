@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from roomstreams.core.limits import FloodVerdict, RateLimits, RateMeter
 from roomstreams.core.outgoing import FrameRejected, OutgoingStreams
 from roomstreams.protocol.binary import (
     BYTE_CHUNK,
@@ -27,8 +29,6 @@ from roomstreams.protocol.binary import (
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.filenames import file_name_problem
 from roomstreams.protocol.frames import (
-    ACK_PREFIX,
-    JOINED_PREFIX,
     ChunkFrame,
     DeliveredHeader,
     DeliveredTrailer,
@@ -55,7 +55,16 @@ from roomstreams.protocol.limits import (
 )
 from roomstreams.token import Claims
 
-__all__ = ["CLOSE_SLOW_CONSUMER", "Connection", "Identity", "Overloaded"]
+__all__ = [
+    "CLOSE_DUPLICATE_IDENTITY",
+    "CLOSE_RATE_LIMITED",
+    "CLOSE_REMOVED",
+    "CLOSE_SLOW_CONSUMER",
+    "Connection",
+    "ConnectionLimits",
+    "Identity",
+    "Overloaded",
+]
 
 logger = logging.getLogger("gateway.connection")
 
@@ -63,13 +72,27 @@ logger = logging.getLogger("gateway.connection")
 CLOSE_TRY_AGAIN_LATER = 1013
 #: Close code for a receiver whose send queue overflowed.
 CLOSE_SLOW_CONSUMER = 4008
-#: Close code when the router replaced this connection (same identity joined again), or an
-#: operator removed the participant.
+#: Close code when an operator removed the participant (server API).
 CLOSE_REMOVED = 4009
+#: Close code when a newer connection with the same identity replaced this one (LiveKit's
+#: DUPLICATE_IDENTITY).
+CLOSE_DUPLICATE_IDENTITY = 4010
+#: Close code for a connection that kept going over its rate limits after being told.
+CLOSE_RATE_LIMITED = 4029
 
 
 class Overloaded(Exception):
     """The gateway's append queue is full: Redis is not keeping up with what it accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What one connection may do (from the gateway's settings; docs/security.md)."""
+
+    rates: RateLimits
+    max_open_streams: int = 256
+    max_pending_requests: int = 64
+    max_subscriptions: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +107,9 @@ class Identity:
 
 
 Append = Callable[[str, LogEntry], None]
+
+_CHUNK: TypeAdapter[ChunkFrame] = TypeAdapter(ChunkFrame)
+_TRAILER: TypeAdapter[TrailerFrame] = TypeAdapter(TrailerFrame)
 
 
 def _error(
@@ -114,7 +140,7 @@ def _check_topic(topic: str, *, stream_id: str | None = None, req: int | None = 
 def _salvage(raw: bytes) -> dict[str, object] | None:
     try:
         obj = json.loads(raw.decode("utf-8", "surrogateescape"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands of levels deep
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -147,13 +173,16 @@ class Connection:
         *,
         send_queue_frames: int,
         window_bytes: int,
+        limits: ConnectionLimits,
     ) -> None:
         self.ws = ws
         self.ident = ident
         self.session = ident.session
         self._append = append
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=send_queue_frames)
-        self._out = OutgoingStreams()
+        self._limits = limits
+        self._out = OutgoingStreams(max_open=limits.max_open_streams)
+        self._meter = RateMeter(limits.rates, time.monotonic())
         self._seq = 0
         self._window = window_bytes
         self._inflight = 0
@@ -174,6 +203,9 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self.close_reason = ""
         self._extra = {"session": ident.session, "room": ident.room}
+        #: the sender identity stamped on what it sends: blank for a hidden participant, as
+        #: LiveKit blanks a hidden participant's identity on its data packets
+        self._stamp = "" if ident.claims.video.hidden else ident.claims.identity
 
     # -- toward the socket ------------------------------------------------------------------
 
@@ -181,14 +213,27 @@ class Connection:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
-    def push(self, frame: bytes, *, opens: str = "", ends: str = "") -> None:
-        """Queue a frame for the socket; never blocks. A full queue disconnects the socket."""
+    def push(
+        self,
+        frame: bytes,
+        *,
+        opens: str = "",
+        ends: str = "",
+        joined: bool = False,
+        ack: int | None = None,
+    ) -> None:
+        """Queue a frame for the socket; never blocks. A full queue disconnects the socket.
+
+        ``joined`` / ``ack`` say what the frame is when the gateway must know it (the
+        router's ``joined`` frame, an acknowledgement of request ``ack``): the router marks
+        those inbox entries, so the gateway never guesses a frame's meaning from its bytes
+        (frames are forwarded bytes a client may have shaped)."""
         if self.close_code is not None:
             return
-        if not self.announced and frame.startswith(JOINED_PREFIX):
+        if joined:
             self.announced = True
-        elif self.pending_reqs and frame.startswith(ACK_PREFIX):
-            self.pending_reqs.pop(int(json.loads(frame)["req"]), None)
+        elif ack is not None:
+            self.pending_reqs.pop(ack, None)
         if opens:
             self.receiving.add(opens)
         elif ends:
@@ -225,11 +270,13 @@ class Connection:
         self._inflight = 0
         self._window_open.set()
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, why: str = "") -> None:
+        """Close with WebSocket ``code``; the ``goaway`` frame before it says ``why`` (an
+        :class:`ErrorCode`, default: the close code) and ``reason``."""
         if self.close_code is not None:
             return
         self.close_code, self.close_reason = code, reason
-        goaway = GoAwayFrame(code=str(code), reason=reason).model_dump_json().encode()
+        goaway = GoAwayFrame(code=why or str(code), reason=reason).model_dump_json().encode()
         # kept, so the task cannot be collected before it ran
         self._closer = asyncio.get_running_loop().create_task(self._close(goaway, code, reason))
 
@@ -275,7 +322,9 @@ class Connection:
             identity=c.identity, name=c.name, metadata=c.metadata, attributes=c.attributes
         )
         perms = Permissions(
-            can_publish_data=c.video.can_publish_data, can_subscribe=c.video.can_subscribe
+            can_publish_data=c.video.can_publish_data,
+            can_subscribe=c.video.can_subscribe,
+            hidden=c.video.hidden,
         )
         # LiveKit's participant fields: sid, kind, what the token lets it update
         perms = perms.model_copy(update={"can_update_metadata": c.video.can_update_own_metadata})
@@ -334,11 +383,38 @@ class Connection:
         self._entry(LogEntry(kind="l", session=self.session, reason=reason))
 
     async def reader(self) -> None:
-        ws = self.ws
+        ws, meter, monotonic = self.ws, self._meter, time.monotonic
         while True:
             await self._window_open.wait()
             raw = await ws.recv(decode=False)
+            verdict = meter.charge(len(raw), monotonic())
             self.handle(raw)
+            if verdict.wait:
+                await self._throttle(verdict)
+
+    async def _throttle(self, verdict: FloodVerdict) -> None:
+        """Over its rate: stop reading this socket for a while (TCP pushes back); tell the
+        client once per spell; close it when it keeps flooding."""
+        rates = self._limits.rates
+        if verdict.close:
+            logger.warning("closing a connection that kept flooding", extra=self._extra)
+            reason = f"rate limited: over {rates.frames_per_second:g} frames/s for too long"
+            self.push(_error(ErrorCode.RATE_LIMITED, reason))
+            self.close(CLOSE_RATE_LIMITED, reason, ErrorCode.RATE_LIMITED)
+            await self.ws.wait_closed()
+            return
+        if verdict.warn:
+            logger.info("throttling a connection over its rate", extra=self._extra)
+            self.push(
+                _error(
+                    ErrorCode.RATE_LIMITED,
+                    f"over {rates.frames_per_second:g} frames/s or "
+                    f"{rates.bytes_per_second:g} bytes/s: reading is slowed down; keep "
+                    f"flooding for {rates.close_after:g} s "
+                    "and the connection is closed",
+                )
+            )
+        await asyncio.sleep(verdict.wait)
 
     def handle(self, raw: bytes) -> None:
         """Validate one client frame and append it, or answer an error frame."""
@@ -356,6 +432,10 @@ class Connection:
                         kind="t", session=self.session, stream_id=rej.stream_id or "", data=data
                     )
                 )
+        except Exception:
+            # a frame the checks above did not foresee: refused, logged, nothing else hurt
+            logger.exception("frame could not be handled: %.120r", raw, extra=self._extra)
+            self.push(_error(ErrorCode.INTERNAL_ERROR, "the gateway could not handle this frame"))
 
     def _handle(self, raw: bytes) -> None:
         if len(raw) > MAX_FRAME_BYTES:
@@ -408,6 +488,24 @@ class Connection:
     def _subscription(self, f: SubscribeFrame | UnsubscribeFrame) -> None:
         _check_topic(f.topic, req=f.req)
         kind = "s" if isinstance(f, SubscribeFrame) else "u"
+        lim = self._limits
+        if f.req is not None and len(self.pending_reqs) >= lim.max_pending_requests:
+            raise FrameRejected(
+                ErrorCode.TOO_MANY_REQUESTS,
+                f"{lim.max_pending_requests} handler registrations are already waiting for "
+                "the router; wait for their acknowledgements",
+                req=f.req,
+            )
+        if (
+            kind == "s"
+            and (f.kind, f.topic) not in self.subscriptions
+            and len(self.subscriptions) >= lim.max_subscriptions
+        ):
+            raise FrameRejected(
+                ErrorCode.TOO_MANY_REQUESTS,
+                f"at most {lim.max_subscriptions} handlers may be registered per connection",
+                req=f.req,
+            )
         if kind == "s":
             self.subscriptions.add((f.kind, f.topic))
         else:
@@ -442,7 +540,7 @@ class Connection:
                 ErrorCode.BAD_FRAME, f"bad byte stream name: {problem}", stream_id=h.stream_id
             )
         self._out.header(h)
-        delivered = DeliveredHeader(**h.model_dump(), sender=self.ident.claims.identity)
+        delivered = DeliveredHeader(**h.model_dump(), sender=self._stamp)
         data = delivered.model_dump_json().encode()
         self._charge(len(data))
         self._entry(
@@ -461,10 +559,14 @@ class Connection:
     def _chunk(self, c: ChunkFrame, raw: bytes) -> None:
         self._may_publish(c.stream_id)
         self._out.chunk(c)
-        # extra fields are forbidden, so the client's bytes are exactly the frame to deliver
-        self._charge(len(raw))
+        # re-serialised, never the client's bytes: whatever the client wrote (repeated keys,
+        # odd spacing), every later reader parses exactly the frame validated here
+        data = _CHUNK.dump_json(c)
+        self._charge(len(data))
         self._entry(
-            LogEntry(kind="c", session=self.session, stream_id=c.stream_id, data=raw, size=len(raw))
+            LogEntry(
+                kind="c", session=self.session, stream_id=c.stream_id, data=data, size=len(data)
+            )
         )
 
     def _byte_chunk(self, raw: bytes) -> None:
@@ -502,7 +604,7 @@ class Connection:
         delivered = DeliveredDataMeta(
             topic=meta.topic,
             destination_identities=meta.destination_identities,
-            sender=self.ident.claims.identity,
+            sender=self._stamp,
         )
         data = encode_data_packet(
             delivered.model_dump_json().encode(), p.payload, reliable=p.reliable
@@ -523,7 +625,10 @@ class Connection:
         self._may_publish(t.stream_id)
         self._out.trailer(t)
         self.closing.add(t.stream_id)
-        self._charge(len(raw))
+        data = _TRAILER.dump_json(t)  # re-serialised, as chunks are
+        self._charge(len(data))
         self._entry(
-            LogEntry(kind="t", session=self.session, stream_id=t.stream_id, data=raw, size=len(raw))
+            LogEntry(
+                kind="t", session=self.session, stream_id=t.stream_id, data=data, size=len(data)
+            )
         )

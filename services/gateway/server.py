@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 import weakref
+from collections import Counter
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,8 +24,10 @@ from websockets.http11 import Request, Response
 from roomstreams._redisio import client as redis_client
 from roomstreams._redisio import xread
 from roomstreams._tasks import cancel_and_wait
+from roomstreams.core.limits import RateLimits
 from roomstreams.exceptions import AuthError
 from roomstreams.protocol.entries import LogEntry, encode_log_entry
+from roomstreams.protocol.frames import ErrorCode
 from roomstreams.protocol.keys import (
     GATEWAY_EVENTS,
     inbox_key,
@@ -35,7 +38,14 @@ from roomstreams.protocol.keys import (
 from roomstreams.token import Claims, verify_token
 
 from .api import serve_api
-from .connection import CLOSE_REMOVED, Connection, Identity, Overloaded
+from .connection import (
+    CLOSE_DUPLICATE_IDENTITY,
+    CLOSE_REMOVED,
+    Connection,
+    ConnectionLimits,
+    Identity,
+    Overloaded,
+)
 from .http import GatewayHttp
 from .settings import GatewaySettings
 
@@ -78,6 +88,19 @@ class Gateway:
         #: per partition, the newest router epoch heard from, and the epochs fenced off
         self._newest: dict[bytes, bytes] = {}
         self._fenced: set[tuple[bytes, bytes]] = set()
+        self._limits = ConnectionLimits(
+            rates=RateLimits(
+                frames_per_second=settings.max_frames_per_second,
+                bytes_per_second=settings.max_bytes_per_second,
+                close_after=settings.flood_close_after,
+            ),
+            max_open_streams=settings.max_open_streams,
+            max_pending_requests=settings.max_pending_requests,
+            max_subscriptions=settings.max_subscriptions,
+        )
+        #: connections per (room, identity), and those whose join is not answered yet
+        self._per_identity: Counter[tuple[str, str]] = Counter()
+        self._joining: set[Connection] = set()
         self._redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}")
         self._inbox_redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}-inbox")
         self._http = GatewayHttp(
@@ -184,7 +207,23 @@ class Gateway:
             return conn.respond(HTTPStatus.FORBIDDEN, "token names no room\n")
         if not claims.identity:
             return conn.respond(HTTPStatus.FORBIDDEN, "token has no identity (sub)\n")
+        if refused := self._over_connection_limits(claims):
+            status, why = refused
+            return conn.respond(status, why)
         self._claims[conn] = claims
+        return None
+
+    def _over_connection_limits(self, claims: Claims) -> tuple[HTTPStatus, str] | None:
+        s = self.settings
+        n = self._per_identity[(claims.video.room, claims.identity)]
+        if n >= s.max_connections_per_identity:
+            why = f"{n} connections of this identity are already open on this gateway"
+            return HTTPStatus.TOO_MANY_REQUESTS, why + "\n"
+        if len(self._joining) >= s.max_joining_connections:
+            self._joining = {c for c in self._joining if not c.announced and c.close_code is None}
+            if len(self._joining) >= s.max_joining_connections:
+                why = f"{len(self._joining)} connections are waiting to join; try again later"
+                return HTTPStatus.SERVICE_UNAVAILABLE, why + "\n"
         return None
 
     # -- sockets ----------------------------------------------------------------------------
@@ -217,15 +256,16 @@ class Gateway:
             self._append,
             send_queue_frames=self.settings.send_queue_frames,
             window_bytes=self.settings.window_bytes,
+            limits=self._limits,
         )
-        self.sessions[session] = conn
         extra = {"session": session, "room": room, "identity": claims.identity}
-        logger.info("connected %s to %s as %s", session, room, claims.identity, extra=extra)
+        # counted only once its join is queued (a join that cannot be built ends here)
         conn.append_join(self.id)
-        self._append(
-            partition_ctl_key(ident.partition),
-            LogEntry(kind="room", session=session, topic=room),
-        )
+        self.sessions[session] = conn
+        who = (room, claims.identity)
+        self._per_identity[who] += 1
+        self._joining.add(conn)
+        logger.info("connected %s to %s as %s", session, room, claims.identity, extra=extra)
         reason = "disconnected"
         # This task reads the socket; one more writes it (memory per idle socket counts: a
         # task group and a third task would cost ~2 KB each). The writer only ever stops on
@@ -233,6 +273,10 @@ class Gateway:
         writer = asyncio.get_running_loop().create_task(conn.writer())
         writer.add_done_callback(_retrieve)
         try:
+            self._append(
+                partition_ctl_key(ident.partition),
+                LogEntry(kind="room", session=session, topic=room),
+            )
             await conn.reader()
         except ConnectionClosed as exc:
             rcvd = exc.rcvd
@@ -245,6 +289,10 @@ class Gateway:
         finally:
             writer.cancel()
             self.sessions.pop(session, None)
+            self._joining.discard(conn)
+            self._per_identity[who] -= 1
+            if not self._per_identity[who]:
+                del self._per_identity[who]
             if self._draining and not self.sessions:
                 self._drained.set()
             conn.append_leave(reason)
@@ -324,7 +372,7 @@ class Gateway:
                 continue
             entries = resp[0][1]
             for entry_id, fields in entries:
-                self._dispatch(fields)
+                self._dispatch_safely(entry_id, fields)
                 last = entry_id
             since_trim += len(entries)
             if since_trim >= 200:
@@ -360,6 +408,15 @@ class Gateway:
         self._newest[p] = e
         return False
 
+    def _dispatch_safely(self, entry_id: bytes, f: dict[bytes, bytes]) -> None:
+        """One inbox entry, whatever it holds: a malformed entry (a bug, or something
+        written to the inbox by hand) is logged and skipped; the loop and every other
+        connection go on."""
+        try:
+            self._dispatch(f)
+        except Exception:
+            logger.exception("inbox entry %s could not be handled; skipped", entry_id.decode())
+
     def _dispatch(self, f: dict[bytes, bytes]) -> None:
         p, e, q = f.get(b"p", b""), f.get(b"e", b""), int(f.get(b"q", b"0"))
         if e and e != self._newest.get(p) and self._fenced_off(p, e):
@@ -383,10 +440,13 @@ class Gateway:
             data = f[b"d"]
             so = f.get(b"so", b"").decode()
             se = f.get(b"se", b"").decode()
+            joined = b"jn" in f
+            ak = f.get(b"ak")
+            ack = int(ak) if ak is not None else None
             for s in f[b"to"].decode().split():
                 conn = sessions.get(s)
                 if conn is not None:
-                    conn.push(data, opens=so, ends=se)
+                    conn.push(data, opens=so, ends=se, joined=joined, ack=ack)
             if b"mb" in f:  # maybe-recipients (see roomstreams.core.room.Maybe)
                 self._deliver_maybe(f, data, so, se)
         elif kind == b"a":
@@ -397,16 +457,21 @@ class Gateway:
         elif kind == b"r":
             self._resync(int(f[b"p"]), e.decode())
         elif kind == b"x":
-            reason = json.loads(f[b"d"]).get("reason", "removed")
+            goaway = json.loads(f[b"d"])
+            reason = str(goaway.get("reason", "removed"))
+            why = str(goaway.get("code", ""))
             to = f[b"to"].decode()
             if to == "*":  # the router had given this gateway up for dead
                 for conn in list(sessions.values()):
                     conn.close(1012, reason)
                 return
+            code = (
+                CLOSE_DUPLICATE_IDENTITY if why == ErrorCode.DUPLICATE_IDENTITY else CLOSE_REMOVED
+            )
             for s in to.split():
                 conn = sessions.get(s)
                 if conn is not None:
-                    conn.close(CLOSE_REMOVED, reason)
+                    conn.close(code, reason, why)
 
     def _deliver_maybe(self, f: dict[bytes, bytes], data: bytes, so: str, se: str) -> None:
         """A stream frame for sessions that had no handler for its topic when the router

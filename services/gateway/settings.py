@@ -23,6 +23,27 @@ class GatewaySettings(CommonSettings):
     append_queue_limit: int = Field(default=65_536, ge=16)
     #: Seconds between liveness beats to the router.
     heartbeat_interval: float = Field(default=1.0, gt=0)
+    # -- flood limits, per connection (docs/security.md) -----------------------------------
+    #: Frames a connection may send per second (burst: one second's worth). Over it, the
+    #: gateway stops reading the socket until the client is back within the rate and tells
+    #: it once (``rate_limited``); throttled for ``flood_close_after`` seconds in a row, it
+    #: is closed with 4029.
+    max_frames_per_second: float = Field(default=10_000, gt=0)
+    #: Bytes a connection may send per second (throttled, never closed for it).
+    max_bytes_per_second: float = Field(default=256 * 1024 * 1024, gt=0)
+    flood_close_after: float = Field(default=5.0, gt=0)
+    #: Streams one connection may have open at once (``too_many_streams``).
+    max_open_streams: int = Field(default=256, ge=1)
+    #: Handler registrations waiting for the router, and handlers registered, per
+    #: connection (``too_many_requests``).
+    max_pending_requests: int = Field(default=64, ge=1)
+    max_subscriptions: int = Field(default=1024, ge=1)
+    #: Connections of one identity in one room on this gateway (HTTP 429 past it). LiveKit
+    #: replaces an older connection with a newer one; more at once is a reconnect storm.
+    max_connections_per_identity: int = Field(default=4, ge=1)
+    #: Connections on this gateway whose join the router has not answered yet (HTTP 503
+    #: past it).
+    max_joining_connections: int = Field(default=1000, ge=1)
     #: Browser origins allowed to open WebSockets (comma-separated patterns, ``*`` a
     #: wildcard, ``*`` alone: any origin). The gateway's own origin is always allowed; a
     #: request without ``Origin`` (not a browser) is too. Others get 403.

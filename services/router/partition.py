@@ -79,6 +79,8 @@ class Batch:
         *,
         opens: str = "",
         ends: str = "",
+        joined: bool = False,
+        ack: int | None = None,
         maybe: Maybe | None = None,
     ) -> None:
         f: dict[str, bytes | str] = {"to": " ".join(sessions), "d": frame}
@@ -90,6 +92,10 @@ class Batch:
             f["mb"], f["ms"] = " ".join(maybe.sessions), maybe.stream_id
             if opens:
                 f["mk"], f["mt"] = maybe.kind, maybe.topic
+        if joined:
+            f["jn"] = "1"
+        elif ack is not None:
+            f["ak"] = str(ack)
         self.inbox[gateway].append(f)
 
     def ack(self, gateway: str, session: str, nbytes: int) -> None:
@@ -275,8 +281,17 @@ class PartitionWorker:
             state = self.rooms.get(key)
             if state is None:
                 continue
-            for _entry_id, f in entries:
-                e = LogEntry.from_fields(f)
+            for entry_id, f in entries:
+                try:
+                    e = LogEntry.from_fields(f)
+                except Exception:  # not an entry any gateway writes: skip it, go on
+                    logger.exception(
+                        "partition %d: undecodable entry %s in %s; skipped",
+                        self.p,
+                        entry_id.decode(),
+                        key,
+                    )
+                    continue
                 if e.kind == "rd":
                     if rs is not None and e.epoch == self.epoch:
                         rs.room_done(e.gateway, key)
@@ -326,7 +341,19 @@ class PartitionWorker:
     def _fold(self, state: RoomState, e: LogEntry, batch: Batch) -> None:
         if e.kind == "j" and self._saw_gateway is not None:
             self._saw_gateway(e.gateway)
-        state.apply(e, batch)
+        try:
+            state.apply(e, batch)
+        except Exception:
+            # one entry must not stop the partition: whoever it concerns is told, the
+            # others go on
+            logger.exception(
+                "partition %d: entry of kind %r from session %s in room %s failed; rejected",
+                self.p,
+                e.kind,
+                e.session,
+                state.name,
+            )
+            state.reject(e, batch)
 
     def _note_empty(self, key: str, state: RoomState) -> None:
         if state.empty:

@@ -62,6 +62,8 @@ class RecordingSink:
         *,
         opens: str = "",
         ends: str = "",
+        joined: bool = False,
+        ack: int | None = None,
         maybe: Maybe | None = None,
     ) -> None:
         assert isinstance(frame, bytes)
@@ -69,6 +71,10 @@ class RecordingSink:
             self.maybes.append((gateway, maybe))
             if not sessions:
                 return  # only maybe-recipients on this gateway
+        # the marks say what the frame is: they must agree with its bytes
+        kind = json.loads(frame)["type"] if frame[:1] == b"{" else "binary"
+        assert joined == (kind == "joined"), frame
+        assert (ack is not None) == (kind == "ack"), frame
         self.deliveries.append(
             Delivery(gateway, tuple(sessions), frame, opens=opens, ends=ends, at=self.at)
         )

@@ -70,7 +70,7 @@ def test_first_joiner_gets_joined_with_no_participants(
         "room": "demo",
         "session": "s-alice",
         "participant": {"identity": "alice", "name": "Alice", "metadata": "", "attributes": {}},
-        "permissions": {"can_publish_data": True, "can_subscribe": True},
+        "permissions": {"can_publish_data": True, "can_subscribe": True, "hidden": False},
         "participants": [],
     }
     assert not room.empty

@@ -61,7 +61,13 @@ class Sink(Protocol):
         opens: str = "",
         ends: str = "",
         maybe: Maybe | None = None,
-    ) -> None: ...
+        joined: bool = False,
+        ack: int | None = None,
+    ) -> None:
+        """Deliver ``frame`` to ``sessions``. ``opens``/``ends`` name the stream it opens or
+        ends; ``joined`` marks the member's own joined frame and ``ack`` the acknowledgement
+        of request ``ack``: the gateway acts on those marks, never on the frame's bytes."""
+        ...
 
     def ack(self, gateway: str, session: str, nbytes: int) -> None: ...
 
@@ -101,6 +107,9 @@ class Member:
     ack_every: int = 0
     #: its Permissions JSON, as its gateway stamped them from the token
     permissions: bytes = b"{}"
+    #: a hidden participant (token grant ``hidden``): never announced to the others, not in
+    #: their participant lists, not listed by the server API, no room events
+    hidden: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +189,17 @@ class RoomState:
             sink.ack(m.gateway, m.session, m.unacked)
             m.unacked = 0
 
-    def _to(self, sink: Sink, member: Member, frame: bytes, *, ends: str = "") -> None:
-        sink.deliver(member.gateway, [member.session], frame, ends=ends)
+    def _to(
+        self,
+        sink: Sink,
+        member: Member,
+        frame: bytes,
+        *,
+        ends: str = "",
+        joined: bool = False,
+        ack: int | None = None,
+    ) -> None:
+        sink.deliver(member.gateway, [member.session], frame, ends=ends, joined=joined, ack=ack)
 
     def _abort(self, sink: Sink, st: OpenStream, code: str, reason: str) -> None:
         """End ``st`` abnormally at its receivers and forget it."""
@@ -262,35 +280,53 @@ class RoomState:
             else:
                 topics.discard(e.topic)
             if e.req is not None:
-                self._to(sink, m, _frame(AckFrame(req=e.req)))
+                self._to(sink, m, _frame(AckFrame(req=e.req)), ack=e.req)
         elif kind == "l":
             self._leave(m, e.reason, sink)
         elif kind == "p":
             self._packet(m, e, sink)
 
+    def reject(self, e: LogEntry, sink: Sink) -> None:
+        """Folding ``e`` raised (a malformed entry): end what it concerns, clearly. Its
+        stream ends abnormally at its receivers and its sender is told; a join that cannot
+        be folded closes the joining connection (it would wait for ``joined`` forever)."""
+        reason = f"the router could not handle a {e.kind!r} entry; it was rejected"
+        st = self.streams.get(e.stream_id) if e.stream_id else None
+        if st is not None and st.sender == e.session:
+            self._abort(sink, st, ErrorCode.INTERNAL_ERROR, reason)
+        m = self.members.get(e.session)
+        if m is not None:
+            err = ErrorFrame(
+                code=ErrorCode.INTERNAL_ERROR, message=reason, stream_id=e.stream_id or None
+            )
+            self._to(sink, m, _frame(err), ends=e.stream_id)
+        elif e.kind == "j" and e.gateway and e.session:
+            goaway = GoAwayFrame(code=ErrorCode.INTERNAL_ERROR, reason=reason)
+            sink.close_sessions(e.gateway, [e.session], _frame(goaway))
+
     def _join(self, e: LogEntry, sink: Sink) -> None:
         if e.session in self.members:
             return
         info = ParticipantInfo.model_validate_json(e.data)
+        perms = Permissions.model_validate_json(e.permissions)
         if e.resync and e.announced:
             # re-announced to a router that took the partition over: the participant and
             # the others already know each other; only the router has to learn it again
-            self._add(e, info)
+            m = self._add(e, info, perms)
             if not self.settled:
-                sink.presence(self.name, e.session, e.identity, e.data, announce=False)
+                self._presence(sink, m, e.data, announce=False)
                 return
             # re-announced after the room settled (its gateway answered late): the others
             # were told it had left
-            frame = _frame(ParticipantJoinedFrame(participant=info))
-            self._broadcast(sink, frame, exclude=e.session)
-            sink.presence(self.name, e.session, e.identity, e.data)
+            self._announce(sink, m)
+            self._presence(sink, m, e.data)
             return
         if e.resync and not self.settled:
             # its join was never routed: announced when the room settles (once the room has
             # settled, such a join is folded as a plain one, below)
-            self._add(e, info)
+            m = self._add(e, info, perms)
             self._unannounced.append(e.session)
-            sink.presence(self.name, e.session, e.identity, e.data, announce=False)
+            self._presence(sink, m, e.data, announce=False)
             return
         for old in [m for m in self.members.values() if m.identity == e.identity]:
             # LiveKit's rule: a second connection with the same identity replaces the first.
@@ -298,30 +334,21 @@ class RoomState:
             self._leave(old, reason, sink)
             goaway = GoAwayFrame(code=ErrorCode.DUPLICATE_IDENTITY, reason=reason)
             sink.close_sessions(old.gateway, [old.session], _frame(goaway))
-        m = Member(
-            session=e.session,
-            identity=e.identity,
-            gateway=e.gateway,
-            info=info,
-            can_subscribe=e.can_subscribe,
-            last_seq=e.seq,
-            ack_every=e.window // 4,
-        )
-        others = [o.info for o in self.members.values()]
-        self.members[e.session] = m
+        others = [o.info for o in self.members.values() if not o.hidden]
+        m = self._add(e, info, perms)
         joined = JoinedFrame(
             room=self.name,
             room_sid=self.sid,
             session=e.session,
             participant=info,
-            permissions=Permissions.model_validate_json(e.permissions),
+            permissions=perms,
             participants=others,
         )
-        self._to(sink, m, _frame(joined))
-        self._broadcast(sink, _frame(ParticipantJoinedFrame(participant=info)), exclude=e.session)
-        sink.presence(self.name, e.session, e.identity, e.data)
+        self._to(sink, m, _frame(joined), joined=True)
+        self._announce(sink, m)
+        self._presence(sink, m, e.data)
 
-    def _add(self, e: LogEntry, info: ParticipantInfo) -> Member:
+    def _add(self, e: LogEntry, info: ParticipantInfo, perms: Permissions) -> Member:
         m = Member(
             session=e.session,
             identity=e.identity,
@@ -331,9 +358,30 @@ class RoomState:
             last_seq=e.seq,
             ack_every=e.window // 4,
             permissions=e.permissions,
+            hidden=perms.hidden,
         )
         self.members[e.session] = m
         return m
+
+    def _announce(self, sink: Sink, m: Member) -> None:
+        """Tell the others that ``m`` joined (never for a hidden participant)."""
+        if not m.hidden:
+            frame = _frame(ParticipantJoinedFrame(participant=m.info))
+            self._broadcast(sink, frame, exclude=m.session)
+
+    def _presence(
+        self,
+        sink: Sink,
+        m: Member,
+        info: bytes | None,
+        reason: str = "",
+        *,
+        announce: bool = True,
+    ) -> None:
+        """Record a join (``info``) or a leave (None) for listing and room events; a hidden
+        participant is neither listed nor reported."""
+        if not m.hidden:
+            sink.presence(self.name, m.session, m.identity, info, reason, announce=announce)
 
     def settle(self, previous: dict[str, str], sink: Sink) -> None:
         """End of a takeover's re-announcements. ``previous`` is what the previous router
@@ -361,7 +409,7 @@ class RoomState:
             others = [
                 o.info
                 for o in self.members.values()
-                if o.session != session and o.session not in waiting
+                if o.session != session and o.session not in waiting and not o.hidden
             ]
             joined = JoinedFrame(
                 room=self.name,
@@ -371,12 +419,13 @@ class RoomState:
                 permissions=Permissions.model_validate_json(m.permissions),
                 participants=others,
             )
-            self._to(sink, m, _frame(joined))
-            notice = _frame(ParticipantJoinedFrame(participant=m.info))
-            told = [s for s in self.members if s != session and s not in waiting]
-            for gw, sessions in self._group(told).items():
-                sink.deliver(gw, sessions, notice)
-            sink.presence(self.name, session, m.identity, m.info.model_dump_json().encode())
+            self._to(sink, m, _frame(joined), joined=True)
+            if not m.hidden:
+                notice = _frame(ParticipantJoinedFrame(participant=m.info))
+                told = [s for s in self.members if s != session and s not in waiting]
+                for gw, sessions in self._group(told).items():
+                    sink.deliver(gw, sessions, notice)
+            self._presence(sink, m, m.info.model_dump_json().encode())
 
     def _leave(self, m: Member, reason: str, sink: Sink) -> None:
         for st in [s for s in self.streams.values() if s.sender == m.session]:
@@ -390,9 +439,10 @@ class RoomState:
             elif m.session in st.maybe:
                 st.maybe.discard(m.session)
                 st.maybe_targets = self._group(st.maybe)
-        left = ParticipantLeftFrame(identity=m.identity, reason=reason)
-        self._broadcast(sink, _frame(left), exclude=m.session)
-        sink.presence(self.name, m.session, m.identity, None, reason)
+        if not m.hidden:
+            left = ParticipantLeftFrame(identity=m.identity, reason=reason)
+            self._broadcast(sink, _frame(left), exclude=m.session)
+        self._presence(sink, m, None, reason)
 
     def remove(self, identity: str, reason: str, sink: Sink) -> bool:
         """The server API removes a participant: its sockets are closed, it leaves."""

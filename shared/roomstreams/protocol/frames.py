@@ -82,6 +82,12 @@ class ErrorCode:
     ROUTER_RESTARTED = "router_restarted"
     OVERLOADED = "overloaded"
     CONNECTION_LOST = "connection_lost"
+    #: a bug or a malformed entry inside the system; what it concerned was rejected
+    INTERNAL_ERROR = "internal_error"
+    #: a connection over its limits (frames or bytes per second, open streams, pending
+    #: requests); see docs/security.md
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_REQUESTS = "too_many_requests"
 
 
 class _Frame(BaseModel):
@@ -172,6 +178,8 @@ class Permissions(_Frame):
     can_subscribe: bool = True
     #: LiveKit's ``canUpdateOwnMetadata``: may change its own name, metadata, attributes
     can_update_metadata: bool = False
+    #: LiveKit's ``hidden``: the others are not told of this participant
+    hidden: bool = False
 
 
 class JoinedFrame(_Frame):
