@@ -5,7 +5,8 @@ Field names follow LiveKit's ``DataStream.Header/Chunk/Trailer`` where they exis
 (``stream_id``, ``topic``, ``timestamp``, ``total_length``, ``mime_type``, ``attributes``,
 ``chunk_index``, ``content``, ``reason``).
 
-Client -> gateway: ``subscribe``, ``unsubscribe``, ``header``, ``chunk``, ``trailer``.
+Client -> gateway: ``subscribe``, ``unsubscribe``, ``header``, ``chunk``, ``trailer``,
+``update_participant``, ``rpc_request``, ``rpc_ack``, ``rpc_response``.
 Gateway -> client: ``joined``, ``participant_joined``, ``participant_left``, ``ack``,
 ``header`` (with ``sender`` stamped by the gateway), ``chunk``, ``trailer`` (with ``code``
 when the stream ended abnormally), ``closed`` (the sender's trailer was routed), ``error``,
@@ -14,6 +15,34 @@ when the stream ended abnormally), ``closed`` (the sender's trailer was routed),
 Byte-stream chunks and data packets are binary frames (first byte ``0x01``/``0x02``, never
 ``{``), defined in :mod:`roomstreams.protocol.binary`; byte streams use the same ``header``
 and ``trailer`` frames as text streams, with ``kind="byte"`` and a ``name``.
+
+Participant updates (LiveKit's ``set_attributes``/``set_metadata``/``set_name``)::
+
+    client:  {"type":"update_participant","req":7,"attributes":{"k":"v"}}   (and/or name, metadata)
+    all:     {"type":"participant_updated","participant":{ParticipantInfo},
+              "changed_attributes":{"k":"v"}}     (to every member, the sender included)
+    sender:  {"type":"ack","req":7}    or an ``error`` with that ``req``
+
+Only with the token's ``canUpdateOwnMetadata`` grant (``permission_denied``). Attributes are
+merged into the current ones; an empty value deletes the key. Limits (LiveKit's): name 256,
+metadata 64000, attributes 64000 UTF-8 bytes in all (``metadata_too_large``).
+
+RPC (LiveKit's ``perform_rpc``/``register_rpc_method``), routed like a destination-filtered
+data packet, through the room log::
+
+    caller:  {"type":"rpc_request","id":"<uuid>","destination":"bob","method":"greet",
+              "payload":"...","response_timeout_ms":8000,"version":1}
+    bob:     the same with "caller":"alice" (stamped by the caller's gateway)
+    bob:     {"type":"rpc_ack","request_id":"<uuid>","destination":"alice"}  (at once)
+    bob:     {"type":"rpc_response","request_id":"<uuid>","destination":"alice",
+              "payload":"..."}  or  "error":{"code":1500,"message":"...","data":null}
+    caller:  the ack and the response, with "sender":"bob"
+
+A request to an identity that is not in the room is answered by the router with an
+``rpc_response`` whose error is 1401 (recipient not found); a payload over 15360 UTF-8 bytes
+by the gateway with 1402 (request) or 1504 (response). The caller times out on its own:
+no ack within 7 s (1501), no response within ``response_timeout`` (1502), and fails at once
+with 1503 when the destination leaves the room.
 """
 
 from __future__ import annotations
@@ -30,6 +59,9 @@ __all__ = [
     "ClientFrame",
     "ClosedFrame",
     "DeliveredHeader",
+    "DeliveredRpcAck",
+    "DeliveredRpcRequest",
+    "DeliveredRpcResponse",
     "DeliveredTrailer",
     "ErrorCode",
     "ErrorFrame",
@@ -39,12 +71,18 @@ __all__ = [
     "ParticipantInfo",
     "ParticipantJoinedFrame",
     "ParticipantLeftFrame",
+    "ParticipantUpdatedFrame",
     "Permissions",
+    "RpcAckFrame",
+    "RpcError",
+    "RpcRequestFrame",
+    "RpcResponseFrame",
     "ServerFrame",
     "StreamKind",
     "SubscribeFrame",
     "TrailerFrame",
     "UnsubscribeFrame",
+    "UpdateParticipantFrame",
     "client_frame_adapter",
     "server_frame_adapter",
 ]
@@ -82,6 +120,8 @@ class ErrorCode:
     ROUTER_RESTARTED = "router_restarted"
     OVERLOADED = "overloaded"
     CONNECTION_LOST = "connection_lost"
+    #: a name, metadata or attributes update over LiveKit's limits
+    METADATA_TOO_LARGE = "metadata_too_large"
     #: a bug or a malformed entry inside the system; what it concerned was rejected
     INTERNAL_ERROR = "internal_error"
     #: a connection over its limits (frames or bytes per second, open streams, pending
@@ -133,6 +173,10 @@ class HeaderFrame(_Frame):
     generated: bool = False
     # byte stream extras
     name: str | None = None
+    #: LiveKit's ``sender_identity``: an agent speaking for another participant (the
+    #: gateway refuses it for other tokens and delivers the stream as that identity's,
+    #: ``generated``)
+    sender_identity: str | None = None
 
 
 class ChunkFrame(_Frame):
@@ -151,8 +195,59 @@ class TrailerFrame(_Frame):
     attributes: dict[str, str] = Field(default_factory=dict)
 
 
+class UpdateParticipantFrame(_Frame):
+    """Change this participant's name, metadata and/or attributes (merged; "" deletes)."""
+
+    type: Literal["update_participant"] = "update_participant"
+    req: int | None = None
+    name: str | None = None
+    metadata: str | None = None
+    attributes: dict[str, str] | None = None
+
+
+class RpcError(_Frame):
+    """An RPC failure as it travels: LiveKit's code, message and data."""
+
+    code: int
+    message: str
+    data: str | None = None
+
+
+class RpcRequestFrame(_Frame):
+    type: Literal["rpc_request"] = "rpc_request"
+    id: str
+    destination: str
+    method: str
+    payload: str = ""
+    #: what the handler may take (the caller's timeout less the round trip), milliseconds
+    response_timeout_ms: Annotated[int, Field(ge=0)] = 8000
+    version: int = 1
+
+
+class RpcAckFrame(_Frame):
+    type: Literal["rpc_ack"] = "rpc_ack"
+    request_id: str
+    destination: str
+
+
+class RpcResponseFrame(_Frame):
+    type: Literal["rpc_response"] = "rpc_response"
+    request_id: str
+    destination: str
+    payload: str | None = None
+    error: RpcError | None = None
+
+
 ClientFrame = Annotated[
-    SubscribeFrame | UnsubscribeFrame | HeaderFrame | ChunkFrame | TrailerFrame,
+    SubscribeFrame
+    | UnsubscribeFrame
+    | HeaderFrame
+    | ChunkFrame
+    | TrailerFrame
+    | UpdateParticipantFrame
+    | RpcRequestFrame
+    | RpcAckFrame
+    | RpcResponseFrame,
     Field(discriminator="type"),
 ]
 client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
@@ -250,6 +345,29 @@ class GoAwayFrame(_Frame):
     reason: str
 
 
+class ParticipantUpdatedFrame(_Frame):
+    """A participant's name, metadata or attributes changed (``participant`` is its new
+    info; ``changed_attributes`` the keys that changed, "" for a deleted one)."""
+
+    type: Literal["participant_updated"] = "participant_updated"
+    participant: ParticipantInfo
+    changed_attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class DeliveredRpcRequest(RpcRequestFrame):
+    #: the caller's identity, stamped by its gateway
+    caller: str
+
+
+class DeliveredRpcAck(RpcAckFrame):
+    sender: str = ""
+
+
+class DeliveredRpcResponse(RpcResponseFrame):
+    #: who answered ("" when the router answered for a recipient not in the room)
+    sender: str = ""
+
+
 ServerFrame = Annotated[
     JoinedFrame
     | ParticipantJoinedFrame
@@ -260,7 +378,11 @@ ServerFrame = Annotated[
     | DeliveredTrailer
     | ClosedFrame
     | ErrorFrame
-    | GoAwayFrame,
+    | GoAwayFrame
+    | ParticipantUpdatedFrame
+    | DeliveredRpcRequest
+    | DeliveredRpcAck
+    | DeliveredRpcResponse,
     Field(discriminator="type"),
 ]
 server_frame_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
