@@ -291,8 +291,21 @@ def test_lb_config_targets_the_gateway_service_on_7880(services: dict[str, Any])
         if (m := re.match(r"^server(?:-template)?\s+\S+\s+(?:\S+\s+)?([\w.-]+):(\d+)\b", line))
     ]
     assert targets, "no server / server-template line in the LB config"
-    assert set(targets) == {("gateway", "7880")}, targets
-    assert "gateway" in services
+    assert set(targets) == {("gateway", "7880"), ("router", "7890")}, targets
+    assert "gateway" in services and "router" in services
+
+
+def test_server_api_is_the_routers_http_port_behind_the_lb(services: dict[str, Any]) -> None:
+    env = services["router"]["environment"]
+    assert (env["ROOMSTREAMS_ROUTER_HTTP_HOST"], env["ROOMSTREAMS_ROUTER_HTTP_PORT"]) == (
+        "0.0.0.0",
+        "7890",
+    )
+    joined = " ".join(services["router"]["healthcheck"]["test"])
+    assert "urllib" in joined and "127.0.0.1:7890/readyz" in joined
+    ports = services[LB_SERVICE].get("ports") or []
+    assert any(int(p["target"]) == 7890 and str(p.get("published")) == "7890" for p in ports)
+    assert any(re.match(r"^bind\s+:7890$", ln) for ln in _lb_config_lines())
 
 
 def test_lb_config_discovers_replicas_through_docker_dns() -> None:
