@@ -107,6 +107,22 @@ ENTRIES = [
     LogEntry(kind="s", session="sess-1", seq=11, topic="chat", resync=True),
     LogEntry(kind="rd", session="", gateway="gw-a", epoch="3"),
     LogEntry(kind="rd", session="", gateway="gw-a", epoch="3", data=b'["lobby", "zo\xc3\xab"]'),
+    # participant updates: from a participant's gateway (with a request id), and from the
+    # server API (session "api", none)
+    LogEntry(
+        kind="m", session="sess-1", seq=12, identity="zoë", data=b'{"name":"Z"}', size=12, req=3
+    ),
+    LogEntry(kind="m", session="api", identity="bob", data=b'{"attributes":{"a":""}}'),
+    LogEntry(
+        kind="rp",
+        session="sess-1",
+        seq=13,
+        identity="bob",
+        stream_id="req-1",
+        topic="request",
+        data=b'{"type":"rpc_request"}',
+        size=22,
+    ),
 ]
 
 

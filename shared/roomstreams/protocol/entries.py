@@ -24,7 +24,19 @@ kind   fields
        ``d`` the binary data packet frame to deliver (sender stamped)
 ``rd`` resync done (``s`` empty): gateway ``g`` has re-announced its participants of this
        room to the router of epoch ``e``
+``m``  participant update: ``i`` identity, ``d`` JSON of the new values
+       ``{"name"?, "metadata"?, "attributes"?}`` (attributes merged into the current ones,
+       "" deletes a key), ``rq`` request id (optional), ``n`` bytes
+``rp`` RPC frame: ``i`` destination identity, ``sid`` request id, ``tp`` ``request``/
+       ``ack``/``response``, ``d`` the frame to deliver (caller/sender stamped), ``n`` bytes
 =====  ==========================================================================
+
+A participant update comes from the participant's gateway (``s`` its session, ``i`` its
+identity, after the ``canUpdateOwnMetadata`` and size checks) or from the server side with
+``s`` = ``api`` (no request id; the router applies it to every member with identity ``i``).
+The router folds it into the member's info, so late joiners get the new values in their
+``joined`` frame, and sends ``participant_updated`` to every member, in log order with the
+room's streams (the updater gets its ``ack`` right after).
 
 Any entry may carry ``rs`` = 1: it re-announces state (a join, a subscription) to a router
 that took the partition over, and is folded ahead of entries held back meanwhile.
@@ -64,6 +76,8 @@ class EntryKind:
     REMOVE: Final = "r"
     DATA: Final = "p"
     RESYNC_DONE: Final = "rd"
+    UPDATE: Final = "m"
+    RPC: Final = "rp"
 
 
 @dataclass(slots=True)
@@ -138,6 +152,18 @@ class LogEntry:
             e.gateway = f[b"g"].decode()
             e.epoch = f[b"e"].decode()
             e.data = f.get(b"d", b"")
+        elif kind == "m":
+            e.identity = f[b"i"].decode()
+            e.data = f[b"d"]
+            e.size = int(f.get(b"n", b"0"))
+            rq = f.get(b"rq")
+            e.req = int(rq) if rq else None
+        elif kind == "rp":
+            e.identity = f[b"i"].decode()
+            e.stream_id = f[b"sid"].decode()
+            e.topic = f.get(b"tp", b"request").decode()
+            e.data = f[b"d"]
+            e.size = int(f.get(b"n", b"0"))
         e.resync = f.get(b"rs") == b"1"
         return e
 
@@ -185,6 +211,18 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["e"] = e.epoch
         if e.data:
             f["d"] = e.data
+    elif e.kind == "m":
+        f["i"] = e.identity
+        f["d"] = e.data
+        f["n"] = e.size
+        if e.req is not None:
+            f["rq"] = e.req
+    elif e.kind == "rp":
+        f["i"] = e.identity
+        f["sid"] = e.stream_id
+        f["tp"] = e.topic
+        f["d"] = e.data
+        f["n"] = e.size
     if e.resync:
         f["rs"] = b"1"
     return f
