@@ -32,6 +32,7 @@ from ..protocol.entries import LogEntry
 from ..protocol.frames import (
     AckFrame,
     ClosedFrame,
+    DeliveredRpcResponse,
     DeliveredTrailer,
     ErrorCode,
     ErrorFrame,
@@ -40,8 +41,12 @@ from ..protocol.frames import (
     ParticipantInfo,
     ParticipantJoinedFrame,
     ParticipantLeftFrame,
+    ParticipantUpdatedFrame,
     Permissions,
+    UpdateParticipantFrame,
 )
+from ..protocol.limits import MAX_PARTICIPANT_ATTRIBUTES_BYTES
+from ..protocol.rpc import RpcErrorCode
 
 __all__ = ["SERVER_SESSION", "Maybe", "Member", "OpenStream", "RoomState", "Sink"]
 
@@ -240,6 +245,10 @@ class RoomState:
         if kind == "p" and e.session == SERVER_SESSION:
             self._server_packet(e, sink)
             return
+        if kind == "m" and e.session == SERVER_SESSION:
+            for target in [o for o in self.members.values() if o.identity == e.identity]:
+                self._update_info(target, e.data, sink)
+            return
         m = self.members.get(e.session)
         if m is None:
             return  # entry of a session that already left (or whose join was never seen)
@@ -285,6 +294,10 @@ class RoomState:
             self._leave(m, e.reason, sink)
         elif kind == "p":
             self._packet(m, e, sink)
+        elif kind == "m":
+            self._update(m, e, sink)
+        elif kind == "rp":
+            self._rpc(m, e, sink)
 
     def reject(self, e: LogEntry, sink: Sink) -> None:
         """Folding ``e`` raised (a malformed entry): end what it concerns, clearly. Its
@@ -519,6 +532,67 @@ class RoomState:
                 message=f"data packet not delivered to {names}: not in the room",
             )
             self._to(sink, m, _frame(err))
+
+    def _update(self, m: Member, e: LogEntry, sink: Sink) -> None:
+        """The participant changes its own name, metadata or attributes (its gateway checked
+        the grant): everyone is told, then the participant gets its ``ack``."""
+        self._ack(m, e.size, sink)
+        problem = self._update_info(m, e.data, sink)
+        if problem is not None:
+            err = ErrorFrame(code=ErrorCode.METADATA_TOO_LARGE, message=problem, req=e.req)
+            self._to(sink, m, _frame(err))
+        elif e.req is not None:
+            self._to(sink, m, _frame(AckFrame(req=e.req)), ack=e.req)
+
+    def _update_info(self, m: Member, data: bytes, sink: Sink) -> str | None:
+        """Fold an update (``{"name"?, "metadata"?, "attributes"?}``; attributes merged, ""
+        deletes) into ``m``'s info and tell every member (a hidden one: only itself). Returns
+        why it was refused (over LiveKit's limits), or None."""
+        upd = UpdateParticipantFrame.model_validate_json(data)
+        info = m.info
+        attributes = dict(info.attributes)
+        changed: dict[str, str] = {}
+        for k, v in (upd.attributes or {}).items():
+            if v == "":
+                if attributes.pop(k, None) is not None:
+                    changed[k] = ""
+            elif attributes.get(k) != v:
+                attributes[k] = changed[k] = v
+        total = sum(len(k.encode()) + len(v.encode()) for k, v in attributes.items())
+        if total > MAX_PARTICIPANT_ATTRIBUTES_BYTES:
+            return f"attributes of {total} bytes exceed {MAX_PARTICIPANT_ATTRIBUTES_BYTES}"
+        update: dict[str, object] = {}
+        if upd.name is not None and upd.name != info.name:
+            update["name"] = upd.name
+        if upd.metadata is not None and upd.metadata != info.metadata:
+            update["metadata"] = upd.metadata
+        if changed:
+            update["attributes"] = attributes
+        if not update:
+            return None
+        m.info = info.model_copy(update=update)
+        frame = _frame(ParticipantUpdatedFrame(participant=m.info, changed_attributes=changed))
+        told = [m.session] if m.hidden else list(self.members)
+        for gw, sessions in self._group(told).items():
+            sink.deliver(gw, sessions, frame)
+        self._presence(sink, m, m.info.model_dump_json().encode(), announce=False)
+        return None
+
+    def _rpc(self, m: Member, e: LogEntry, sink: Sink) -> None:
+        """An RPC frame to the member(s) with identity ``e.identity``. A request for an
+        identity not in the room is answered at once (LiveKit's 1401, recipient not found)."""
+        self._ack(m, e.size, sink)
+        to = [o.session for o in self.members.values() if o.identity == e.identity]
+        if to:
+            for gw, sessions in self._group(to).items():
+                sink.deliver(gw, sessions, e.data)
+        elif e.topic == "request":
+            resp = DeliveredRpcResponse(
+                request_id=e.stream_id,
+                destination=m.identity,
+                error=RpcErrorCode.RECIPIENT_NOT_FOUND.error(),
+            )
+            self._to(sink, m, _frame(resp))
 
     def _lagged(self, m: Member, sink: Sink, seq: int) -> None:
         """Entries of ``m`` were trimmed before the router read them."""

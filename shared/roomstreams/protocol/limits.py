@@ -11,6 +11,9 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_HEADER_BYTES",
     "MAX_IDENTITY_BYTES",
+    "MAX_PARTICIPANT_ATTRIBUTES_BYTES",
+    "MAX_PARTICIPANT_METADATA_BYTES",
+    "MAX_PARTICIPANT_NAME_BYTES",
     "MAX_STREAM_ID_BYTES",
     "MAX_TOPIC_BYTES",
 ]
@@ -35,3 +38,9 @@ MAX_TOPIC_BYTES = 256
 MAX_STREAM_ID_BYTES = 128
 MAX_IDENTITY_BYTES = 256
 MAX_ATTRIBUTES_BYTES = 8 * 1024
+#: LiveKit's limits on what a participant sets of itself (``set_name``, ``set_metadata``,
+#: ``set_attributes``; the same as for the token's claims), in UTF-8 bytes; attributes count
+#: keys and values, all of them after the merge.
+MAX_PARTICIPANT_NAME_BYTES = 256
+MAX_PARTICIPANT_METADATA_BYTES = 64_000
+MAX_PARTICIPANT_ATTRIBUTES_BYTES = 64_000
