@@ -16,6 +16,9 @@ from roomstreams.protocol.frames import (
     ChunkFrame,
     ClosedFrame,
     DeliveredHeader,
+    DeliveredRpcAck,
+    DeliveredRpcRequest,
+    DeliveredRpcResponse,
     DeliveredTrailer,
     ErrorFrame,
     GoAwayFrame,
@@ -24,7 +27,9 @@ from roomstreams.protocol.frames import (
     ParticipantInfo,
     ParticipantJoinedFrame,
     ParticipantLeftFrame,
+    ParticipantUpdatedFrame,
     Permissions,
+    RpcError,
     ServerFrame,
     SubscribeFrame,
     TrailerFrame,
@@ -166,6 +171,15 @@ SERVER_FRAMES: list[BaseModel] = [
     ClosedFrame(stream_id="s1"),
     ErrorFrame(code="unknown_stream", message="no such stream", stream_id="s9", req=4),
     GoAwayFrame(code="duplicate_identity", reason="replaced"),
+    ParticipantUpdatedFrame(participant=INFO, changed_attributes={"a": "b", "gone": ""}),
+    DeliveredRpcRequest(id="r1", destination="bob", method="greet", payload="hi", caller="alice"),
+    DeliveredRpcAck(request_id="r1", destination="alice", sender="bob"),
+    DeliveredRpcResponse(
+        request_id="r1",
+        destination="alice",
+        error=RpcError(code=1500, message="Application error in method handler"),
+        sender="bob",
+    ),
 ]
 
 
