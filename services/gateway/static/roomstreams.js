@@ -865,8 +865,12 @@ var TextStreamWriter = class extends StreamWriterBase {
   }
   /** @internal `onBytes` is told the UTF-8 bytes of each chunk sent */
   _write(text, onBytes) {
-    checkText(text);
-    this.check();
+    try {
+      checkText(text);
+      this.check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.serial(async () => {
       this.checkError();
       const sid = this.streamId;
