@@ -27,7 +27,7 @@ from starlette.routing import Route
 from roomstreams._redisio import client as redis_client
 from roomstreams._tasks import cancel_and_wait
 
-from .twirp import UpdateHook, twirp_routes
+from .twirp import twirp_routes
 
 __all__ = ["ApiHttpServer", "create_http_app"]
 
@@ -42,7 +42,6 @@ def create_http_app(
     partitions: int,
     status: Callable[[], dict[str, Any]],
     ready: Callable[[], bool],
-    update_participant: UpdateHook | None = None,
 ) -> Starlette:
     """Health routes and the RoomService. ``status()`` adds fields to the health answers;
     ``ready()`` says whether the service is started and not stopping."""
@@ -68,7 +67,6 @@ def create_http_app(
             api_key=api_key,
             api_secret=api_secret,
             partitions=partitions,
-            update_participant=update_participant,
         ),
     ]
     return Starlette(routes=routes)

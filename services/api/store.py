@@ -44,6 +44,7 @@ __all__ = [
     "members",
     "remove_participant",
     "send_data",
+    "update_participant",
     "update_room_metadata",
 ]
 
@@ -169,10 +170,12 @@ async def list_rooms(
                 stale.append(name)
                 continue
         created = int(st.get("created") or live.get(name, {}).get("created") or now)
+        # the router's sid (what participants see) when it publishes one
+        sid = live.get(name, {}).get("sid") or st.get("sid") or _sid(name, created)
         out.append(
             RoomRecord(
                 name=name,
-                sid=str(st.get("sid") or _sid(name, created)),
+                sid=str(sid),
                 created_ms=created,
                 num_participants=count,
                 metadata=str(st.get("metadata", "")),
@@ -271,6 +274,52 @@ async def remove_participant(
         raise NotFound(f"room {room!r} does not exist")
     if await _wait_gone(r, room, partitions, {identity}):
         raise TimeoutError(f"the router did not confirm that {identity!r} left in time")
+
+
+def _applied(m: Member, name: str | None, metadata: str | None, attrs: dict[str, str]) -> bool:
+    if name is not None and m.name != name:
+        return False
+    if metadata is not None and m.metadata != metadata:
+        return False
+    return all(m.attributes.get(k) == v if v else k not in m.attributes for k, v in attrs.items())
+
+
+async def update_participant(
+    r: aioredis.Redis,
+    room: str,
+    identity: str,
+    partitions: int,
+    *,
+    name: str | None = None,
+    metadata: str | None = None,
+    attributes: dict[str, str] | None = None,
+) -> Member:
+    """Change a participant's name, metadata and/or attributes (merged; "" deletes a key)
+    through the room log (an ``m`` entry from session ``api``): every member is told, late
+    joiners see the new values. Returns the participant once the router has applied it."""
+    await find_member(r, room, identity, partitions)
+    attrs = dict(attributes or {})
+    body: dict[str, Any] = {}
+    if name is not None:
+        body["name"] = name
+    if metadata is not None:
+        body["metadata"] = metadata
+    if attrs:
+        body["attributes"] = attrs
+    data = json.dumps(body).encode()
+    entry = LogEntry(kind="m", session=API_SESSION, identity=identity, data=data, size=len(data))
+    if not await _append(r, room, partitions, entry):
+        raise NotFound(f"room {room!r} does not exist")
+    deadline = time.monotonic() + CONFIRM_TIMEOUT
+    delay = 0.01
+    while True:
+        m = await find_member(r, room, identity, partitions)
+        if _applied(m, name, metadata, attrs):
+            return m
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the router did not confirm the update of {identity!r} in time")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 async def delete_room(r: aioredis.Redis, room: str, partitions: int, reason: str) -> None:

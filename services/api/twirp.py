@@ -38,7 +38,6 @@ __all__ = [
     "MAX_BODY_BYTES",
     "METHODS",
     "TwirpError",
-    "UpdateHook",
     "participant_sid",
     "twirp_routes",
 ]
@@ -82,18 +81,10 @@ class TwirpError(Exception):
         return JSONResponse({"code": self.code, "msg": self.msg}, status_code=_STATUS[self.code])
 
 
-#: carries an UpdateParticipant (metadata, name, attributes, permission) through the room
-#: log and returns the participant as updated: (redis, partitions, request) -> info
-UpdateHook = Callable[
-    [aioredis.Redis, int, lkr.UpdateParticipantRequest], Awaitable[lkm.ParticipantInfo]
-]
-
-
 @dataclass(frozen=True, slots=True)
 class _Ctx:
     r: aioredis.Redis
     partitions: int
-    update: UpdateHook | None = None
 
 
 Handler = Callable[[_Ctx, Any], Awaitable[Message]]
@@ -130,28 +121,25 @@ def participant_sid(session: str) -> str:
 
 
 def _participant(m: store.Member) -> lkm.ParticipantInfo:
+    kind = _KINDS.get(str(m.extra.get("kind", "standard")), lkm.ParticipantInfo.Kind.STANDARD)
     info = lkm.ParticipantInfo(
-        sid=participant_sid(m.session),
+        sid=str(m.extra.get("sid") or participant_sid(m.session)),
         identity=m.identity,
         name=m.name,
         metadata=m.metadata,
         state=lkm.ParticipantInfo.State.ACTIVE,
         attributes=m.attributes,
-        kind=_KINDS.get(str(m.extra.get("kind", "standard")), lkm.ParticipantInfo.Kind.STANDARD),
+        kind=kind,
     )
-    joined_ms = m.extra.get("joined_at_ms") or m.extra.get("joined_at")
-    if isinstance(joined_ms, int):
-        info.joined_at_ms = joined_ms
-        info.joined_at = joined_ms // 1000
-    perms = m.extra.get("permissions")
+    perms = m.extra.get("permission")
     if isinstance(perms, dict):
         info.permission.CopyFrom(
             lkm.ParticipantPermission(
                 can_subscribe=bool(perms.get("can_subscribe", True)),
                 can_publish_data=bool(perms.get("can_publish_data", True)),
+                can_update_metadata=bool(perms.get("can_update_metadata", False)),
                 hidden=bool(perms.get("hidden", False)),
-                agent=bool(perms.get("agent", False)),
-                can_update_metadata=bool(perms.get("can_update_own_metadata", False)),
+                agent=kind == lkm.ParticipantInfo.Kind.AGENT,
             )
         )
     return info
@@ -229,24 +217,33 @@ async def _remove_participant(
 
 async def _update_participant(c: _Ctx, req: lkr.UpdateParticipantRequest) -> lkm.ParticipantInfo:
     m = await _member(c, req.room, req.identity)
-    wants = [
-        name
-        for name, given in (
-            ("metadata", bool(req.metadata)),
-            ("name", bool(req.name)),
-            ("attributes", bool(req.attributes)),
-            ("permission", req.HasField("permission")),
-        )
-        if given
-    ]
-    if not wants:
-        return _participant(m)
-    if c.update is None:
+    if req.HasField("permission"):
         raise TwirpError(
-            "unimplemented",
-            f"updating a participant's {', '.join(wants)} is not supported yet by this server",
+            "unimplemented", "updating a participant's permission is not supported by this server"
         )
-    return await c.update(c.r, c.partitions, req)
+    if len(req.name.encode("utf-8")) > CLAIM_LIMITS["name"]:
+        raise TwirpError("invalid_argument", "name length exceeds limits")
+    if len(req.metadata.encode("utf-8")) > CLAIM_LIMITS["metadata"]:
+        raise TwirpError("invalid_argument", "metadata size exceeds limits")
+    merged = {**m.attributes, **req.attributes}
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in merged.items() if v)
+    if size > CLAIM_LIMITS["attributes"]:
+        raise TwirpError("invalid_argument", "attribute size exceeds limits")
+    if not (req.name or req.metadata or req.attributes):
+        return _participant(m)  # LiveKit: empty fields change nothing
+    try:
+        m = await store.update_participant(
+            c.r,
+            req.room,
+            req.identity,
+            c.partitions,
+            name=req.name or None,
+            metadata=req.metadata or None,
+            attributes=dict(req.attributes),
+        )
+    except store.NotFound:
+        raise TwirpError("not_found", "participant does not exist") from None
+    return _participant(m)
 
 
 async def _update_room_metadata(c: _Ctx, req: lkr.UpdateRoomMetadataRequest) -> lkm.Room:
@@ -363,10 +360,9 @@ def twirp_routes(
     api_key: str,
     api_secret: str,
     partitions: int,
-    update_participant: UpdateHook | None = None,
 ) -> list[Route]:
     """The Starlette routes of the RoomService."""
-    ctx = _Ctx(r, partitions, update_participant)
+    ctx = _Ctx(r, partitions)
 
     async def endpoint(request: Request) -> Response:
         method = str(request.path_params["method"])

@@ -259,7 +259,11 @@ async def test_json_bodies_errors_and_health(system: System, room_name: str) -> 
             assert body["participants"][0]["state"] == "ACTIVE"
             async with http.post(
                 f"{base}/UpdateParticipant",
-                json={"room": room_name, "identity": "alice", "metadata": "x"},
+                json={
+                    "room": room_name,
+                    "identity": "alice",
+                    "permission": {"canSubscribe": False},
+                },
                 headers=auth,
             ) as resp:
                 err = await resp.json()
@@ -325,4 +329,52 @@ async def test_roomstreams_room_service_over_twirp(system: System, room_name: st
         with pytest.raises(roomstreams.ConnectError, match="could not reach the server API"):
             await nowhere.list_rooms()
     finally:
+        await alice.disconnect()
+
+
+async def test_update_participant(system: System, lkapi: lk.LiveKitAPI, room_name: str) -> None:
+    """Name, metadata and attributes (merged, "" deletes) through the room log: the answer,
+    the list and a late joiner all see the new values."""
+    alice = await _join(system, room_name, "alice", name="Alice", metadata="m0")
+    carol = roomstreams.Room()
+    try:
+        info = await lkapi.room.update_participant(
+            lk.UpdateParticipantRequest(
+                room=room_name,
+                identity="alice",
+                metadata="m1",
+                name="Alice B.",
+                attributes={"mood": "happy", "role": ""},
+            )
+        )
+        assert (info.identity, info.name, info.metadata) == ("alice", "Alice B.", "m1")
+        assert dict(info.attributes) == {"mood": "happy"}  # "role" deleted
+        # empty fields change nothing (LiveKit), the answer is the participant as it is
+        same = await lkapi.room.update_participant(
+            lk.UpdateParticipantRequest(room=room_name, identity="alice")
+        )
+        assert (same.name, same.metadata, dict(same.attributes)) == (
+            "Alice B.",
+            "m1",
+            {"mood": "happy"},
+        )
+        await carol.connect(system.urls[1], system.token(room_name, "carol"))
+        seen = carol.remote_participants["alice"]
+        assert (seen.name, seen.metadata, dict(seen.attributes)) == (
+            "Alice B.",
+            "m1",
+            {"mood": "happy"},
+        )
+        with pytest.raises(lk.TwirpError) as big:
+            await lkapi.room.update_participant(
+                lk.UpdateParticipantRequest(room=room_name, identity="alice", metadata="x" * 64001)
+            )
+        assert big.value.code == "invalid_argument"
+        with pytest.raises(lk.TwirpError) as nf:
+            await lkapi.room.update_participant(
+                lk.UpdateParticipantRequest(room=room_name, identity="nobody", metadata="x")
+            )
+        assert nf.value.code == "not_found"
+    finally:
+        await carol.disconnect()
         await alice.disconnect()
