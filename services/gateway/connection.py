@@ -31,6 +31,9 @@ from roomstreams.protocol.filenames import file_name_problem
 from roomstreams.protocol.frames import (
     ChunkFrame,
     DeliveredHeader,
+    DeliveredRpcAck,
+    DeliveredRpcRequest,
+    DeliveredRpcResponse,
     DeliveredTrailer,
     ErrorCode,
     ErrorFrame,
@@ -38,9 +41,13 @@ from roomstreams.protocol.frames import (
     HeaderFrame,
     ParticipantInfo,
     Permissions,
+    RpcAckFrame,
+    RpcRequestFrame,
+    RpcResponseFrame,
     SubscribeFrame,
     TrailerFrame,
     UnsubscribeFrame,
+    UpdateParticipantFrame,
     client_frame_adapter,
 )
 from roomstreams.protocol.limits import (
@@ -50,9 +57,13 @@ from roomstreams.protocol.limits import (
     MAX_FRAME_BYTES,
     MAX_HEADER_BYTES,
     MAX_IDENTITY_BYTES,
+    MAX_PARTICIPANT_ATTRIBUTES_BYTES,
+    MAX_PARTICIPANT_METADATA_BYTES,
+    MAX_PARTICIPANT_NAME_BYTES,
     MAX_STREAM_ID_BYTES,
     MAX_TOPIC_BYTES,
 )
+from roomstreams.protocol.rpc import MAX_RPC_PAYLOAD_BYTES, RpcErrorCode
 from roomstreams.token import Claims
 
 __all__ = [
@@ -123,11 +134,7 @@ def _error(
 
 
 def _check_topic(topic: str, *, stream_id: str | None = None, req: int | None = None) -> None:
-    n = len(topic.encode("utf-8", "replace"))
-    if n == 0:
-        raise FrameRejected(
-            ErrorCode.BAD_TOPIC, "topic must not be empty", stream_id=stream_id, req=req
-        )
+    n = len(topic.encode("utf-8", "replace"))  # "" is LiveKit's default topic: allowed
     if n > MAX_TOPIC_BYTES:
         raise FrameRejected(
             ErrorCode.BAD_TOPIC,
@@ -135,6 +142,10 @@ def _check_topic(topic: str, *, stream_id: str | None = None, req: int | None = 
             stream_id=stream_id,
             req=req,
         )
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "replace"))
 
 
 def _salvage(raw: bytes) -> dict[str, object] | None:
@@ -465,6 +476,10 @@ class Connection:
             self._header(frame, raw)
         elif isinstance(frame, TrailerFrame):
             self._trailer(frame, raw)
+        elif isinstance(frame, UpdateParticipantFrame):
+            self._update_participant(frame)
+        elif isinstance(frame, RpcRequestFrame | RpcAckFrame | RpcResponseFrame):
+            self._rpc(frame)
         else:
             self._subscription(frame)
 
@@ -539,8 +554,9 @@ class Connection:
             raise FrameRejected(
                 ErrorCode.BAD_FRAME, f"bad byte stream name: {problem}", stream_id=h.stream_id
             )
+        sender, generated = self._header_sender(h)
         self._out.header(h)
-        delivered = DeliveredHeader(**h.model_dump(), sender=self._stamp)
+        delivered = DeliveredHeader(**{**h.model_dump(), "generated": generated}, sender=sender)
         data = delivered.model_dump_json().encode()
         self._charge(len(data))
         self._entry(
@@ -551,6 +567,118 @@ class Connection:
                 topic=h.topic,
                 stream_kind=h.kind,
                 destinations=tuple(h.destination_identities),
+                data=data,
+                size=len(data),
+            )
+        )
+
+    def _header_sender(self, h: HeaderFrame) -> tuple[str, bool]:
+        """Who the stream is delivered as: LiveKit's ``sender_identity`` lets an agent
+        speak for another participant (the stream is then ``generated``); anyone else is
+        refused it."""
+        other = h.sender_identity
+        claims = self.ident.claims
+        if other is None or other == claims.identity:
+            return self._stamp, h.generated
+        if not claims.is_agent:
+            raise FrameRejected(
+                ErrorCode.PERMISSION_DENIED,
+                "sender_identity is for agents only (a token of kind 'agent' or with the "
+                "agent grant)",
+                stream_id=h.stream_id,
+            )
+        if not other or len(other.encode()) > MAX_IDENTITY_BYTES:
+            raise FrameRejected(
+                ErrorCode.BAD_FRAME, "sender_identity must be 1 to 256 bytes", stream_id=h.stream_id
+            )
+        return other, True
+
+    def _update_participant(self, f: UpdateParticipantFrame) -> None:
+        """LiveKit's set_name/set_metadata/set_attributes: with the token's
+        canUpdateOwnMetadata grant and within LiveKit's limits; the router merges it."""
+        claims = self.ident.claims
+        if not claims.video.can_update_own_metadata:
+            raise FrameRejected(
+                ErrorCode.PERMISSION_DENIED,
+                "this token does not allow updating its own metadata (canUpdateOwnMetadata)",
+                req=f.req,
+            )
+        limits = (
+            ("name", f.name, MAX_PARTICIPANT_NAME_BYTES),
+            ("metadata", f.metadata, MAX_PARTICIPANT_METADATA_BYTES),
+        )
+        for what, value, limit in limits:
+            if value is not None and _utf8_len(value) > limit:
+                raise FrameRejected(
+                    ErrorCode.METADATA_TOO_LARGE, f"{what} exceeds {limit} bytes", req=f.req
+                )
+        attrs = f.attributes or {}
+        size = sum(_utf8_len(k) + _utf8_len(v) for k, v in attrs.items())
+        if size > MAX_PARTICIPANT_ATTRIBUTES_BYTES:
+            raise FrameRejected(
+                ErrorCode.METADATA_TOO_LARGE,
+                f"attributes of {size} bytes exceed {MAX_PARTICIPANT_ATTRIBUTES_BYTES}",
+                req=f.req,
+            )
+        if any(not k for k in attrs):
+            raise FrameRejected(ErrorCode.BAD_FRAME, "attribute keys must not be empty", req=f.req)
+        update = UpdateParticipantFrame(name=f.name, metadata=f.metadata, attributes=f.attributes)
+        data = update.model_dump_json(exclude_none=True, exclude={"type", "req"}).encode()
+        self._charge(len(data))
+        self._entry(
+            LogEntry(
+                kind="m",
+                session=self.session,
+                identity=claims.identity,
+                data=data,
+                size=len(data),
+                req=f.req,
+            )
+        )
+
+    def _rpc(self, f: RpcRequestFrame | RpcAckFrame | RpcResponseFrame) -> None:
+        """An RPC frame (see ``protocol/frames.py``): stamped with who sent it and appended
+        for the router to route to ``destination``. A payload over LiveKit's 15 KiB is
+        answered here (request) or replaced by LiveKit's error (response)."""
+        self._may_publish(None)
+        me = self._stamp or self.ident.claims.identity
+        if not f.destination or len(f.destination.encode()) > MAX_IDENTITY_BYTES:
+            raise FrameRejected(ErrorCode.BAD_FRAME, "rpc destination must be 1 to 256 bytes")
+        delivered: DeliveredRpcRequest | DeliveredRpcAck | DeliveredRpcResponse
+        if isinstance(f, RpcRequestFrame):
+            if not f.id or len(f.id.encode()) > MAX_STREAM_ID_BYTES:
+                raise FrameRejected(ErrorCode.BAD_FRAME, "rpc request id must be 1 to 128 bytes")
+            if _utf8_len(f.payload) > MAX_RPC_PAYLOAD_BYTES:
+                too_large = DeliveredRpcResponse(
+                    request_id=f.id,
+                    destination=me,
+                    error=RpcErrorCode.REQUEST_PAYLOAD_TOO_LARGE.error(),
+                )
+                self.push(too_large.model_dump_json().encode())
+                return
+            delivered = DeliveredRpcRequest(**f.model_dump(), caller=me)
+            rid, what = f.id, "request"
+        elif isinstance(f, RpcAckFrame):
+            delivered = DeliveredRpcAck(**f.model_dump(), sender=me)
+            rid, what = f.request_id, "ack"
+        else:
+            if f.payload is not None and _utf8_len(f.payload) > MAX_RPC_PAYLOAD_BYTES:
+                f = RpcResponseFrame(
+                    request_id=f.request_id,
+                    destination=f.destination,
+                    error=RpcErrorCode.RESPONSE_PAYLOAD_TOO_LARGE.error(),
+                )
+            delivered = DeliveredRpcResponse(**f.model_dump(), sender=me)
+            rid, what = f.request_id, "response"
+        data = delivered.model_dump_json().encode()
+        self._charge(len(data))
+        self._entry(
+            LogEntry(
+                kind="rp",
+                session=self.session,
+                identity=f.destination,
+                stream_id=rid,
+                topic=what,
                 data=data,
                 size=len(data),
             )
