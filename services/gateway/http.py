@@ -12,7 +12,8 @@ GET only): the ``Origin`` check of browser connections and, in the local develop
 - **Dev page** (``ROOMSTREAMS_DEV_TOKEN_ENDPOINT=1``, never on by default): ``GET /`` serves
   the chat page (files of ``static/``, the built browser client included), and
   ``GET /dev/token?room=R&identity=I&name=N`` signs a token for anyone who asks from this
-  machine (loopback peers only): for local development, never for a deployment.
+  machine (a loopback peer, and a ``Host`` naming this machine, so that no page reaching
+  it by DNS rebinding gets one): for local development, never for a deployment.
 
 Everything here is sans-I/O apart from reading the page's files: it maps a request to a
 response or to ``None`` (not an HTTP route: the WebSocket routes go on)."""
@@ -144,6 +145,20 @@ def _is_loopback(peer: Any) -> bool:
         return False
 
 
+def _is_local_host(host: str | None) -> bool:
+    """Whether a ``Host`` header names this machine (``localhost``, a loopback address):
+    a page that reached the gateway under another name may be a DNS-rebinding one."""
+    if not host:
+        return False
+    name = urlsplit(f"//{host}").hostname or ""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _page_files(root: Path) -> dict[str, Path]:
     """URL path -> file, for the files directly in ``root`` (``/`` is ``index.html``)."""
     if not root.is_dir():
@@ -192,11 +207,12 @@ class GatewayHttp:
             reason = self.origins.refusal(origin, host)
             if reason is not None:
                 return _error(HTTPStatus.FORBIDDEN, "origin_refused", reason)
-            if not _is_loopback(peer):
+            if not (_is_loopback(peer) and _is_local_host(host)):
                 return _error(
                     HTTPStatus.FORBIDDEN,
                     "not_local",
-                    "the development token endpoint answers requests from this machine only",
+                    "the development token endpoint answers requests from this machine only "
+                    "(to http://127.0.0.1 or http://localhost)",
                 )
             return self._token(parse_qs(url.query))
         file = self._files.get(path)

@@ -18,7 +18,7 @@ LOCAL = ("127.0.0.1", 50000)
 
 def request(path: str, **headers: str) -> Request:
     h = Headers()
-    for name, value in headers.items():
+    for name, value in {"Host": "127.0.0.1:7880", **headers}.items():
         h[name] = value
     return Request(path, h)
 
@@ -135,6 +135,14 @@ def test_dev_token_answers_this_machine_only() -> None:
     assert json.loads(resp.body)["error"]["code"] == "not_local"
     ok = h.handle(request("/dev/token?room=r&identity=a"), ("::1", 4000, 0, 0))
     assert ok is not None and ok.status_code == 200
+    for host in ("localhost:7880", "[::1]:7880", "127.0.0.2"):
+        ok = h.handle(request("/dev/token?room=r&identity=a", Host=host), LOCAL)
+        assert ok is not None and ok.status_code == 200, host
+    # a page that reached this machine under another name (DNS rebinding) gets no token
+    for host in ("evil.example:7880", "192.0.2.7:7880", ""):
+        resp = h.handle(request("/dev/token?room=r&identity=a", Host=host), LOCAL)
+        assert resp is not None and resp.status_code == 403, host
+        assert json.loads(resp.body)["error"]["code"] == "not_local"
 
 
 def test_dev_token_refuses_other_origins() -> None:
