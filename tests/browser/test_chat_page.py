@@ -182,10 +182,18 @@ async def test_two_pages_chat_a_file_and_a_streamed_reply(
             assert await page.texts_from("py") == prefixes
             await page.shot(artifacts, "2-done")
 
-        # someone leaving is seen
+        # a sender that leaves mid-stream: the bubble keeps what came and says why it ended
+        await (await py.local_participant.stream_text(topic="lk.chat")).write("half a th")
+        for page in (alice, bob):
+            await expect(page.texts("py").last).to_have_text("half a th")
         await py.disconnect()
         for page in (alice, bob):
             await expect(page.person("py")).to_have_count(0)
+            await expect(page.bubbles("py").last).to_have_attribute("data-state", "aborted")
+            await expect(page.bubbles("py").last.locator(".note")).to_contain_text(
+                "sender 'py' left the room mid-stream"
+            )
+        await alice.shot(artifacts, "3-sender-left")
 
 
 async def test_agent_example_streams_its_reply_into_the_page(

@@ -111,7 +111,7 @@ async function onChatStream(reader, participantInfo) {
     li.dataset.state = "done";
   } catch (err) {
     li.dataset.state = "aborted";
-    setNote(li, `stream ended abnormally: ${err?.message ?? err}`);
+    setNote(li, String(err?.message ?? err)); // the reason, as the client says it
   }
 }
 
@@ -138,7 +138,7 @@ async function onFileStream(reader, participantInfo) {
     li.dataset.state = "done";
   } catch (err) {
     li.dataset.state = "aborted";
-    setNote(li, `transfer ended abnormally: ${err?.message ?? err}`);
+    setNote(li, String(err?.message ?? err));
   }
 }
 
