@@ -191,7 +191,7 @@ async def test_two_pages_chat_a_file_and_a_streamed_reply(
             await expect(page.person("py")).to_have_count(0)
             await expect(page.bubbles("py").last).to_have_attribute("data-state", "aborted")
             await expect(page.bubbles("py").last.locator(".note")).to_contain_text(
-                "sender 'py' left the room mid-stream"
+                "sender_left"
             )
         await alice.shot(artifacts, "3-sender-left")
 
