@@ -11,6 +11,9 @@ Run it next to a system (``roomstreams up`` prints the Redis URL it started)::
     roomstreams listen --room demo &              # a person in room "demo"
     roomstreams send --room demo "hello brave new world"
 
+or open the chat page of ``roomstreams up`` (http://127.0.0.1:7880/), join room "demo" and
+watch the reply grow in the page word by word.
+
 How it finds, joins and leaves rooms (examples/_visitor.py, shared with examples/logger.py):
 room lifecycle events in the FastStream consumer group ``echo-agent``, so agent processes
 sharing the group share the rooms; it joins a room only while a person is there, and its
