@@ -194,8 +194,11 @@ class GatewayHttp:
     def handle(self, request: Request, peer: Any = None) -> Response | None:
         url = urlsplit(request.path)
         path = url.path
-        origin = request.headers.get("Origin")
-        host = request.headers.get("Host")
+        origins, hosts = request.headers.get_all("Origin"), request.headers.get_all("Host")
+        if len(origins) > 1 or len(hosts) > 1:
+            return respond(HTTPStatus.BAD_REQUEST, "a request has one Origin and one Host\n")
+        origin = origins[0] if origins else None
+        host = hosts[0] if hosts else None
         if path.rstrip("/") in WEBSOCKET_PATHS:
             reason = self.origins.refusal(origin, host)
             if reason is not None:

@@ -170,3 +170,16 @@ def test_roomstreams_up_dev_mode_allows_its_own_pages(monkeypatch: pytest.Monkey
         "https://app.example.com"
     )
     assert Launcher(SystemConfig("k", "s", dev_page=False))._dev_env() == {}
+
+
+def test_two_origin_headers_are_a_bad_request() -> None:
+    h = Headers(
+        [
+            ("Host", "127.0.0.1:7880"),
+            ("Origin", "https://a.example"),
+            ("Origin", "http://127.0.0.1:7880"),
+        ]
+    )
+    resp = http(allowed_origins="*").handle(Request("/rtc", h), LOCAL)
+    assert resp is not None and resp.status_code == 400
+    assert b"one Origin" in resp.body
