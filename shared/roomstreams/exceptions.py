@@ -8,6 +8,7 @@ Tree::
     ├── ConnectionClosed        the room connection is gone; nothing more can be sent
     ├── PermissionDenied        the token does not allow this (for example canPublishData=false)
     ├── ServerError             the gateway answered a frame with an error (code + message)
+    ├── RpcError                an RPC failed: LiveKit's code, message and data
     └── StreamError             something about one stream
         ├── StreamClosed        *we* closed it: writing after close()
         ├── StreamAborted       the stream ended abnormally (sender left, close reason, lag, ...)
@@ -21,12 +22,17 @@ translated at the boundary and chained with ``raise ... from exc``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from .protocol.rpc import RpcErrorCode
+
 __all__ = [
     "AuthError",
     "ConnectError",
     "ConnectionClosed",
     "PermissionDenied",
     "RoomStreamsError",
+    "RpcError",
     "ServerError",
     "StreamAborted",
     "StreamClosed",
@@ -67,6 +73,41 @@ class ServerError(RoomStreamsError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class RpcError(RoomStreamsError):
+    """An RPC failed (LiveKit's ``RpcError``). Raised by ``perform_rpc``; raise it in an RPC
+    handler to send its code, message and data to the caller (any other exception reaches
+    the caller as 1500, application error). Codes 1001-1999 are LiveKit's built-in ones
+    (:attr:`ErrorCode`)."""
+
+    ErrorCode = RpcErrorCode
+    ErrorMessage: ClassVar[dict[RpcErrorCode, str]] = {c: c.message for c in RpcErrorCode}
+
+    def __init__(self, code: int, message: str, data: str | None = None) -> None:
+        super().__init__(message)
+        self._code = int(code)
+        self._message = message
+        self._data = data
+
+    @property
+    def code(self) -> int:
+        return self._code
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @property
+    def data(self) -> str | None:
+        return self._data
+
+    @classmethod
+    def _built_in(cls, code: RpcErrorCode, data: str | None = None) -> RpcError:
+        return cls(code, code.message, data)
+
+    def __repr__(self) -> str:
+        return f"RpcError({self._code}, {self._message!r}, {self._data!r})"
 
 
 class StreamError(RoomStreamsError):

@@ -19,6 +19,7 @@ from .room import (
     TextStreamHandler,
     TokenSource,
 )
+from .rpc import RpcHandler, RpcInvocationData
 from .streams import StreamState, TextStreamInfo, TextStreamReader, TextStreamWriter
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "RemoteParticipant",
     "Room",
     "RoomOptions",
+    "RpcHandler",
+    "RpcInvocationData",
     "StreamState",
     "TextStreamHandler",
     "TextStreamInfo",

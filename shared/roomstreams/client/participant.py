@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import PermissionDenied
 from ..protocol.chunking import utf8_len
-from ..protocol.frames import HeaderFrame, ParticipantInfo, Permissions
+from ..protocol.frames import HeaderFrame, ParticipantInfo, Permissions, UpdateParticipantFrame
 from . import bytestreams, data
 from .bytestreams import DEFAULT_MIME_TYPE, ByteStreamInfo, ByteStreamWriter
+from .rpc import H, Rpcs
 from .streams import StreamState, TextStreamInfo, TextStreamWriter
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class LocalParticipant(Participant):
         self.sid = ""
         self.kind = ParticipantKind.STANDARD
         self.permissions = ParticipantPermission()
+        self._rpc = Rpcs(conn)
 
     @property
     def can_publish_data(self) -> bool:
@@ -137,6 +139,66 @@ class LocalParticipant(Participant):
     def _check_publish(self) -> None:
         if not self.can_publish_data:
             raise PermissionDenied("this token does not allow publishing data (canPublishData)")
+
+    # -- name, metadata, attributes --------------------------------------------------------
+
+    async def set_attributes(self, attributes: dict[str, str]) -> None:
+        """Merge ``attributes`` into this participant's (an empty value deletes a key).
+        Needs the token's ``canUpdateOwnMetadata`` grant. Returns once the router applied
+        it: every participant (this one too) gets ``participant_attributes_changed``."""
+        await self._update(attributes=dict(attributes))
+
+    async def set_metadata(self, metadata: str) -> None:
+        """Replace this participant's metadata (``canUpdateOwnMetadata``); the others get
+        ``participant_metadata_changed``."""
+        await self._update(metadata=metadata)
+
+    async def set_name(self, name: str) -> None:
+        """Replace this participant's name (``canUpdateOwnMetadata``); the others get
+        ``participant_name_changed``."""
+        await self._update(name=name)
+
+    async def _update(self, **fields: Any) -> None:
+        self._conn.ensure_connected()
+        if not self.permissions.can_update_metadata:
+            raise PermissionDenied(
+                "this token does not allow updating its own metadata (canUpdateOwnMetadata)"
+            )
+        await self._conn.request(
+            lambda req: UpdateParticipantFrame(req=req, **fields).model_dump_json(exclude_none=True)
+        )
+
+    # -- RPC -------------------------------------------------------------------------------
+
+    def register_rpc_method(self, method_name: str, handler: H | None = None) -> Any:
+        """Answer RPC calls of ``method_name`` with ``handler(RpcInvocationData)`` (plain or
+        async; its return value is the response payload). Without a handler: a decorator.
+        A handler may raise :class:`~roomstreams.RpcError` to answer with that error; any
+        other exception answers 1500 (application error)."""
+        return self._rpc.register(method_name, handler)
+
+    def unregister_rpc_method(self, method: str) -> None:
+        self._rpc.handlers.pop(method, None)
+
+    async def perform_rpc(
+        self,
+        *,
+        destination_identity: str,
+        method: str,
+        payload: str,
+        response_timeout: float | None = None,
+    ) -> str:
+        """Call ``method`` at ``destination_identity`` and return its response payload.
+        Raises :class:`~roomstreams.RpcError` (LiveKit's codes): 1401 when nobody of that
+        identity is in the room, 1503 when it leaves before answering, 1501/1502 on the
+        timeouts (ack within 7 s, response within ``response_timeout``, 15 s by default),
+        1402 for a payload over 15 KiB, or the handler's own error."""
+        return await self._rpc.perform(
+            destination_identity=destination_identity,
+            method=method,
+            payload=payload,
+            response_timeout=response_timeout,
+        )
 
     async def stream_text(
         self,

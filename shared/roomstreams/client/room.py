@@ -29,6 +29,9 @@ from ..protocol.frames import (
     ChunkFrame,
     ClosedFrame,
     DeliveredHeader,
+    DeliveredRpcAck,
+    DeliveredRpcRequest,
+    DeliveredRpcResponse,
     DeliveredTrailer,
     ErrorCode,
     ErrorFrame,
@@ -36,9 +39,11 @@ from ..protocol.frames import (
     JoinedFrame,
     ParticipantJoinedFrame,
     ParticipantLeftFrame,
+    ParticipantUpdatedFrame,
     ServerFrame,
     SubscribeFrame,
     UnsubscribeFrame,
+    UpdateParticipantFrame,
     server_frame_adapter,
 )
 from .bytestreams import ByteStreamInfo, ByteStreamReader
@@ -308,6 +313,7 @@ class Room(EventEmitter):
         for ev in self._incoming.abort_all(ErrorCode.CONNECTION_LOST, reason):
             self._on_stream_event(ev)
         self._conn.fail_pending(reason, ErrorCode.CONNECTION_LOST)
+        self.local_participant._rpc.connection_lost(reason)
         fut = self._joined
         if fut is not None and not fut.done():
             fut.set_exception(ConnectionClosed(reason))
@@ -433,8 +439,17 @@ class Room(EventEmitter):
             self._emit("participant_connected", p)
         elif isinstance(frame, ParticipantLeftFrame):
             gone = self.remote_participants.pop(frame.identity, None)
+            self.local_participant._rpc.participant_left(frame.identity)
             if gone is not None:
                 self._emit("participant_disconnected", gone)
+        elif isinstance(frame, ParticipantUpdatedFrame):
+            self._on_participant_updated(frame)
+        elif isinstance(frame, DeliveredRpcRequest):
+            self.local_participant._rpc.on_request(frame)
+        elif isinstance(frame, DeliveredRpcAck):
+            self.local_participant._rpc.on_ack(frame)
+        elif isinstance(frame, DeliveredRpcResponse):
+            self.local_participant._rpc.on_response(frame)
         elif isinstance(frame, GoAwayFrame):
             self._conn.close_reason = frame.reason
 
@@ -454,6 +469,7 @@ class Room(EventEmitter):
 
     def _on_joined(self, f: JoinedFrame) -> None:
         lp = self.local_participant
+        mine = (lp.name, lp.metadata, dict(lp.attributes))
         lp._apply(f.participant)
         lp.permissions = ParticipantPermission.from_frame(f.permissions)
         self.name = f.room
@@ -461,6 +477,7 @@ class Room(EventEmitter):
         before = self.remote_participants
         self.remote_participants = {p.identity: _to_participant(p) for p in f.participants}
         if self.state is ConnectionState.CONN_RECONNECTING:
+            self._restore_own_info(*mine)
             # whoever came or went while we were away: the same events as if we had seen it
             for identity, gone in before.items():
                 if identity not in self.remote_participants:
@@ -470,6 +487,44 @@ class Room(EventEmitter):
                     self._emit("participant_connected", came)
         if self._joined is not None and not self._joined.done():
             self._joined.set_result(None)
+
+    def _restore_own_info(self, name: str, metadata: str, attributes: dict[str, str]) -> None:
+        """A reconnect joined with the token's values: set again what this participant had
+        set of itself (the others see it as an update)."""
+        lp = self.local_participant
+        if not lp.permissions.can_update_metadata:
+            return
+        attrs = {k: v for k, v in attributes.items() if lp.attributes.get(k) != v}
+        attrs.update({k: "" for k in lp.attributes if k not in attributes})
+        update = UpdateParticipantFrame(
+            name=name if name != lp.name else None,
+            metadata=metadata if metadata != lp.metadata else None,
+            attributes=attrs or None,
+        )
+        if update.name is None and update.metadata is None and update.attributes is None:
+            return
+        lp.name, lp.metadata, lp.attributes = name, metadata, dict(attributes)
+        fut = self._conn.request(
+            lambda req: update.model_copy(update={"req": req}).model_dump_json(exclude_none=True)
+        )
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def _on_participant_updated(self, f: ParticipantUpdatedFrame) -> None:
+        info = f.participant
+        lp = self.local_participant
+        p: LocalParticipant | RemoteParticipant | None = (
+            lp if info.identity == lp.identity else self.remote_participants.get(info.identity)
+        )
+        if p is None:
+            return
+        old_name, old_metadata = p.name, p.metadata
+        p.name, p.metadata, p.attributes = info.name, info.metadata, dict(info.attributes)
+        if f.changed_attributes:
+            self._emit("participant_attributes_changed", dict(f.changed_attributes), p)
+        if p.metadata != old_metadata:
+            self._emit("participant_metadata_changed", p, old_metadata, p.metadata)
+        if p.name != old_name:
+            self._emit("participant_name_changed", p, old_name, p.name)
 
     def _on_error(self, f: ErrorFrame) -> None:
         err = ServerError(f.code, f.message)
