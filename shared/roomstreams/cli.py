@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import dataclasses
 import importlib
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -19,7 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
+from urllib.parse import urlsplit
 
+import redis
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -32,11 +36,12 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from . import __version__
 from ._launcher import ChildExit, Launcher, SystemConfig
 from ._redis_server import describe_server_binary
 from .api import ParticipantDetails, RoomDetails, RoomService
-from .client import Room, TextStreamReader
-from .exceptions import RoomStreamsError, StreamAborted
+from .client import Room, TextStreamReader, TextStreamWriter
+from .exceptions import ConnectError, RoomStreamsError, StreamAborted
 from .token import AccessToken, VideoGrants
 
 __all__ = ["DEV_API_KEY", "DEV_API_SECRET", "READY_LINE", "app", "main"]
@@ -60,6 +65,95 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)  # soft wrap: URLs and secrets stay on one line in a pipe
 err_console = Console(stderr=True, soft_wrap=True)
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"roomstreams {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
+) -> None:
+    # --debug is read by main(), before the command runs
+    pass
+
+
+def _usage(message: str) -> typer.Exit:
+    """A mistake in how the command was called: one line, exit code 2."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(2)
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password (``redis://:secret@host`` -> ``redis://:***@host``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
+
+
+def _check_redis(url: str) -> None:
+    """``--redis-url`` must answer a PING, or ``up`` stops with one line."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    except ValueError as exc:
+        raise _usage(f"--redis-url {_redact(url)!r} is not a Redis URL ({exc})") from None
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise _usage(
+            f"cannot reach Redis at {_redact(url)} ({exc}): start it, or leave out "
+            "--redis-url and `roomstreams up` starts a local one"
+        ) from None
+    finally:
+        client.close()
+
+
+def _gateway_url(url: str) -> str:
+    """A gateway URL: ws(s)://, or http(s):// turned into ws(s):// as LiveKit's SDKs do."""
+    converted = url
+    for http, ws in (("http://", "ws://"), ("https://", "wss://")):
+        if url.startswith(http):
+            converted = ws + url[len(http) :]
+    parts = urlsplit(converted)
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:
+        raise _usage(f"--url {url!r}: the port is not a number from 1 to 65535") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise _usage(
+            f"--url {url!r} is not a gateway URL: use ws://HOST:PORT "
+            "(wss://, http:// and https:// work too), e.g. ws://127.0.0.1:7880"
+        )
+    return converted
+
+
+def _identity(given: str | None, role: str) -> str:
+    """The identity given, or a unique default (``listener-3fa2``), said on stderr."""
+    if given is None:
+        chosen = f"{role}-{secrets.token_hex(2)}"
+        err_console.print(f"{role} identity: {chosen} (--identity to choose one)", highlight=False)
+        return chosen
+    if not given.strip():
+        raise _usage("--identity must not be empty: leave it out for a unique default")
+    return given
+
 
 ApiKey = Annotated[str, typer.Option(envvar=_KEY_ENV, help="API key (dev default).")]
 ApiSecret = Annotated[
@@ -91,7 +185,14 @@ def up(
     SIGTERM stops everything (exit 0); if any process dies, everything stops (exit 1).
     """
     if port + gateways - 1 > 65535:
-        raise typer.BadParameter("port + gateways - 1 must be <= 65535", param_hint="--port")
+        raise _usage(f"--port {port} with {gateways} gateways goes past port 65535: lower --port")
+    if log_level.upper() not in _LOG_LEVELS:
+        raise _usage(f"--log-level {log_level!r} is not a log level: use {', '.join(_LOG_LEVELS)}")
+    log_level = log_level.upper()
+    if api_port in range(port, port + gateways):
+        raise _usage(f"--api-port {api_port} is also a gateway's port: choose another")
+    if redis_url is not None:
+        _check_redis(redis_url)
     if len(api_secret.encode()) < 32:
         err_console.print(
             "[yellow]warning:[/] the API secret is shorter than 32 bytes (weak for HS256)"
@@ -213,6 +314,10 @@ def token(
     Signed with the dev API key/secret of `roomstreams up` unless --api-key/--api-secret
     or ROOMSTREAMS_API_KEY/ROOMSTREAMS_API_SECRET say otherwise.
     """
+    if not identity.strip():
+        raise _usage("--identity must not be empty")
+    if not room.strip():
+        raise _usage("--room must not be empty")
     grants = VideoGrants(
         room=room, room_join=True, can_publish_data=publish, can_subscribe=subscribe
     )
@@ -256,6 +361,8 @@ def bench(
 DEFAULT_URL = "ws://127.0.0.1:7880"
 Url = Annotated[str, typer.Option(envvar="ROOMSTREAMS_URL", help="Gateway URL.")]
 _READ_BLOCK = 16 * 1024  # bytes read from a file or stdin per write
+_GATEWAY_HINT = "is `roomstreams up` running? --url or ROOMSTREAMS_URL names the gateway"
+_API_HINT = "is `roomstreams up` running? --api-url or ROOMSTREAMS_API_URL names the server API"
 
 
 class _Failed(Exception):
@@ -331,7 +438,11 @@ async def _send(
                 topic=topic, total_size=len(text.encode())
             )
             async with writer:
-                await writer.write(text)
+                try:
+                    await writer.write(text)
+                except asyncio.CancelledError:
+                    await _interrupted(writer)
+                    raise
             return writer.stream_id
         # a file or stdin: decoded and written a block at a time, with a progress bar on a
         # terminal (the bytes read; writes wait while the path to the room is full)
@@ -359,7 +470,31 @@ async def _send(
                         await writer.write(tail)
                 except UnicodeDecodeError as exc:
                     raise _Failed(f"the input is not UTF-8 text: {exc}") from exc
+                except asyncio.CancelledError:  # Ctrl-C
+                    await _interrupted(writer)
+                    raise
         return writer.stream_id
+
+
+#: what the receivers of a stream cut by Ctrl-C read as its reason
+INTERRUPTED_REASON = "the sender stopped sending (roomstreams send was interrupted)"
+
+
+async def _interrupted(writer: TextStreamWriter) -> None:
+    """Ctrl-C while sending: end the stream with a reason a person understands (receivers
+    would otherwise read ``writer failed: CancelledError()``)."""
+    with contextlib.suppress(RoomStreamsError, OSError):
+        await asyncio.wait_for(writer.close(reason=INTERRUPTED_REASON), 5)
+
+
+def _failed(exc: Exception, hint: str) -> typer.Exit:
+    """A failure of ``send``/``listen``/``rooms``/``participants``: one line. Not reaching
+    the server, or being refused by it, is a set-up mistake (exit 2, with ``hint``)."""
+    if isinstance(exc, ConnectError):
+        line = f"[bold red]error:[/] {escape(str(exc))} ({escape(hint)})"
+        err_console.print(line, highlight=False)
+        return typer.Exit(2)
+    return _fail(str(exc))
 
 
 @app.command()
@@ -376,7 +511,10 @@ def send(
         ),
     ] = None,
     topic: Annotated[str, typer.Option(help="Topic of the stream.")] = "chat",
-    identity: Annotated[str, typer.Option(help="Sender identity.")] = "cli",
+    identity: Annotated[
+        str | None,
+        typer.Option(help="Sender identity (default: a unique sender-XXXX).", show_default=False),
+    ] = None,
     url: Url = DEFAULT_URL,
     create: Annotated[
         bool,
@@ -393,8 +531,12 @@ def send(
     --api-key/--api-secret or ROOMSTREAMS_API_KEY/ROOMSTREAMS_API_SECRET.
     """
     if text is not None and file is not None:
-        raise typer.BadParameter("give TEXT or --file, not both", param_hint="--file")
-    token = _participant_token(api_key, api_secret, room, identity, publish=True, subscribe=False)
+        raise _usage("give TEXT or --file, not both")
+    if not room.strip():
+        raise _usage("--room must not be empty")
+    url = _gateway_url(url)
+    who = _identity(identity, "sender")
+    token = _participant_token(api_key, api_secret, room, who, publish=True, subscribe=False)
     check = None if create else (api_key, api_secret)
 
     def run(given: str | None, fd: int | None, size: int | None) -> str:
@@ -412,8 +554,11 @@ def send(
             stream_id = run(None, sys.stdin.fileno(), None)
         else:
             stream_id = run(text, None, None)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: the stream was ended for its receivers", highlight=False)
+        raise typer.Exit(130) from None
     except (_Failed, RoomStreamsError) as exc:
-        raise _fail(str(exc)) from None
+        raise _failed(exc, _GATEWAY_HINT) from None
     typer.echo(stream_id)
 
 
@@ -473,7 +618,12 @@ def listen(
     whole: Annotated[
         bool, typer.Option("--whole", help="One line per message once complete, not per chunk.")
     ] = False,
-    identity: Annotated[str, typer.Option(help="Listener identity.")] = "listener",
+    identity: Annotated[
+        str | None,
+        typer.Option(
+            help="Listener identity (default: a unique listener-XXXX).", show_default=False
+        ),
+    ] = None,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = DEV_API_KEY,
     api_secret: ApiSecret = DEV_API_SECRET,
@@ -486,11 +636,15 @@ def listen(
     stderr says the handlers are in effect. Streams ending abnormally are reported on stderr.
     """
     topics = list(dict.fromkeys(topic or ["chat"]))
-    token = _participant_token(api_key, api_secret, room, identity, publish=False, subscribe=True)
+    if not room.strip():
+        raise _usage("--room must not be empty")
+    url = _gateway_url(url)
+    who = _identity(identity, "listener")
+    token = _participant_token(api_key, api_secret, room, who, publish=False, subscribe=True)
     try:
         asyncio.run(_listen(url, token, room=room, topics=topics, whole=whole))
     except (_Failed, RoomStreamsError) as exc:
-        raise _fail(str(exc)) from None
+        raise _failed(exc, _GATEWAY_HINT) from None
 
 
 # -- rooms / participants (the server API) ---------------------------------------------------
@@ -536,7 +690,7 @@ def rooms(
     try:
         found = asyncio.run(run())
     except RoomStreamsError as exc:
-        raise _fail(str(exc)) from None
+        raise _failed(exc, _API_HINT) from None
     if as_json:
         for r in found:
             typer.echo(json.dumps(dataclasses.asdict(r)))
@@ -572,7 +726,7 @@ def participants(
     try:
         found = asyncio.run(run())
     except RoomStreamsError as exc:
-        raise _fail(str(exc)) from None
+        raise _failed(exc, _API_HINT) from None
     if as_json:
         for p in found:
             typer.echo(json.dumps(dataclasses.asdict(p)))
@@ -588,8 +742,32 @@ def participants(
 
 
 def main() -> None:
-    """Entry point of the ``roomstreams`` console script."""
-    app()
+    """Entry point of the ``roomstreams`` console script. A mistake in the command line is one
+    line and exit code 2; an unexpected error is one line and exit code 1, its traceback only
+    with ``--debug``."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        code = app(standalone_mode=False, prog_name="roomstreams")
+    except typer.TyperException as exc:  # click's usage errors, as Typer raises them
+        ctx = getattr(exc, "ctx", None)
+        command = getattr(ctx, "command_path", "") or "roomstreams"
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        exit_code = int(getattr(exc, "exit_code", 2))
+        hint = f" (see {command} --help)" if exit_code == 2 else ""
+        err_console.print(f"[bold red]error:[/] {escape(message)}{escape(hint)}", highlight=False)
+        sys.exit(exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} "
+            "(--debug shows the traceback)",
+            highlight=False,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

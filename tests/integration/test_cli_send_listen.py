@@ -42,7 +42,7 @@ def _send(
     system: System, room: str, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, "send", "--url", system.urls[0], "--room", room, *args],
+        [*CLI, "send", "--url", system.urls[0], "--room", room, "--identity", "cli", *args],
         input=stdin if stdin is not None else "",
         capture_output=True,
         text=True,
