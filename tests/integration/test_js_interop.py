@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -52,7 +53,9 @@ def js_dist() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("node and npm are not on PATH: the TypeScript client cannot be built or run")
-    major = int(subprocess.run([node, "--version"], capture_output=True, text=True).stdout[1:].split(".")[0])
+    major = int(
+        subprocess.run([node, "--version"], capture_output=True, text=True).stdout[1:].split(".")[0]
+    )
     if major < 20:
         pytest.skip(f"node {major} is too old: the TypeScript client needs Node 20 or later")
     if not (JS / "node_modules").is_dir():
@@ -111,7 +114,9 @@ class Agent:
                 raise AssertionError(f"the Node agent exited while waiting for {ev} {match}")
         return None
 
-    async def wait(self, ev: str, timeout: float = 15.0, start: int = 0, **match: Any) -> dict[str, Any]:
+    async def wait(
+        self, ev: str, timeout: float = 15.0, start: int = 0, **match: Any
+    ) -> dict[str, Any]:
         """The first event ``ev`` (from index ``start``) whose fields equal ``match``."""
         async with asyncio.timeout(timeout):
             async with self._seen:
@@ -126,17 +131,32 @@ class Agent:
         assert found is not None
         return found
 
+    async def wait_for(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float = 15.0
+    ) -> dict[str, Any]:
+        """The first event for which ``pred`` is true."""
+        async with asyncio.timeout(timeout), self._seen:
+            await self._seen.wait_for(lambda: any(pred(e) for e in self.events))
+        return next(e for e in self.events if pred(e))
+
     def all(self, ev: str, **match: Any) -> list[dict[str, Any]]:
         return [
-            e for e in self.events if e.get("ev") == ev and all(e.get(k) == v for k, v in match.items())
+            e
+            for e in self.events
+            if e.get("ev") == ev and all(e.get(k) == v for k, v in match.items())
         ]
 
-    async def result(self, cmd: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
-        """Run a command; its whole result line (``ok``, ``value`` or ``error``)."""
+    async def start_command(self, cmd: str, **args: Any) -> int:
+        """Send a command without waiting for it; its id (its events and result carry it)."""
         cid = next(self._ids)
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps({"cmd": cmd, "id": cid, **args}) + "\n").encode())
         await self.proc.stdin.drain()
+        return cid
+
+    async def result(self, cmd: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+        """Run a command; its whole result line (``ok``, ``value`` or ``error``)."""
+        cid = await self.start_command(cmd, **args)
         return await self.wait("result", timeout=timeout, id=cid)
 
     async def call(self, cmd: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
@@ -186,12 +206,21 @@ async def js(js_dist: Path) -> AsyncIterator[StartAgent]:
 
 
 @pytest.fixture
-async def py(system: System, room_name: str) -> AsyncIterator[Callable[..., Awaitable[roomstreams.Room]]]:
+async def py(
+    system: System, room_name: str
+) -> AsyncIterator[Callable[..., Awaitable[roomstreams.Room]]]:
     """``await py("bob", chat=Collector(), files=ByteCollector())`` -> a connected Python room
     (text handlers by keyword; a ByteCollector registers a byte handler)."""
     made: list[roomstreams.Room] = []
 
-    async def join(identity: str, *, gateway: int = 1, url: str | None = None, s: System | None = None, **handlers: Any) -> roomstreams.Room:
+    async def join(
+        identity: str,
+        *,
+        gateway: int = 1,
+        url: str | None = None,
+        s: System | None = None,
+        **handlers: Any,
+    ) -> roomstreams.Room:
         sys_ = s or system
         r = roomstreams.Room()
         for topic, h in handlers.items():
@@ -225,9 +254,15 @@ async def test_send_text_both_ways(system: System, room_name: str, js: StartAgen
     # an http:// URL is turned into ws:// (as LiveKit does)
     alice = await js(_http(system.urls[0]), system.token(room_name, "alice"), text_topics=["chat"])
     state = await alice.call("state")
-    assert state["state"] == "connected" and state["identity"] == "alice" and state["remote"] == ["bob"]
+    assert (
+        state["state"] == "connected"
+        and state["identity"] == "alice"
+        and state["remote"] == ["bob"]
+    )
 
-    sent = await alice.call("send_text", text="héllo from JS 😀", topic="chat", attributes={"k": "v"})
+    sent = await alice.call(
+        "send_text", text="héllo from JS 😀", topic="chat", attributes={"k": "v"}
+    )
     rec = await col.wait_done(sent["stream_id"])
     assert rec.identity == "alice" and rec.error is None
     assert rec.text == "héllo from JS 😀"
@@ -235,30 +270,41 @@ async def test_send_text_both_ways(system: System, room_name: str, js: StartAgen
     assert rec.info.size == len("héllo from JS 😀".encode())
     assert sent["last_progress"] == 1
 
-    info = await bob.local_participant.send_text("hi from Python ✓", topic="chat", attributes={"a": "b"})
+    info = await bob.local_participant.send_text(
+        "hi from Python ✓", topic="chat", attributes={"a": "b"}
+    )
     got = await alice.wait("text_done", stream_id=info.stream_id)
     assert got["text"] == "hi from Python ✓" and got["sender"] == "bob" and got["topic"] == "chat"
     assert got["attributes"] == {"a": "b"}
 
 
-async def test_stream_text_arrives_as_it_is_written(system: System, room_name: str, js: StartAgent, py: Any) -> None:
-    col = Collector()
-    bob = await py("bob", chat=col)
-    alice = await js(system.urls[0], system.token(room_name, "alice"), text_topics=["chat"], mode="chunks")
+async def test_stream_text_arrives_as_it_is_written(
+    system: System, room_name: str, js: StartAgent, py: Any
+) -> None:
+    chunks: asyncio.Queue[str | None] = asyncio.Queue()
+    ends: list[roomstreams.TextStreamInfo] = []
+
+    async def on_chat(reader: roomstreams.TextStreamReader, identity: str) -> None:
+        async for chunk in reader:
+            chunks.put_nowait(chunk)
+        ends.append(reader.info)
+        chunks.put_nowait(None)
+
+    bob = await py("bob", chat=on_chat)
+    alice = await js(
+        system.urls[0], system.token(room_name, "alice"), text_topics=["chat"], mode="chunks"
+    )
 
     sid = (await alice.call("open_stream", topic="chat"))["stream_id"]
-    await col.wait_count(1)
-    rec = col.by_id[sid]
-    for i, word in enumerate(["token ", "by ", "token"]):
+    for word in ["token ", "by ", "token"]:
         await alice.call("write", stream_id=sid, text=word)
-        async with asyncio.timeout(10):  # each word arrives before the next is written
-            while len(rec.chunks) < i + 1:
-                await asyncio.sleep(0.01)
-    assert not rec.done.is_set()
+        # each word arrives on its own, before the next is written
+        assert await asyncio.wait_for(chunks.get(), 10) == word
+    assert not ends
     await alice.call("close", stream_id=sid, attributes={"final": "yes"})
-    await col.wait_done(sid)
-    assert rec.text == "token by token" and rec.error is None
-    assert rec.info.attributes == {"final": "yes"}  # trailer attributes merged
+    assert await asyncio.wait_for(chunks.get(), 10) is None
+    assert ends[0].stream_id == sid
+    assert ends[0].attributes == {"final": "yes"}  # trailer attributes merged
 
     writer = await bob.local_participant.stream_text(topic="chat")
     for i, word in enumerate(["Python ", "streams ", "too"]):
@@ -271,7 +317,9 @@ async def test_stream_text_arrives_as_it_is_written(system: System, room_name: s
     assert done["text"] == "Python streams too" and done["chunks"] == 3
 
 
-async def test_five_megabyte_text_both_ways(system: System, room_name: str, js: StartAgent, py: Any) -> None:
+async def test_five_megabyte_text_both_ways(
+    system: System, room_name: str, js: StartAgent, py: Any
+) -> None:
     col = Collector()
     bob = await py("bob", chat=col)
     alice = await js(system.urls[0], system.token(room_name, "alice"), text_topics=["chat"])
@@ -290,10 +338,14 @@ async def test_five_megabyte_text_both_ways(system: System, room_name: str, js: 
     assert got["sha256"] == _sha(text) and got["bytes"] == len(text.encode())
 
 
-async def test_concurrent_streams_keep_their_order(system: System, room_name: str, js: StartAgent, py: Any) -> None:
+async def test_concurrent_streams_keep_their_order(
+    system: System, room_name: str, js: StartAgent, py: Any
+) -> None:
     col = Collector()
     bob = await py("bob", chat=col)
-    alice = await js(system.urls[0], system.token(room_name, "alice"), text_topics=["chat"], mode="chunks")
+    alice = await js(
+        system.urls[0], system.token(room_name, "alice"), text_topics=["chat"], mode="chunks"
+    )
 
     ids = [(await alice.call("open_stream", topic="chat"))["stream_id"] for _ in range(3)]
     for round_ in range(3):
@@ -327,14 +379,18 @@ async def test_concurrent_streams_keep_their_order(system: System, room_name: st
         assert e["text"] == f"p{n}r0;p{n}r1;"
 
 
-async def test_destination_filtering_and_topics(system: System, room_name: str, js: StartAgent, py: Any) -> None:
+async def test_destination_filtering_and_topics(
+    system: System, room_name: str, js: StartAgent, py: Any
+) -> None:
     bob_col, carol_col, bob_news = Collector(), Collector(), Collector()
     bob = await py("bob", chat=bob_col, news=bob_news)
     await py("carol", gateway=0, chat=carol_col)
     alice = await js(system.urls[0], system.token(room_name, "alice"), text_topics=["chat"])
     dave = await js(system.urls[1], system.token(room_name, "dave"), text_topics=["chat"])
 
-    only_bob = await alice.call("send_text", text="for bob only", topic="chat", destinations=["bob"])
+    only_bob = await alice.call(
+        "send_text", text="for bob only", topic="chat", destinations=["bob"]
+    )
     other_topic = await alice.call("send_text", text="nobody listens here", topic="elsewhere")
     news = await alice.call("send_text", text="news for bob", topic="news")
     everyone = await alice.call("send_text", text="for everyone", topic="chat")
@@ -348,14 +404,18 @@ async def test_destination_filtering_and_topics(system: System, room_name: str, 
     assert [e["stream_id"] for e in dave.all("text_open")] == [everyone["stream_id"]]
     assert other_topic["stream_id"] not in bob_col.by_id
 
-    to_dave = await bob.local_participant.send_text("psst dave", topic="chat", destination_identities=["dave"])
+    to_dave = await bob.local_participant.send_text(
+        "psst dave", topic="chat", destination_identities=["dave"]
+    )
     to_all = await bob.local_participant.send_text("hello all", topic="chat")
     assert (await dave.wait("text_done", stream_id=to_dave.stream_id))["text"] == "psst dave"
     await alice.wait("text_done", stream_id=to_all.stream_id)
     assert [e["stream_id"] for e in alice.all("text_open")] == [to_all.stream_id]
 
 
-async def test_sender_that_leaves_mid_stream(system: System, room_name: str, js: StartAgent, py: Any) -> None:
+async def test_sender_that_leaves_mid_stream(
+    system: System, room_name: str, js: StartAgent, py: Any
+) -> None:
     col = Collector()
     bob = await py("bob", chat=col)
     alice = await js(system.urls[0], system.token(room_name, "alice"), text_topics=["chat"])
@@ -392,10 +452,46 @@ async def test_sender_that_leaves_mid_stream(system: System, room_name: str, js:
     del bob
 
 
+async def test_a_big_send_holds_a_bounded_window_while_the_path_is_stalled(
+    system_factory: Callable[..., System], room_name: str, js: StartAgent, py: Any
+) -> None:
+    """Pacing: with the sender's gateway stopped (SIGSTOP), TCP fills up and sendText waits
+    with at most its send window (256 KiB) unsent in the socket, instead of queueing the
+    whole text; once the gateway runs again, all of it arrives."""
+    s = system_factory(gateways=2, ROOMSTREAMS_GATEWAY_TIMEOUT="60")
+    col = Collector()
+    await py("bob", url=s.urls[1], s=s, chat=col)
+    alice = await js(s.urls[0], s.token(room_name, "alice"), track_buffer=True)
+    gateway = s.gateways[0]
+    gateway.send_signal(signal.SIGSTOP)
+    try:
+        cid = await alice.start_command(
+            "send_text", big_text=48_000_000, topic="chat", progress_events=True
+        )
+        # the kernel's socket buffers fill first; then the socket holds data unsent
+        await alice.wait("backlog", timeout=60)
+        # it stays stalled: no result while the gateway is stopped
+        await asyncio.sleep(1.0)
+        assert not alice.all("result", id=cid)
+        progress = alice.all("progress", id=cid)
+        assert progress[-1]["progress"] < 1
+        assert max(e["max_buffered"] for e in progress) <= 256 * 1024 + 96 * 1024
+    finally:
+        gateway.send_signal(signal.SIGCONT)
+    r = await alice.wait("result", timeout=120, id=cid)
+    assert r["ok"], r
+    sent = r["value"]
+    assert sent["max_buffered"] <= 256 * 1024 + 96 * 1024
+    rec = await col.wait_done(sent["stream_id"], timeout=120)
+    assert rec.error is None and _sha(rec.text) == sent["sha256"]
+
+
 # ---- byte streams and data packets ---------------------------------------------------------
 
 
-async def test_send_file_both_ways(system: System, room_name: str, js: StartAgent, py: Any, tmp_path: Path) -> None:
+async def test_send_file_both_ways(
+    system: System, room_name: str, js: StartAgent, py: Any, tmp_path: Path
+) -> None:
     files = ByteCollector()
     bob = await py("bob", files=files)
     alice = await js(system.urls[0], system.token(room_name, "alice"), byte_topics=["files"])
@@ -404,16 +500,26 @@ async def test_send_file_both_ways(system: System, room_name: str, js: StartAgen
     path = tmp_path / "photo.png"
     path.write_bytes(payload)
     sent = await alice.call("send_file", path=str(path), topic="files", timeout=60)
-    assert sent["name"] == "photo.png" and sent["mime_type"] == "image/png" and sent["size"] == len(payload)
+    assert (
+        sent["name"] == "photo.png"
+        and sent["mime_type"] == "image/png"
+        and sent["size"] == len(payload)
+    )
     assert sent["progress_calls"] > 1 and sent["last_progress"] == 1
     rec = await files.wait_done(sent["stream_id"], timeout=60)
     assert rec.error is None and rec.identity == "alice"
     assert _sha(rec.data) == _sha(payload)
-    assert rec.info.name == "photo.png" and rec.info.mime_type == "image/png" and rec.info.size == len(payload)
+    assert (
+        rec.info.name == "photo.png"
+        and rec.info.mime_type == "image/png"
+        and rec.info.size == len(payload)
+    )
     assert max(len(c) for c in rec.chunks) <= 15_000
 
     # bytes in memory with a name (Node without a File)
-    small = await alice.call("send_file", path=str(path), as_bytes=True, name="copy.bin", topic="files")
+    small = await alice.call(
+        "send_file", path=str(path), as_bytes=True, name="copy.bin", topic="files"
+    )
     rec2 = await files.wait_done(small["stream_id"], timeout=60)
     assert _sha(rec2.data) == _sha(payload) and rec2.info.mime_type == "application/octet-stream"
 
@@ -426,27 +532,42 @@ async def test_send_file_both_ways(system: System, room_name: str, js: StartAgen
     assert got["progress_calls"] > 1 and got["last_progress"] == 1
 
 
-async def test_data_packets_both_ways(system: System, room_name: str, js: StartAgent, py: Any) -> None:
+async def test_data_packets_both_ways(
+    system: System, room_name: str, js: StartAgent, py: Any
+) -> None:
     packets: asyncio.Queue[Any] = asyncio.Queue()
     bob = await py("bob")
     bob.on("data_received", packets.put_nowait)
     alice = await js(system.urls[0], system.token(room_name, "alice"))
 
     blob = bytes(range(256)) * 58  # 14848 bytes: just under the limit
-    await alice.call("publish", payload_b64=base64.b64encode(blob).decode(), topic="bin", reliable=False)
+    await alice.call(
+        "publish", payload_b64=base64.b64encode(blob).decode(), topic="bin", reliable=False
+    )
     await alice.call("publish", payload="text as UTF-8 ✓", topic="txt")
     p1 = await asyncio.wait_for(packets.get(), 10)
     p2 = await asyncio.wait_for(packets.get(), 10)
-    assert (p1.payload, p1.topic, p1.participant_identity, p1.reliable) == (blob, "bin", "alice", False)
+    assert (p1.payload, p1.topic, p1.participant_identity, p1.reliable) == (
+        blob,
+        "bin",
+        "alice",
+        False,
+    )
     assert (p2.payload, p2.topic) == ("text as UTF-8 ✓".encode(), "txt")
 
-    await bob.local_participant.publish_data(b"\x00\x01 from python", topic="t", destination_identities=["alice"])
+    await bob.local_participant.publish_data(
+        b"\x00\x01 from python", topic="t", destination_identities=["alice"]
+    )
     got = await alice.wait("data")
     assert base64.b64decode(got["payload_b64"]) == b"\x00\x01 from python"
-    assert got["sender"] == "bob" and got["topic"] == "t" and got["kind"] == 0  # DataPacket_Kind.RELIABLE
+    assert (
+        got["sender"] == "bob" and got["topic"] == "t" and got["kind"] == 0
+    )  # DataPacket_Kind.RELIABLE
 
 
-async def test_bad_input_gets_clear_errors_before_sending(system: System, room_name: str, js: StartAgent, py: Any, js_dist: Path) -> None:
+async def test_bad_input_gets_clear_errors_before_sending(
+    system: System, room_name: str, js: StartAgent, py: Any, js_dist: Path
+) -> None:
     col = Collector()
     bob = await py("bob", chat=col)
     bob_data: list[Any] = []
@@ -454,11 +575,20 @@ async def test_bad_input_gets_clear_errors_before_sending(system: System, room_n
     alice = await js(system.urls[0], system.token(room_name, "alice"), text_topics=["chat"])
 
     err = await alice.fails("send_text", text="x", topic="")
-    assert (err["name"], err["code"], err["message"]) == ("InvalidInput", "bad_topic", "topic must not be empty")
+    assert (err["name"], err["code"], err["message"]) == (
+        "InvalidInput",
+        "bad_topic",
+        "topic must not be empty",
+    )
     err = await alice.fails("send_text", text="x", topic="t" * 257)
     assert err["code"] == "bad_topic" and "exceeds 256" in err["message"]
-    err = await alice.fails("publish", payload_b64=base64.b64encode(b"x" * 15_001).decode(), topic="t")
-    assert err["code"] == "data_too_large" and err["message"] == "data packet of 15001 bytes exceeds 15000 bytes"
+    err = await alice.fails(
+        "publish", payload_b64=base64.b64encode(b"x" * 15_001).decode(), topic="t"
+    )
+    assert (
+        err["code"] == "data_too_large"
+        and err["message"] == "data packet of 15001 bytes exceeds 15000 bytes"
+    )
     err = await alice.fails("send_text", text="x", topic="chat", destinations=[""])
     assert err["code"] == "bad_frame" and "destination identities" in err["message"]
     err = await alice.fails("send_file", path=str(AGENT), name="../../etc/passwd", topic="chat")
@@ -483,7 +613,9 @@ async def test_bad_input_gets_clear_errors_before_sending(system: System, room_n
         await agent.stop()
 
 
-async def test_permission_denied_without_can_publish_data(system: System, room_name: str, js: StartAgent) -> None:
+async def test_permission_denied_without_can_publish_data(
+    system: System, room_name: str, js: StartAgent
+) -> None:
     alice = await js(system.urls[0], system.token(room_name, "alice", can_publish_data=False))
     err = await alice.fails("send_text", text="x", topic="chat")
     assert err["name"] == "PermissionDenied" and "canPublishData" in err["message"]
@@ -499,7 +631,9 @@ async def test_reconnect_after_its_gateway_is_killed(
 ) -> None:
     s = system_factory(gateways=2, ROOMSTREAMS_GATEWAY_TIMEOUT="2")
     async with TcpBalancer(s.ports) as lb:
-        alice = await js(lb.url, s.token(room_name, "alice"), text_topics=["chat"], byte_topics=["files"])
+        alice = await js(
+            lb.url, s.token(room_name, "alice"), text_topics=["chat"], byte_topics=["files"]
+        )
         js_port = lb.chosen[0]
         other = s.ports[1 - s.ports.index(js_port)]
         col = Collector()
@@ -529,3 +663,36 @@ async def test_reconnect_after_its_gateway_is_killed(
         assert (await col.wait_done(sent["stream_id"])).text == "back again"
         assert alice.all("disconnected") == []
         await bob.disconnect()
+
+
+# ---- the README --------------------------------------------------------------------------
+
+
+async def test_readme_typescript_example_runs(
+    system: System, room_name: str, js_dist: Path, py: Any, tmp_path: Path
+) -> None:
+    """The README's ten-line example (plain JS once its import is pointed at the build) runs
+    in Node against the system: a Python participant receives its message."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```ts\n(.*?)```", readme, re.S)
+    assert blocks, "README has no ts example"
+    code = blocks[0]
+    for old, new in (
+        ("'roomstreams'", json.dumps(js_dist.as_uri())),
+        ("'ws://127.0.0.1:7880'", json.dumps(system.urls[0])),
+    ):
+        assert old in code, f"the README example no longer contains {old}"
+        code = code.replace(old, new)
+    token = system.token(room_name, "alice")
+    script = tmp_path / "example.mjs"
+    script.write_text(f"const token = {json.dumps(token)};\n{code}\nawait room.disconnect();\n")
+    col = Collector()
+    await py("bob", chat=col)
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(script), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    rec = (await col.wait_count(1))[0]
+    await rec.done.wait()
+    assert (rec.identity, rec.text) == ("alice", "hello")

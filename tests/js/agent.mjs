@@ -6,6 +6,7 @@
 // and events such as {"ev": "text_done", ...}, {"ev": "text_error", ...}, {"ev": "data", ...}.
 import { createHash } from 'node:crypto';
 import { openAsBlob, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { basename, join, dirname } from 'node:path';
@@ -88,10 +89,30 @@ function watch(r) {
     out({ ev: 'data', payload_b64: Buffer.from(payload).toString('base64'), sender: participant?.identity ?? null, kind, topic: topic ?? '' }));
 }
 
+// the most the socket held unsent when a frame was handed to it (the client's send window)
+let maxBuffered = 0;
+let lastBuffered = 0;
+
+async function trackingWebSocket() {
+  const require = createRequire(join(here, '../../shared/js/package.json'));
+  const mod = await import(pathToFileURL(require.resolve('ws')).href);
+  const WebSocket = mod.WebSocket ?? mod.default;
+  return class TrackingWebSocket extends WebSocket {
+    send(data, ...rest) {
+      lastBuffered = this.bufferedAmount;
+      if (lastBuffered >= 64 * 1024 && maxBuffered < 64 * 1024) out({ ev: 'backlog', buffered: lastBuffered });
+      maxBuffered = Math.max(maxBuffered, lastBuffered);
+      return super.send(data, ...rest);
+    }
+  };
+}
+
 const commands = {
   async connect(c) {
     mode = c.mode ?? 'all';
-    room = new Room(c.options ?? {});
+    const options = { ...(c.options ?? {}) };
+    if (c.track_buffer) options.webSocket = await trackingWebSocket();
+    room = new Room(options);
     watch(room);
     for (const t of c.text_topics ?? []) room.registerTextStreamHandler(t, textHandler);
     for (const t of c.byte_topics ?? []) room.registerByteStreamHandler(t, byteHandler);
@@ -112,11 +133,20 @@ const commands = {
     const text = c.big_text ? bigText(c.big_text) : c.text;
     let progressCalls = 0;
     let lastProgress = null;
+    let reported = -1;
     const info = await room.localParticipant.sendText(text, {
       topic: c.topic, destinationIdentities: c.destinations, attributes: c.attributes,
-      onProgress: (p) => { progressCalls += 1; lastProgress = p; },
+      onProgress: (p) => {
+        progressCalls += 1;
+        lastProgress = p;
+        if (c.progress_events && Math.floor(p * 100) > reported) {
+          reported = Math.floor(p * 100);
+          out({ ev: 'progress', id: c.id, progress: p, buffered: lastBuffered, max_buffered: maxBuffered });
+        }
+      },
     });
-    return { stream_id: info.id, sha256: sha256(text), length: text.length, bytes: Buffer.byteLength(text), progress_calls: progressCalls, last_progress: lastProgress };
+    return { stream_id: info.id, sha256: sha256(text), length: text.length, bytes: Buffer.byteLength(text),
+      progress_calls: progressCalls, last_progress: lastProgress, max_buffered: maxBuffered };
   },
   async open_stream(c) {
     const w = await room.localParticipant.streamText({ topic: c.topic, destinationIdentities: c.destinations, attributes: c.attributes });
