@@ -10,7 +10,8 @@ Tree::
     ├── ServerError             the gateway answered a frame with an error (code + message)
     ├── RpcError                an RPC failed: LiveKit's code, message and data
     └── StreamError             something about one stream
-        ├── StreamClosed        *we* closed it: writing after close()
+        ├── StreamClosed        *we* closed it: writing after close(), closing twice
+        │                       (also a RuntimeError)
         ├── StreamAborted       the stream ended abnormally (sender left, close reason, lag, ...)
         ├── StreamSizeMismatch  total_size announced and bytes written disagree
         └── UnsafeFileName      a byte stream name that is a path, not a plain file name
@@ -118,8 +119,9 @@ class StreamError(RoomStreamsError):
         self.stream_id = stream_id
 
 
-class StreamClosed(StreamError):
-    """The stream was closed by this side; no more writes."""
+class StreamClosed(StreamError, RuntimeError):
+    """The stream was closed by this side: no more writes, no second close (also a
+    ``RuntimeError``, what LiveKit raises in both cases)."""
 
 
 class StreamAborted(StreamError):

@@ -148,7 +148,8 @@ async def test_stream_bytes_writer_lifecycle(connect: Any) -> None:
     assert rec.reader.progress == 1.0
     with pytest.raises(roomstreams.StreamClosed):
         await writer.write(b"more")
-    await writer.close()  # idempotent
+    with pytest.raises(roomstreams.StreamClosed):  # closing twice raises, as in LiveKit
+        await writer.close()
 
 
 async def test_progress_counts_received_bytes(connect: Any) -> None:

@@ -63,7 +63,8 @@ async def test_stream_text_yields_chunks_as_written(connect: Any) -> None:
     assert rec.info.size is None
     with pytest.raises(roomstreams.StreamClosed):
         await writer.write("more")
-    await writer.close()  # idempotent
+    with pytest.raises(RuntimeError):  # closing twice raises, as in LiveKit
+        await writer.close()
 
 
 async def test_read_all_returns_whole_text(connect: Any) -> None:

@@ -14,6 +14,7 @@ from roomstreams.exceptions import (
     ConnectionClosed,
     PermissionDenied,
     RoomStreamsError,
+    RpcError,
     ServerError,
     StreamAborted,
     StreamClosed,
@@ -54,13 +55,18 @@ def test_every_exception_is_public(cls: type) -> None:
         (PermissionDenied, RoomStreamsError),
         (ServerError, RoomStreamsError),
         (StreamError, RoomStreamsError),
-        (StreamClosed, StreamError),
+        (RpcError, RoomStreamsError),
         (StreamAborted, StreamError),
         (StreamSizeMismatch, StreamError),
     ],
 )
 def test_documented_tree(cls: type, parent: type) -> None:
     assert cls.__bases__ == (parent,)
+
+
+def test_stream_closed_is_also_a_runtime_error() -> None:
+    """What LiveKit raises for a write after close and a second close."""
+    assert StreamClosed.__bases__ == (StreamError, RuntimeError)
 
 
 def test_exception_attributes() -> None:

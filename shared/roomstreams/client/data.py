@@ -1,7 +1,7 @@
 """Data packets: ``LocalParticipant.publish_data`` and the ``data_received`` event.
 
 A data packet is one binary frame (:mod:`roomstreams.protocol.binary`) of at most
-:data:`~roomstreams.protocol.limits.MAX_DATA_BYTES` (15000) bytes of payload. It goes
+:data:`~roomstreams.protocol.limits.MAX_DATA_BYTES` (15 KiB, 15360) bytes of payload. It goes
 through the room log like everything else, so it is ordered with the room's other traffic,
 and reaches every other member with ``canSubscribe`` (narrowed to ``destination_identities``
 when given), no handler needed::
@@ -17,6 +17,7 @@ included (the flag is carried to receivers, nothing is dropped on purpose).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .participant import RemoteParticipant
 
-__all__ = ["DataPacket"]
+__all__ = ["DataPacket", "DataPacketKind"]
+
+
+class DataPacketKind(enum.IntEnum):
+    """LiveKit's ``DataPacketKind`` (same names and values)."""
+
+    KIND_LOSSY = 0
+    KIND_RELIABLE = 1
 
 
 @dataclass(slots=True)
@@ -47,6 +55,11 @@ class DataPacket:
     def data(self) -> bytes:
         """Same as :attr:`payload` (LiveKit's name)."""
         return self.payload
+
+    @property
+    def kind(self) -> DataPacketKind:
+        """LiveKit's name for :attr:`reliable`."""
+        return DataPacketKind.KIND_RELIABLE if self.reliable else DataPacketKind.KIND_LOSSY
 
 
 async def publish_data(

@@ -203,7 +203,7 @@ class LocalParticipant(Participant):
     async def stream_text(
         self,
         *,
-        topic: str,
+        topic: str = "",
         destination_identities: list[str] | None = None,
         attributes: dict[str, str] | None = None,
         total_size: int | None = None,
@@ -214,12 +214,18 @@ class LocalParticipant(Participant):
         generated: bool = False,
         attached_stream_ids: list[str] | None = None,
         attachments: Sequence[str | os.PathLike[str]] | None = None,
+        sender_identity: str | None = None,
     ) -> TextStreamWriter:
         """Open a text stream. Write to it, then close it: receivers' readers end only then.
 
         ``attachments`` are file paths, each sent as a byte stream on the same topic (and to
         the same destinations) right after the text stream's header, which lists their ids
-        in ``attached_stream_ids``."""
+        in ``attached_stream_ids``.
+
+        ``sender_identity`` (LiveKit's): an agent may send the stream as another
+        participant's (a transcription of what that participant said, say); receivers see
+        that identity and ``generated``. Only for tokens of kind ``agent`` (or with the agent
+        grant): others get a ``permission_denied`` error (the writer fails)."""
         conn = self._conn
         conn.ensure_connected()
         self._check_publish()
@@ -254,6 +260,7 @@ class LocalParticipant(Participant):
             reply_to_id=reply_to_id,
             attached_stream_ids=info.attached_stream_ids,
             generated=generated,
+            sender_identity=sender_identity,
         )
         writer = TextStreamWriter(conn, info)
         await conn.open_writer(writer, header)
@@ -276,11 +283,12 @@ class LocalParticipant(Participant):
         self,
         text: str,
         *,
-        topic: str,
+        topic: str = "",
         destination_identities: list[str] | None = None,
         attributes: dict[str, str] | None = None,
         reply_to_id: str | None = None,
         attachments: Sequence[str | os.PathLike[str]] | None = None,
+        sender_identity: str | None = None,
     ) -> TextStreamInfo:
         """Send a whole text (any size: it is chunked) as one stream; returns its info once
         the router has routed its end. ``attachments``: see :meth:`stream_text`."""
@@ -291,6 +299,7 @@ class LocalParticipant(Participant):
             total_size=utf8_len(text),
             reply_to_id=reply_to_id,
             attachments=attachments,
+            sender_identity=sender_identity,
         )
         async with writer:
             await writer.write(text)
@@ -302,7 +311,7 @@ class LocalParticipant(Participant):
         self,
         name: str,
         *,
-        topic: str,
+        topic: str = "",
         total_size: int | None = None,
         mime_type: str = DEFAULT_MIME_TYPE,
         destination_identities: list[str] | None = None,
@@ -329,7 +338,7 @@ class LocalParticipant(Participant):
         payload: bytes | bytearray | memoryview,
         *,
         name: str,
-        topic: str,
+        topic: str = "",
         mime_type: str = DEFAULT_MIME_TYPE,
         destination_identities: list[str] | None = None,
         attributes: dict[str, str] | None = None,
@@ -355,7 +364,7 @@ class LocalParticipant(Participant):
         self,
         file_path: str | os.PathLike[str],
         *,
-        topic: str,
+        topic: str = "",
         name: str | None = None,
         mime_type: str | None = None,
         destination_identities: list[str] | None = None,
@@ -391,8 +400,8 @@ class LocalParticipant(Participant):
     ) -> None:
         """Send a data packet (``str`` is sent as UTF-8) to every other participant, or to
         ``destination_identities``; receivers get a ``data_received`` event. At most
-        15000 bytes (``ValueError`` beyond). Returns once the packet is on its way (no
-        delivery receipt)."""
+        15 KiB, LiveKit's limit for reliable packets (``ValueError`` beyond). Returns once
+        the packet is on its way (no delivery receipt)."""
         self._conn.ensure_connected()
         self._check_publish()
         await data.publish_data(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
@@ -68,6 +68,11 @@ class TextStreamInfo:
         """Same as :attr:`stream_id` (the spec uses both names)."""
         return self.stream_id
 
+    @property
+    def attachments(self) -> list[str]:
+        """Same as :attr:`attached_stream_ids` (LiveKit's Python name)."""
+        return self.attached_stream_ids
+
     @classmethod
     def from_header(cls, h: DeliveredHeader) -> TextStreamInfo:
         return cls(
@@ -96,6 +101,14 @@ class StreamState(enum.Enum):
 _END = object()
 
 
+class _Done:
+    """An already-completed awaitable (``reader.close()`` works awaited or not)."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # pragma: no cover
+
+
 class StreamReaderBase(Generic[InfoT, ChunkT]):
     """What text and byte readers share: a buffer of chunks (bounded: a consumer that lets
     more than ``max_buffer`` pile up unread has its stream ended as ``slow_consumer``), the
@@ -118,9 +131,23 @@ class StreamReaderBase(Generic[InfoT, ChunkT]):
     def closed(self) -> bool:
         return self._ended
 
+    def close(self) -> _Done:
+        """Stop reading: what is buffered is dropped, the rest of the stream is ignored and
+        iterating ends. ``await reader.aclose()`` (or ``await reader.close()``) too."""
+        if not self._ended:
+            self._ended = True
+            self._items.clear()
+            self._buffered = 0
+            self._items.append(_END)
+            self._wakeup.set()
+        return _Done()
+
+    async def aclose(self) -> None:
+        self.close()
+
     # fed by the room (same event loop)
     def _feed(self, content: ChunkT) -> None:
-        if self._ended:
+        if self._ended or not content:  # an empty chunk is not yielded (as in LiveKit)
             return
         self._buffered += len(content)
         if self._buffered > self._max_buffer:
@@ -237,9 +264,10 @@ class StreamWriterBase(Generic[InfoT]):
     async def close(self, reason: str = "", *, attributes: dict[str, str] | None = None) -> None:
         """Close the stream; a non-empty ``reason`` ends it abnormally at the receivers.
         Returns once the router has routed the end (raises if the server refused the
-        stream). Closing twice is a no-op."""
+        stream). Closing twice raises :class:`~roomstreams.StreamClosed` (a
+        ``RuntimeError``, as in LiveKit)."""
         if self._state in (StreamState.CLOSING, StreamState.CLOSED):
-            return
+            raise StreamClosed("the stream is already closed", stream_id=self.stream_id)
         if self._state is StreamState.FAILED:
             assert self._error is not None
             raise self._error
@@ -268,7 +296,8 @@ class StreamWriterBase(Generic[InfoT]):
         tb: TracebackType | None,
     ) -> None:
         if exc is None:
-            await self.close()
+            if self._state in (StreamState.OPEN, StreamState.FAILED):  # not closed in the body
+                await self.close()
         elif self._state is StreamState.OPEN:
             try:
                 await asyncio.shield(self.close(reason=f"writer failed: {exc!r}"[:500]))

@@ -20,7 +20,7 @@ Data packet (``0x02``)::
 :class:`DataMeta` ``{"topic": "...", "destination_identities": [...]}``; the gateway
 re-emits the packet for receivers with :class:`DeliveredDataMeta`, the sender's identity
 (from its token) stamped as ``sender``. ``payload`` is at most
-:data:`~roomstreams.protocol.limits.MAX_DATA_BYTES` (15000) bytes.
+:data:`~roomstreams.protocol.limits.MAX_DATA_BYTES` (15 KiB) bytes.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ __all__ = [
 #: Largest chunk content, in bytes: UTF-8 bytes of a text chunk, payload of a binary byte
 #: chunk (LiveKit's STREAM_CHUNK_SIZE).
 MAX_CHUNK_BYTES = 15_000
-#: Largest data packet payload (``publish_data``), in bytes: LiveKit's recommended maximum for
-#: reliable packets. The gateway answers a larger one with an ``error`` frame, code
+#: Largest data packet payload (``publish_data``), in bytes: LiveKit's limit for reliable
+#: packets (15 KiB). The gateway answers a larger one with an ``error`` frame, code
 #: ``data_too_large``, and drops it.
-MAX_DATA_BYTES = 15_000
+MAX_DATA_BYTES = 15 * 1024
 #: Largest JSON meta of a data packet frame (topic and destination identities), in bytes.
 MAX_DATA_META_BYTES = 15_000
 #: Longest byte stream name (a file name), in UTF-8 bytes.
