@@ -2,7 +2,7 @@
 
 from .bytestreams import ByteStreamInfo, ByteStreamReader, ByteStreamWriter
 from .connection import ConnectionState
-from .data import DataPacket
+from .data import DataPacket, DataPacketKind
 from .events import EventEmitter
 from .participant import (
     LocalParticipant,
@@ -29,6 +29,7 @@ __all__ = [
     "ByteStreamWriter",
     "ConnectionState",
     "DataPacket",
+    "DataPacketKind",
     "EventEmitter",
     "LocalParticipant",
     "Participant",
