@@ -31,13 +31,17 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar
 
+import redis.asyncio as aioredis
 from faststream.redis import RedisBroker
+from redis.exceptions import RedisError
 
 import roomstreams
+from roomstreams._devstate import read_state
 from roomstreams.api import ApiError, RoomService
 from roomstreams.cli import DEV_API_KEY, DEV_API_SECRET
 from roomstreams.events import RoomEvent, room_events
@@ -62,14 +66,33 @@ def is_person(attributes: dict[str, str]) -> bool:
 def env_settings() -> dict[str, Any]:
     """The connection settings from the environment (``ROOMSTREAMS_URL``,
     ``ROOMSTREAMS_REDIS_URL``, ``ROOMSTREAMS_API_KEY`` / ``ROOMSTREAMS_API_SECRET``), as
-    keyword arguments of a :class:`RoomVisitor`."""
+    keyword arguments of a :class:`RoomVisitor`. What the environment leaves out comes from
+    the ``roomstreams up`` running on this machine, if one is (``roomstreams._devstate``),
+    else from its defaults."""
     env = os.environ.get
+    up = read_state() or {}
     return {
-        "url": env("ROOMSTREAMS_URL", "ws://127.0.0.1:7880"),
-        "redis_url": env("ROOMSTREAMS_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "api_key": env("ROOMSTREAMS_API_KEY", DEV_API_KEY),
-        "api_secret": env("ROOMSTREAMS_API_SECRET", DEV_API_SECRET),
+        "url": env("ROOMSTREAMS_URL", up.get("url", "ws://127.0.0.1:7880")),
+        "redis_url": env("ROOMSTREAMS_REDIS_URL", up.get("redis_url", "redis://127.0.0.1:6379/0")),
+        "api_key": env("ROOMSTREAMS_API_KEY", up.get("api_key", DEV_API_KEY)),
+        "api_secret": env("ROOMSTREAMS_API_SECRET", up.get("api_secret", DEV_API_SECRET)),
     }
+
+
+async def _check_redis(url: str) -> None:
+    """One line and exit code 2, not a traceback, when Redis is not where we look."""
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        print(
+            f"error: cannot reach Redis at {url} ({exc}): start `roomstreams up` on this machine"
+            " (the examples find it), or set ROOMSTREAMS_REDIS_URL to the URL it prints",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    finally:
+        await client.aclose()
 
 
 class RoomVisitor:
@@ -247,8 +270,10 @@ class RoomVisitor:
 
 async def run_until_signalled(make: Callable[[], RoomVisitor]) -> None:
     """Runs the visitor ``make()`` returns until SIGINT or SIGTERM."""
+    visitor = make()
+    await _check_redis(visitor.redis_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await make().run(stop)
+    await visitor.run(stop)

@@ -4,10 +4,11 @@ components) or the ``chat`` topic (``roomstreams send``) with a reply streamed w
 the same topic, the way an LLM agent streams tokens. There is no model: the reply to
 "hello brave new world" is "you said: world new brave hello", one word per ``write``.
 
-Run it next to a system (``roomstreams up`` prints the Redis URL it started)::
+Run it next to a system: on the machine of a ``roomstreams up`` it finds that system by
+itself; elsewhere set ``ROOMSTREAMS_REDIS_URL`` (``roomstreams up`` prints the line)::
 
     roomstreams up
-    ROOMSTREAMS_REDIS_URL=redis://127.0.0.1:<port>/0 python examples/agent.py
+    python examples/agent.py
     roomstreams listen --room demo &              # a person in room "demo"
     roomstreams send --room demo "hello brave new world"
 

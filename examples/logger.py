@@ -11,9 +11,10 @@ too, with the text received so far, ``"aborted": true`` and its code and reason.
 A participant receives only the topics it has a handler for: the logger logs ``chat`` and the
 topics given with ``--topics a,b`` (or ``ROOMSTREAMS_LOGGER_TOPICS``).
 
-Run it next to a system (``roomstreams up`` prints the Redis URL it started)::
+Run it next to a system (on the machine of a ``roomstreams up`` it finds that system by
+itself; elsewhere set ``ROOMSTREAMS_REDIS_URL``, as ``roomstreams up`` prints)::
 
-    ROOMSTREAMS_REDIS_URL=redis://127.0.0.1:<port>/0 python examples/logger.py rooms.jsonl
+    python examples/logger.py rooms.jsonl
 
 It finds and leaves rooms like ``examples/agent.py`` (examples/_visitor.py: room lifecycle
 events in the consumer group ``room-logger``; joins only while a person is there; its token

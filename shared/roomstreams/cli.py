@@ -37,6 +37,7 @@ from rich.progress import (
 )
 
 from . import __version__
+from ._devstate import clear_state, write_state
 from ._launcher import ChildExit, Launcher, SystemConfig
 from ._redis_server import describe_server_binary
 from .api import ParticipantDetails, RoomDetails, RoomService
@@ -220,6 +221,7 @@ def up(
     try:
         code = _run(launcher)
     finally:
+        clear_state()
         launcher.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -241,7 +243,16 @@ def _run(launcher: Launcher) -> int:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         return 1
 
-    _print_summary(launcher)
+    state = write_state(
+        {
+            "redis_url": launcher.redis_url,
+            "url": launcher.gateway_urls[0],
+            "api_url": launcher.api_url,
+            "api_key": cfg.api_key,
+            "api_secret": cfg.api_secret,
+        }
+    )
+    _print_summary(launcher, state)
     exited = launcher.wait()
     if exited is None:
         console.print("Stopping...")
@@ -250,7 +261,7 @@ def _run(launcher: Launcher) -> int:
     return 1
 
 
-def _print_summary(launcher: Launcher) -> None:
+def _print_summary(launcher: Launcher, state: Path) -> None:
     cfg = launcher.config
     if launcher.redis_server is not None:
         redis_note = f"local {describe_server_binary(launcher.redis_server.binary)}, no persistence"
@@ -281,6 +292,11 @@ def _print_summary(launcher: Launcher) -> None:
         example += f" --api-secret {cfg.api_secret}"
     console.print("Get a token for a client:")
     console.print(f"  {escape(example)}", highlight=False)
+    console.print(
+        f"Backends on this machine (examples/agent.py) find this system in {escape(str(state))};"
+        " elsewhere:"
+    )
+    console.print(f"  export ROOMSTREAMS_REDIS_URL={escape(launcher.redis_url)}", highlight=False)
     console.print(f"[bold]{READY_LINE}[/]")
 
 
