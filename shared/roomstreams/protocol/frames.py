@@ -122,6 +122,9 @@ class ErrorCode:
     CONNECTION_LOST = "connection_lost"
     #: a name, metadata or attributes update over LiveKit's limits
     METADATA_TOO_LARGE = "metadata_too_large"
+    #: a stream over the receiver's ``DataStreamOptions.max_payload_byte_length`` (ended by
+    #: the receiving client itself)
+    PAYLOAD_TOO_LARGE = "payload_too_large"
     #: a bug or a malformed entry inside the system; what it concerned was rejected
     INTERNAL_ERROR = "internal_error"
     #: a connection over its limits (frames or bytes per second, open streams, pending
