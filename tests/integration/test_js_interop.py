@@ -696,3 +696,55 @@ async def test_readme_typescript_example_runs(
     rec = (await col.wait_count(1))[0]
     await rec.done.wait()
     assert (rec.identity, rec.text) == ("alice", "hello")
+
+
+# ---- the Node load client ------------------------------------------------------------------
+
+
+async def test_node_receivers_speak_the_w3p_protocol(
+    system: System, room_name: str, js_dist: Path
+) -> None:
+    """shared/js/bench/receivers.mjs is a drop-in W3p receiver process: two of them (one per
+    gateway, 5 receivers each) get every stamped chunk of a Python sender, in order, and
+    report them with their latencies."""
+    from roomstreams.bench.w3p import (
+        TOPIC,
+        ReceiverProcess,
+        node_receivers_command,
+        stamped_send,
+    )
+
+    names = [f"rx{i}" for i in range(10)]
+    procs = [
+        ReceiverProcess(
+            gw,
+            [(n, system.urls[gw], system.token(room_name, n)) for n in names[gw::2]],
+            command=node_receivers_command(),
+        )
+        for gw in (0, 1)
+    ]
+    sender = roomstreams.Room()
+    try:
+        for p in procs:
+            await p.start()
+        ready = [await asyncio.wait_for(p.expect("ready"), 30) for p in procs]
+        assert [r["connected"] for r in ready] == [5, 5]
+        await sender.connect(system.urls[0], system.token(room_name, "tx"))
+        writer = await sender.local_participant.stream_text(topic=TOPIC)
+        pace = await stamped_send(writer, 200, 400.0)
+        await writer.close()
+        for p in procs:
+            await asyncio.wait_for(p.expect("finished", writer.stream_id), 30)
+        reports = [await p.report(writer.stream_id) for p in procs]
+    finally:
+        await sender.disconnect()
+        for p in procs:
+            await p.stop()
+    assert pace["chunks_sent"] == 200
+    receivers = {k: v for r in reports for k, v in r["receivers"].items()}
+    assert sorted(receivers) == sorted(names)
+    for r in receivers.values():
+        assert (r["count"], r["in_order"], r["ended"], r["error"]) == (200, True, True, None)
+    lat = [x for r in reports for x in memoryview(base64.b64decode(r["latencies_ns"])).cast("q")]
+    assert len(lat) == 2000 and all(0 < x < 10e9 for x in lat)
+    assert all(p.proc is not None and p.proc.returncode == 0 for p in procs)

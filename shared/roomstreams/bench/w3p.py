@@ -19,10 +19,12 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 import uuid
 from array import array
+from pathlib import Path
 from typing import Any
 
 from ..client import Room, TextStreamWriter
@@ -41,7 +43,16 @@ from .workloads import (
     new_room,
 )
 
-__all__ = ["SEQ_DIGITS", "STAMP_END", "TOPIC", "stamped_chunk", "w3p_fanout"]
+__all__ = [
+    "SEQ_DIGITS",
+    "STAMP_END",
+    "TOPIC",
+    "ReceiverProcess",
+    "node_receivers_command",
+    "stamped_chunk",
+    "stamped_send",
+    "w3p_fanout",
+]
 
 STAMP_DIGITS = 19  # an int64 of nanoseconds
 STAMP_END = SEQ_DIGITS + STAMP_DIGITS
@@ -58,6 +69,22 @@ _TERM_TIMEOUT = 5.0
 _LINE_LIMIT = 256 * 1024 * 1024
 
 
+def node_receivers_command() -> list[str]:
+    """The TypeScript client's receiver process (``shared/js/bench/receivers.mjs``, on the
+    built ``shared/js/dist``), which speaks this module's protocol; raises ``RuntimeError``
+    saying what is missing when it cannot run here."""
+    js = Path(__file__).resolve().parents[2] / "js"
+    script, dist = js / "bench" / "receivers.mjs", js / "dist" / "roomstreams.js"
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is not on PATH: Node receivers need Node 20 or later")
+    if not script.is_file():
+        raise RuntimeError(f"{script} is missing (Node receivers run from a source checkout)")
+    if not dist.is_file():
+        raise RuntimeError(f"{dist} is missing: cd {js} && npm ci && npm run build")
+    return [node, str(script)]
+
+
 def stamped_chunk(seq: int, ns: int) -> str:
     return f"{seq:0{SEQ_DIGITS}d}{ns:0{STAMP_DIGITS}d}{_FILLER}"
 
@@ -65,9 +92,17 @@ def stamped_chunk(seq: int, ns: int) -> str:
 class ReceiverProcess:
     """One ``w3p_receivers`` child: start, commands, events, and a stop that always ends it."""
 
-    def __init__(self, gateway: int, specs: list[tuple[str, str, str]]) -> None:
+    def __init__(
+        self,
+        gateway: int,
+        specs: list[tuple[str, str, str]],
+        command: list[str] | None = None,
+    ) -> None:
         self.gateway = gateway
         self.specs = specs
+        #: the program to run: this module's Python receivers by default, or another client
+        #: speaking the same protocol (``node_receivers_command()``)
+        self.command = command or [sys.executable, "-m", _MODULE]
         self.proc: asyncio.subprocess.Process | None = None
         self.pid = 0
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -80,9 +115,7 @@ class ReceiverProcess:
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMSTREAMS_")}
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            _MODULE,
+            *self.command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
