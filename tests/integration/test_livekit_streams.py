@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import roomstreams
-from roomstreams import DataPacket, Room, RoomOptions, StreamAborted
+from roomstreams import DataPacket, DataStreamOptions, Room, RoomOptions, StreamAborted
 from roomstreams._redis_server import free_port
 from roomstreams.client.data import DataPacketKind
 
@@ -208,3 +208,57 @@ async def test_room_options(system: System, room_name: str) -> None:
             w.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_receiver_payload_cap(system: System, room_name: str) -> None:
+    """LiveKit's DataStreamOptions(max_payload_byte_length=...): a larger stream ends with
+    a StreamError at that receiver instead of being delivered; smaller ones pass."""
+    results: asyncio.Queue[str | BaseException] = asyncio.Queue()
+
+    async def on_text(reader: roomstreams.TextStreamReader, identity: str) -> None:
+        try:
+            results.put_nowait(await reader.read_all())
+        except roomstreams.StreamError as exc:
+            results.put_nowait(exc)
+
+    async with Room() as alice, Room() as bob:
+        bob.register_text_stream_handler("capped", on_text)
+        await bob.connect(
+            system.urls[1],
+            token(room_name, "bob"),
+            RoomOptions(data_stream=DataStreamOptions(max_payload_byte_length=1_000)),
+        )
+        await alice.connect(system.urls[0], token(room_name, "alice"))
+        await alice.local_participant.send_text("é" * 500, topic="capped")  # 1000 bytes
+        assert await asyncio.wait_for(results.get(), 5) == "é" * 500
+        await alice.local_participant.send_text("x" * 50_000, topic="capped", compress=False)
+        err = await asyncio.wait_for(results.get(), 5)
+        assert isinstance(err, StreamAborted) and "maximum size" in str(err)
+        assert err.code == "payload_too_large"
+
+
+async def test_disconnect_ends_unread_readers_after_what_arrived(
+    system: System, room_name: str
+) -> None:
+    readers: asyncio.Queue[roomstreams.TextStreamReader] = asyncio.Queue()
+    async with Room() as alice:
+        bob = Room()
+        bob.register_text_stream_handler("chat", lambda r, _i: readers.put_nowait(r))
+        barrier = asyncio.Event()
+        bob.on("data_received", lambda _p: barrier.set())
+        await bob.connect(system.urls[1], token(room_name, "bob"))
+        await alice.connect(system.urls[0], token(room_name, "alice"))
+        writer = await alice.local_participant.stream_text(topic="chat")
+        await writer.write("buffered ")
+        await writer.write("data")
+        # a packet after the chunks: once bob has it, he has them (room-log order)
+        await alice.local_participant.publish_data(b"after")
+        await asyncio.wait_for(barrier.wait(), 5)
+        reader = await asyncio.wait_for(readers.get(), 5)
+        await bob.disconnect()
+        chunks: list[str] = []
+        with pytest.raises(roomstreams.StreamError):
+            async for chunk in reader:
+                chunks.append(chunk)
+        await writer.aclose()
+    assert "".join(chunks) == "buffered data"  # what arrived is read, then the error

@@ -13,6 +13,7 @@ from .participant import (
 )
 from .room import (
     ByteStreamHandler,
+    DataStreamOptions,
     Registration,
     Room,
     RoomOptions,
@@ -30,6 +31,7 @@ __all__ = [
     "ConnectionState",
     "DataPacket",
     "DataPacketKind",
+    "DataStreamOptions",
     "EventEmitter",
     "LocalParticipant",
     "Participant",

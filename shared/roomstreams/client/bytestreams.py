@@ -78,8 +78,10 @@ class ByteStreamReader(StreamReaderBase[ByteStreamInfo, bytes]):
 
     _unit = "bytes"
 
-    def __init__(self, info: ByteStreamInfo, sender: str, *, max_buffer: int) -> None:
-        super().__init__(info, sender, max_buffer=max_buffer)
+    def __init__(
+        self, info: ByteStreamInfo, sender: str, *, max_buffer: int, max_payload: int | None = None
+    ) -> None:
+        super().__init__(info, sender, max_buffer=max_buffer, max_payload=max_payload)
         self._received = 0
         self._complete = False
 

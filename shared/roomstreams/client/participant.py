@@ -215,6 +215,7 @@ class LocalParticipant(Participant):
         attached_stream_ids: list[str] | None = None,
         attachments: Sequence[str | os.PathLike[str]] | None = None,
         sender_identity: str | None = None,
+        compress: bool = True,
     ) -> TextStreamWriter:
         """Open a text stream. Write to it, then close it: receivers' readers end only then.
 
@@ -225,7 +226,10 @@ class LocalParticipant(Participant):
         ``sender_identity`` (LiveKit's): an agent may send the stream as another
         participant's (a transcription of what that participant said, say); receivers see
         that identity and ``generated``. Only for tokens of kind ``agent`` (or with the agent
-        grant): others get a ``permission_denied`` error (the writer fails)."""
+        grant): others get a ``permission_denied`` error (the writer fails).
+
+        ``compress`` is accepted for LiveKit's signature and ignored: roomstreams sends
+        chunks as they are (nothing crosses a WebRTC data channel here)."""
         conn = self._conn
         conn.ensure_connected()
         self._check_publish()
@@ -289,6 +293,7 @@ class LocalParticipant(Participant):
         reply_to_id: str | None = None,
         attachments: Sequence[str | os.PathLike[str]] | None = None,
         sender_identity: str | None = None,
+        compress: bool = True,
     ) -> TextStreamInfo:
         """Send a whole text (any size: it is chunked) as one stream; returns its info once
         the router has routed its end. ``attachments``: see :meth:`stream_text`."""
@@ -317,6 +322,7 @@ class LocalParticipant(Participant):
         destination_identities: list[str] | None = None,
         attributes: dict[str, str] | None = None,
         stream_id: str | None = None,
+        compress: bool = True,
     ) -> ByteStreamWriter:
         """Open a byte stream named ``name`` (a plain file name: no path). Write ``bytes`` to
         it, then close it: receivers' readers end only then."""
@@ -343,6 +349,7 @@ class LocalParticipant(Participant):
         destination_identities: list[str] | None = None,
         attributes: dict[str, str] | None = None,
         stream_id: str | None = None,
+        compress: bool = True,
     ) -> ByteStreamInfo:
         """Send bytes in memory as one byte stream; returns its info once the router has
         routed its end."""
@@ -370,6 +377,7 @@ class LocalParticipant(Participant):
         destination_identities: list[str] | None = None,
         attributes: dict[str, str] | None = None,
         stream_id: str | None = None,
+        compress: bool = True,
     ) -> ByteStreamInfo:
         """Send a file as one byte stream, read a block at a time (memory stays bounded
         whatever its size). The name is the file's (or ``name``), the MIME type guessed from

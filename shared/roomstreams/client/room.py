@@ -61,6 +61,7 @@ from .streams import (
 __all__ = [
     "ByteStreamHandler",
     "ConnectionState",
+    "DataStreamOptions",
     "Registration",
     "Room",
     "RoomOptions",
@@ -112,6 +113,15 @@ class Sid(str):
 
 
 @dataclass(slots=True)
+class DataStreamOptions:
+    """LiveKit's ``DataStreamOptions``: ``max_payload_byte_length`` ends an incoming stream
+    that carries more (text in UTF-8 bytes) with :class:`~roomstreams.StreamAborted` (a
+    ``StreamError``, code ``payload_too_large``) instead of delivering it. None: no cap."""
+
+    max_payload_byte_length: int | None = None
+
+
+@dataclass(slots=True)
 class RoomOptions:
     """LiveKit's ``RoomOptions``. ``auto_subscribe``, ``dynacast``, ``e2ee`` and
     ``rtc_config`` are media options: accepted and ignored (there is no media here; data
@@ -125,6 +135,7 @@ class RoomOptions:
     rtc_config: Any = None
     connect_timeout: float = 10.0
     reconnect: bool = True
+    data_stream: DataStreamOptions | None = None
 
 
 class Room(EventEmitter):
@@ -164,6 +175,7 @@ class Room(EventEmitter):
         self._readers: dict[str, StreamReaderBase[Any, Any]] = {}
         self._joined: asyncio.Future[None] | None = None
         self._reader_buffer = reader_buffer
+        self._max_payload: int | None = None
         self._url = ""
         self._token: str | TokenSource = ""
         self._timeout = 10.0
@@ -235,6 +247,7 @@ class Room(EventEmitter):
         opts = options or RoomOptions()
         self._url, self._token = url, token
         self._timeout = opts.connect_timeout if timeout is None else timeout
+        self._max_payload = opts.data_stream.max_payload_byte_length if opts.data_stream else None
         self._auto_reconnect = opts.reconnect if reconnect is None else reconnect
         self._closing = False
         self._connecting = True
@@ -563,20 +576,24 @@ class Room(EventEmitter):
 
     def _open_reader(self, h: DeliveredHeader) -> None:
         """A stream starts: hand a reader to the topic's handler of its kind, if any."""
-        sender, buffer = h.sender, self._reader_buffer
+        sender, buffer, cap = h.sender, self._reader_buffer, self._max_payload
         call: Callable[[], Awaitable[None] | None]
         if h.kind == "byte":
             byte_handler = self._byte_handlers.get(h.topic)
             if byte_handler is None:
                 return
-            br = ByteStreamReader(ByteStreamInfo.from_header(h), sender, max_buffer=buffer)
+            br = ByteStreamReader(
+                ByteStreamInfo.from_header(h), sender, max_buffer=buffer, max_payload=cap
+            )
             self._readers[h.stream_id] = br
             call = functools.partial(byte_handler, br, sender)
         else:
             text_handler = self._text_handlers.get(h.topic)
             if text_handler is None:
                 return
-            tr = TextStreamReader(TextStreamInfo.from_header(h), sender, max_buffer=buffer)
+            tr = TextStreamReader(
+                TextStreamInfo.from_header(h), sender, max_buffer=buffer, max_payload=cap
+            )
             self._readers[h.stream_id] = tr
             call = functools.partial(text_handler, tr, sender)
         try:

@@ -17,7 +17,7 @@ from ..exceptions import (
     StreamError,
     StreamSizeMismatch,
 )
-from ..protocol.chunking import split_utf8
+from ..protocol.chunking import split_utf8, utf8_len
 from ..protocol.frames import ChunkFrame, DeliveredHeader, ErrorCode, TrailerFrame
 
 if TYPE_CHECKING:
@@ -116,13 +116,18 @@ class StreamReaderBase(Generic[InfoT, ChunkT]):
 
     _unit = "characters"
 
-    def __init__(self, info: InfoT, sender: str, *, max_buffer: int) -> None:
+    def __init__(
+        self, info: InfoT, sender: str, *, max_buffer: int, max_payload: int | None = None
+    ) -> None:
         self.info = info
         self.participant_identity = sender
         self._items: deque[object] = deque()
         self._wakeup = asyncio.Event()
         self._buffered = 0
         self._max_buffer = max_buffer
+        #: LiveKit's ``DataStreamOptions.max_payload_byte_length``: bytes a stream may carry
+        self._max_payload = max_payload
+        self._payload = 0
         self._error: StreamAborted | None = None
         self._ended = False
         self._iterating = False
@@ -149,6 +154,20 @@ class StreamReaderBase(Generic[InfoT, ChunkT]):
     def _feed(self, content: ChunkT) -> None:
         if self._ended or not content:  # an empty chunk is not yielded (as in LiveKit)
             return
+        if self._max_payload is not None:
+            self._payload += len(content) if isinstance(content, bytes) else utf8_len(content)
+            if self._payload > self._max_payload:
+                self._end(
+                    StreamAborted(
+                        f"stream exceeds the maximum size of {self._max_payload} bytes",
+                        code=ErrorCode.PAYLOAD_TOO_LARGE,
+                        stream_id=self.info.stream_id,
+                        sender=self.participant_identity,
+                    )
+                )
+                self._items.clear()
+                self._items.append(_END)
+                return
         self._buffered += len(content)
         if self._buffered > self._max_buffer:
             self._end(
