@@ -108,6 +108,17 @@ class RoomRecord:
     max_participants: int = 0
 
 
+# Delete hash fields whose values are unchanged: ARGV = field, value, field, value, ...
+_FORGET = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 0
+"""
+
+
 def _s(b: bytes | str) -> str:
     return b.decode() if isinstance(b, bytes) else b
 
@@ -146,23 +157,30 @@ async def list_rooms(
 ) -> list[RoomRecord]:
     """Live rooms and rooms created through the API that are still waiting for someone."""
     live = {_s(k): json.loads(v) for k, v in (await r.hgetall(ROOMS)).items()}
-    settings = {_s(k): _settings(v) for k, v in (await r.hgetall(ROOM_SETTINGS)).items()}
+    raw = {_s(k): v for k, v in (await r.hgetall(ROOM_SETTINGS)).items()}
+    settings = {k: _settings(v) for k, v in raw.items()}
     wanted = set(names) if names else None
+    candidates = sorted(n for n in set(live) | set(settings) if wanted is None or n in wanted)
+    counted = [n for n in candidates if n in live]
+    counts: dict[str, int] = {}
+    if counted:
+        async with r.pipeline(transaction=False) as pipe:
+            for n in counted:
+                pipe.hlen(members_key(n, partitions))
+            counts = dict(zip(counted, map(int, await pipe.execute()), strict=True))
     now = _now_ms()
     out: list[RoomRecord] = []
     stale: list[str] = []
-    for name in sorted(set(live) | set(settings)):
-        if wanted is not None and name not in wanted:
-            continue
+    for name in candidates:
         st = settings.get(name, {})
-        count = int(await r.hlen(members_key(name, partitions))) if name in live else 0
+        count = counts.get(name, 0)
         if st.get("deleted"):
-            if name in live and count and int(live[name].get("created", 0)) > st["deleted"]:
-                stale.append(name)  # a new room of that name started after the deletion
+            if count:
+                stale.append(name)  # people are in it again: it is a room like any other
                 st = {}
             else:
                 if name not in live:
-                    stale.append(name)
+                    stale.append(name)  # the router let it go: the tombstone has done its job
                 continue
         if name not in live:
             timeout = int(st.get("empty_timeout") or DEFAULT_EMPTY_TIMEOUT)
@@ -184,8 +202,9 @@ async def list_rooms(
                 max_participants=int(st.get("max_participants", 0)),
             )
         )
-    if stale:
-        await r.hdel(ROOM_SETTINGS, *stale)
+    if stale:  # each only if nobody rewrote it meanwhile (a CreateRoom racing this)
+        args = [x for n in stale for x in (n, raw[n])]
+        await r.eval(_FORGET, 1, ROOM_SETTINGS, *args)
     return out
 
 
@@ -326,14 +345,14 @@ async def delete_room(r: aioredis.Redis, room: str, partitions: int, reason: str
     """Remove every participant of ``room`` with ``reason`` and forget the room."""
     await get_room(r, room, partitions)
     people = {m.identity for m in await members(r, room, partitions)}
-    st = _settings(await r.hget(ROOM_SETTINGS, room))
-    st["deleted"] = _now_ms()
-    await r.hset(ROOM_SETTINGS, room, json.dumps(st))
     for identity in sorted(people):
         entry = LogEntry(kind="r", session=API_SESSION, identity=identity, reason=reason)
         await _append(r, room, partitions, entry)
     if await _wait_gone(r, room, partitions, people):
         raise TimeoutError(f"the router did not confirm that room {room!r} emptied in time")
+    # empty now: not listed any more while the router lets it go (unless people come back)
+    st = _settings(await r.hget(ROOM_SETTINGS, room))
+    await r.hset(ROOM_SETTINGS, room, json.dumps({**st, "deleted": _now_ms()}))
 
 
 async def send_data(

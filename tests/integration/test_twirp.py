@@ -12,6 +12,7 @@ from livekit import api as lk
 
 import roomstreams
 from roomstreams import AccessToken, VideoGrants
+from roomstreams.protocol.limits import MAX_DATA_BYTES
 
 from .conftest import API_KEY, API_SECRET, System
 
@@ -182,7 +183,9 @@ async def test_send_data_from_the_server(
         assert (await asyncio.wait_for(got["alice"].get(), 5)).payload == b"by sid"
         assert got["bob"].empty()  # bob got neither the sid packet nor a second copy
         with pytest.raises(lk.TwirpError) as big:
-            await lkapi.room.send_data(lk.SendDataRequest(room=room_name, data=b"x" * 15001))
+            await lkapi.room.send_data(
+                lk.SendDataRequest(room=room_name, data=b"x" * (MAX_DATA_BYTES + 1))
+            )
         assert big.value.code == "invalid_argument"
         with pytest.raises(lk.TwirpError) as nf:
             await lkapi.room.send_data(lk.SendDataRequest(room="no-such-room", data=b"x"))
@@ -378,3 +381,27 @@ async def test_update_participant(system: System, lkapi: lk.LiveKitAPI, room_nam
     finally:
         await carol.disconnect()
         await alice.disconnect()
+
+
+async def test_room_lifecycles_through_the_api(
+    system: System, lkapi: lk.LiveKitAPI, room_name: str
+) -> None:
+    """A created room nobody joins goes after its empty_timeout; a deleted room that people
+    come back to at once is listed again, with them."""
+    waiting = f"{room_name}-waiting"
+    await lkapi.room.create_room(lk.CreateRoomRequest(name=waiting, empty_timeout=1))
+    listed = await lkapi.room.list_rooms(lk.ListRoomsRequest(names=[waiting]))
+    assert [r.name for r in listed.rooms] == [waiting]
+    await asyncio.sleep(1.2)  # the expiry is a duration: nothing to wait on but the clock
+    assert list((await lkapi.room.list_rooms(lk.ListRoomsRequest(names=[waiting]))).rooms) == []
+
+    alice = await _join(system, room_name, "alice")
+    await lkapi.room.delete_room(lk.DeleteRoomRequest(room=room_name))
+    assert list((await lkapi.room.list_rooms(lk.ListRoomsRequest(names=[room_name]))).rooms) == []
+    await alice.disconnect()
+    back = await _join(system, room_name, "alice-again")  # within the router's empty TTL
+    try:
+        listed = await lkapi.room.list_rooms(lk.ListRoomsRequest(names=[room_name]))
+        assert [(r.name, r.num_participants) for r in listed.rooms] == [(room_name, 1)]
+    finally:
+        await back.disconnect()
