@@ -244,7 +244,14 @@ async def stamped_send(writer: TextStreamWriter, total: int, rate: float) -> dic
     }
 
 
-async def w3p_fanout(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
+async def w3p_fanout(
+    system: BenchSystem, *, quick: bool, receivers: str = "python"
+) -> dict[str, Any]:
+    """``receivers``: ``"python"`` (this package's client) or ``"node"`` (the TypeScript
+    client, ``shared/js/bench/receivers.mjs``) in the receiver processes."""
+    if receivers not in ("python", "node"):
+        raise ValueError(f"receivers must be 'python' or 'node', not {receivers!r}")
+    command = node_receivers_command() if receivers == "node" else None
     n_rx = 10 if quick else 50
     per_rate_s = 1.0 if quick else 2.0
     rates = [500, 1000, 2000, 5000]
@@ -256,6 +263,7 @@ async def w3p_fanout(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
         ReceiverProcess(
             gw,
             [(n, urls[gw], system.token(room, n)) for i, n in enumerate(names) if i % 2 == gw],
+            command,
         )
         for gw in (0, 1)
     ]
@@ -301,6 +309,7 @@ async def w3p_fanout(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
             for p, r in zip(procs, ready, strict=True)
         ],
         "sender_process": "bench",
+        "receiver_client": receivers,
         "clock": "time.monotonic_ns (CLOCK_MONOTONIC, system-wide on Linux), stamped in each "
         "chunk by the sender just before write, read by the receiver just after the chunk",
         **fanout_summary(results, n_rx, per_rate_s, p99_limit_ms),
