@@ -25,6 +25,8 @@ MODULES_WITH_ALL = [
     "roomstreams.protocol.entries",
     "roomstreams.protocol.frames",
     "roomstreams.protocol.limits",
+    "roomstreams.protocol.rpc",
+    "roomstreams.rtc",
     "roomstreams.token",
 ]
 

@@ -54,6 +54,13 @@ class ByteStreamInfo:
         """Same as :attr:`stream_id` (the spec uses both names)."""
         return self.stream_id
 
+    def __getitem__(self, key: str) -> object:
+        """``info["name"]``: LiveKit's first data-stream API gave infos as dicts."""
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
     @classmethod
     def from_header(cls, h: DeliveredHeader) -> ByteStreamInfo:
         return cls(

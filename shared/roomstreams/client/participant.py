@@ -177,6 +177,11 @@ class LocalParticipant(Participant):
         other exception answers 1500 (application error)."""
         return self._rpc.register(method_name, handler)
 
+    def rpc_method(self, method_name: str) -> Any:
+        """The decorator form under LiveKit's earlier name:
+        ``@local_participant.rpc_method("greet")``."""
+        return self._rpc.register(method_name)
+
     def unregister_rpc_method(self, method: str) -> None:
         self._rpc.handlers.pop(method, None)
 

@@ -388,6 +388,13 @@ class Room(EventEmitter):
             return Registration(self._subscribe("subscribe", topic))
         return Registration(None)
 
+    #: LiveKit's earlier names
+    def set_text_stream_handler(self, topic: str, handler: TextStreamHandler) -> Registration:
+        return self.register_text_stream_handler(topic, handler)
+
+    def set_byte_stream_handler(self, topic: str, handler: ByteStreamHandler) -> Registration:
+        return self.register_byte_stream_handler(topic, handler)
+
     def unregister_text_stream_handler(self, topic: str) -> Registration:
         if self._text_handlers.pop(topic, None) is None or self._conn.ws is None:
             return Registration(None)

@@ -68,6 +68,13 @@ class TextStreamInfo:
         """Same as :attr:`stream_id` (the spec uses both names)."""
         return self.stream_id
 
+    def __getitem__(self, key: str) -> object:
+        """``info["name"]``: LiveKit's first data-stream API gave infos as dicts."""
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
     @property
     def attachments(self) -> list[str]:
         """Same as :attr:`attached_stream_ids` (LiveKit's Python name)."""
