@@ -37,7 +37,7 @@ from rich.progress import (
 )
 
 from . import __version__
-from ._devstate import clear_state, write_state
+from ._devstate import clear_state, read_state, write_state
 from ._launcher import ChildExit, Launcher, SystemConfig
 from ._redis_server import describe_server_binary
 from .api import ParticipantDetails, RoomDetails, RoomService
@@ -375,7 +375,20 @@ def bench(
 # -- send / listen --------------------------------------------------------------------------
 
 DEFAULT_URL = "ws://127.0.0.1:7880"
-Url = Annotated[str, typer.Option(envvar="ROOMSTREAMS_URL", help="Gateway URL.")]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        envvar="ROOMSTREAMS_URL",
+        help=f"Gateway URL [default: the running roomstreams up's, else {DEFAULT_URL}]",
+        show_default=False,
+    ),
+]
+
+
+def _from_up(key: str, fallback: str) -> str:
+    """``key`` of the ``roomstreams up`` running on this machine, else ``fallback``."""
+    up = read_state()
+    return str(up[key]) if up and up.get(key) else fallback
 _READ_BLOCK = 16 * 1024  # bytes read from a file or stdin per write
 _GATEWAY_HINT = "is `roomstreams up` running? --url or ROOMSTREAMS_URL names the gateway"
 _API_HINT = "is `roomstreams up` running? --api-url or ROOMSTREAMS_API_URL names the server API"
@@ -531,7 +544,7 @@ def send(
         str | None,
         typer.Option(help="Sender identity (default: a unique sender-XXXX).", show_default=False),
     ] = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     create: Annotated[
         bool,
         typer.Option("--create", help="Send even if the room does not exist (joining creates it)."),
@@ -550,7 +563,7 @@ def send(
         raise _usage("give TEXT or --file, not both")
     if not room.strip():
         raise _usage("--room must not be empty")
-    url = _gateway_url(url)
+    url = _gateway_url(url or _from_up("url", DEFAULT_URL))
     who = _identity(identity, "sender")
     token = _participant_token(api_key, api_secret, room, who, publish=True, subscribe=False)
     check = None if create else (api_key, api_secret)
@@ -640,7 +653,7 @@ def listen(
             help="Listener identity (default: a unique listener-XXXX).", show_default=False
         ),
     ] = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     api_key: ApiKey = DEV_API_KEY,
     api_secret: ApiSecret = DEV_API_SECRET,
 ) -> None:
@@ -654,7 +667,7 @@ def listen(
     topics = list(dict.fromkeys(topic or ["chat"]))
     if not room.strip():
         raise _usage("--room must not be empty")
-    url = _gateway_url(url)
+    url = _gateway_url(url or _from_up("url", DEFAULT_URL))
     who = _identity(identity, "listener")
     token = _participant_token(api_key, api_secret, room, who, publish=False, subscribe=True)
     try:
@@ -667,17 +680,20 @@ def listen(
 
 DEFAULT_API_URL = "http://127.0.0.1:7890"
 ApiUrl = Annotated[
-    str,
+    str | None,
     typer.Option(
         envvar="ROOMSTREAMS_API_URL",
-        help="Server API: LiveKit's RoomService on the router's HTTP port.",
+        help="Server API: LiveKit's RoomService on the router's HTTP port [default: the running"
+        f" roomstreams up's, else {DEFAULT_API_URL}]",
+        show_default=False,
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 
 
-def _api_url(url: str) -> str:
+def _api_url(given: str | None) -> str:
     """LiveKit's SDKs take ws(s):// for the server API too: the same host over http(s)."""
+    url = given or _from_up("api_url", DEFAULT_API_URL)
     for ws, http in (("ws://", "http://"), ("wss://", "https://")):
         if url.startswith(ws):
             return http + url[len(ws) :]
@@ -692,7 +708,7 @@ def _table(rows: list[list[str]]) -> None:
 
 @app.command()
 def rooms(
-    api_url: ApiUrl = DEFAULT_API_URL,
+    api_url: ApiUrl = None,
     as_json: Json = False,
     api_key: ApiKey = DEV_API_KEY,
     api_secret: ApiSecret = DEV_API_SECRET,
@@ -728,7 +744,7 @@ def rooms(
 @app.command()
 def participants(
     room: Annotated[str, typer.Option(help="Room whose participants to list.")],
-    api_url: ApiUrl = DEFAULT_API_URL,
+    api_url: ApiUrl = None,
     as_json: Json = False,
     api_key: ApiKey = DEV_API_KEY,
     api_secret: ApiSecret = DEV_API_SECRET,

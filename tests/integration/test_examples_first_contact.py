@@ -62,6 +62,16 @@ async def test_agent_without_a_redis_url_or_a_running_up_says_what_to_do(tmp_pat
     assert "roomstreams up" in lines[0] and "ROOMSTREAMS_REDIS_URL" in lines[0]
 
 
+async def _run_cli(runtime_dir: Path, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "roomstreams.cli", *args, env=_env(runtime_dir), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
 async def _stop(proc: asyncio.subprocess.Process) -> int:
     if proc.returncode is None:
         proc.send_signal(signal.SIGINT)
@@ -121,6 +131,13 @@ async def test_agent_finds_the_system_of_roomstreams_up(tmp_path: Path, room_nam
         await asyncio.wait_for(joined, TIMEOUT)
         await person.local_participant.send_text("hi there", topic="chat")
         assert await asyncio.wait_for(replies.get(), TIMEOUT) == ("agent", "you said: there hi")
+        # the CLI finds it too: no --url / --api-url, though up's ports are not the defaults
+        rooms = await _run_cli(tmp_path, "rooms", "--json")
+        assert room_name in rooms, rooms
+        await _run_cli(tmp_path, "send", "--room", room_name, "--identity", "cli", "from the cli")
+        while (got := await asyncio.wait_for(replies.get(), TIMEOUT))[0] != "cli":
+            pass  # the agent's answers to it may come first
+        assert got == ("cli", "from the cli")
     finally:
         await person.disconnect()
         if agent is not None:
