@@ -37,6 +37,7 @@ from .client import (
     TextStreamReader,
     TextStreamWriter,
 )
+from .client.room import EventTypes
 from .exceptions import ConnectError, RpcError, StreamError
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "DataPacketKind",
     "DataStreamOptions",
     "EventEmitter",
+    "EventTypes",
     "LocalParticipant",
     "Participant",
     "ParticipantKind",

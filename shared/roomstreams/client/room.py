@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
@@ -62,6 +62,7 @@ __all__ = [
     "ByteStreamHandler",
     "ConnectionState",
     "DataStreamOptions",
+    "EventTypes",
     "Registration",
     "Room",
     "RoomOptions",
@@ -70,6 +71,22 @@ __all__ = [
 ]
 
 logger = logging.getLogger("roomstreams.room")
+
+#: The events a room emits (LiveKit's ``EventTypes`` for the names that exist here).
+EventTypes = Literal[
+    "participant_connected",
+    "participant_disconnected",
+    "participant_metadata_changed",
+    "participant_name_changed",
+    "participant_attributes_changed",
+    "data_received",
+    "connection_state_changed",
+    "connected",
+    "disconnected",
+    "reconnecting",
+    "reconnected",
+    "error",
+]
 
 TextStreamHandler = Callable[[TextStreamReader, str], Awaitable[None] | None]
 #: A function giving a fresh access token (plain or async), called on every (re)connect.
