@@ -29,9 +29,12 @@ from roomstreams._tasks import cancel_and_wait
 
 from .twirp import twirp_routes
 
-__all__ = ["ApiHttpServer", "create_http_app"]
+__all__ = ["READY_PING_TIMEOUT", "ApiHttpServer", "create_http_app"]
 
 logger = logging.getLogger("api.http")
+
+#: /readyz answers 503 when Redis does not answer a PING within this many seconds
+READY_PING_TIMEOUT = 2.0
 
 
 def create_http_app(
@@ -53,8 +56,8 @@ def create_http_app(
         if not ready():
             return JSONResponse({"status": "not ready", **status()}, status_code=503)
         try:
-            await r.ping()
-        except (RedisError, OSError) as exc:
+            await asyncio.wait_for(r.ping(), READY_PING_TIMEOUT)
+        except (RedisError, OSError, TimeoutError) as exc:
             body = {"status": "redis unreachable", "error": repr(exc), **status()}
             return JSONResponse(body, status_code=503)
         return JSONResponse({"status": "ready", **status()})

@@ -13,6 +13,7 @@ rooms answer ``unimplemented``: there are no tracks here."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,8 +45,10 @@ __all__ = [
 
 logger = logging.getLogger("api.twirp")
 
-#: requests with a bigger body are refused (a data packet is at most 15000 bytes)
+#: requests with a bigger body are refused (a data packet is at most 15 KiB)
 MAX_BODY_BYTES: Final = 1 << 20
+#: a call that takes longer (Redis stalled, the router not confirming) is deadline_exceeded
+CALL_TIMEOUT: Final = 10.0
 _PROTOBUF = "application/protobuf"
 _JSON = "application/json"
 #: Twirp error codes and their HTTP statuses (twirp's wire protocol)
@@ -384,7 +387,8 @@ def twirp_routes(
                 authorize(claims, method, room)
             except PermissionDenied as exc:
                 raise TwirpError("unauthenticated", str(exc)) from None
-            return _encode(await handler(ctx, req), media)
+            answer = await asyncio.wait_for(handler(ctx, req), CALL_TIMEOUT)
+            return _encode(answer, media)
         except TwirpError as exc:
             return exc.response()
         except TimeoutError as exc:

@@ -4,6 +4,7 @@ server SDK (``livekit-api``) unchanged, against the real router, gateways and Re
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,9 +13,10 @@ from livekit import api as lk
 
 import roomstreams
 from roomstreams import AccessToken, VideoGrants
+from roomstreams._redis_server import LocalRedisServer
 from roomstreams.protocol.limits import MAX_DATA_BYTES
 
-from .conftest import API_KEY, API_SECRET, System
+from .conftest import API_KEY, API_SECRET, System, make_env
 
 pytestmark = pytest.mark.slow
 
@@ -405,3 +407,29 @@ async def test_room_lifecycles_through_the_api(
         assert [(r.name, r.num_participants) for r in listed.rooms] == [(room_name, 1)]
     finally:
         await back.disconnect()
+
+
+async def test_readyz_says_when_redis_does_not_answer(room_name: str) -> None:
+    """Redis frozen (SIGSTOP): /readyz turns 503 within its ping timeout, /healthz stays
+    200 (the process is alive), and both recover when Redis does."""
+    with LocalRedisServer() as redis_server:
+        s = System(redis_server.url, make_env(redis_server.url))
+        try:
+            s.start_router()
+            assert redis_server.process is not None
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{s.api_url}/readyz") as resp:
+                    assert resp.status == 200
+                redis_server.process.send_signal(signal.SIGSTOP)
+                try:
+                    async with http.get(f"{s.api_url}/readyz") as resp:
+                        body = await resp.json()
+                        assert resp.status == 503 and body["status"] == "redis unreachable"
+                    async with http.get(f"{s.api_url}/healthz") as resp:
+                        assert resp.status == 200
+                finally:
+                    redis_server.process.send_signal(signal.SIGCONT)
+                async with http.get(f"{s.api_url}/readyz") as resp:
+                    assert resp.status == 200
+        finally:
+            s.stop()
