@@ -90,6 +90,9 @@ CLOSE_REMOVED = 4009
 CLOSE_DUPLICATE_IDENTITY = 4010
 #: Close code for a connection that kept going over its rate limits after being told.
 CLOSE_RATE_LIMITED = 4029
+#: The least an entry counts against a connection's pacing window, in bytes: with the
+#: default 1 MiB window, at most 1024 entries of one connection wait to be routed.
+MIN_ENTRY_CHARGE = 1024
 
 
 class Overloaded(Exception):
@@ -315,10 +318,16 @@ class Connection:
         if self._inflight < self._window:
             self._window_open.set()
 
-    def _charge(self, nbytes: int) -> None:
-        self._inflight += nbytes
+    def _charge(self, nbytes: int) -> int:
+        """Count an entry against the pacing window; returns what it was charged (the
+        entry's size the router acknowledges). Every entry costs at least
+        :data:`MIN_ENTRY_CHARGE`: a window of tiny frames would otherwise let a hundred
+        thousand entries wait in the room log ahead of everyone else's."""
+        charged = max(nbytes, MIN_ENTRY_CHARGE)
+        self._inflight += charged
         if self._inflight >= self._window:
             self._window_open.clear()
+        return charged
 
     # -- from the socket --------------------------------------------------------------------
 
@@ -558,7 +567,7 @@ class Connection:
         self._out.header(h)
         delivered = DeliveredHeader(**{**h.model_dump(), "generated": generated}, sender=sender)
         data = delivered.model_dump_json().encode()
-        self._charge(len(data))
+        charged = self._charge(len(data))
         self._entry(
             LogEntry(
                 kind="h",
@@ -568,7 +577,7 @@ class Connection:
                 stream_kind=h.kind,
                 destinations=tuple(h.destination_identities),
                 data=data,
-                size=len(data),
+                size=charged,
             )
         )
 
@@ -624,14 +633,14 @@ class Connection:
             raise FrameRejected(ErrorCode.BAD_FRAME, "attribute keys must not be empty", req=f.req)
         update = UpdateParticipantFrame(name=f.name, metadata=f.metadata, attributes=f.attributes)
         data = update.model_dump_json(exclude_none=True, exclude={"type", "req"}).encode()
-        self._charge(len(data))
+        charged = self._charge(len(data))
         self._entry(
             LogEntry(
                 kind="m",
                 session=self.session,
                 identity=claims.identity,
                 data=data,
-                size=len(data),
+                size=charged,
                 req=f.req,
             )
         )
@@ -671,7 +680,7 @@ class Connection:
             delivered = DeliveredRpcResponse(**f.model_dump(), sender=me)
             rid, what = f.request_id, "response"
         data = delivered.model_dump_json().encode()
-        self._charge(len(data))
+        charged = self._charge(len(data))
         self._entry(
             LogEntry(
                 kind="rp",
@@ -680,7 +689,7 @@ class Connection:
                 stream_id=rid,
                 topic=what,
                 data=data,
-                size=len(data),
+                size=charged,
             )
         )
 
@@ -690,10 +699,10 @@ class Connection:
         # re-serialised, never the client's bytes: whatever the client wrote (repeated keys,
         # odd spacing), every later reader parses exactly the frame validated here
         data = _CHUNK.dump_json(c)
-        self._charge(len(data))
+        charged = self._charge(len(data))
         self._entry(
             LogEntry(
-                kind="c", session=self.session, stream_id=c.stream_id, data=data, size=len(data)
+                kind="c", session=self.session, stream_id=c.stream_id, data=data, size=charged
             )
         )
 
@@ -705,9 +714,9 @@ class Connection:
             raise FrameRejected(ErrorCode.BAD_FRAME, f"malformed byte chunk: {exc}") from None
         self._may_publish(c.stream_id)
         self._out.byte_chunk(c.stream_id, c.chunk_index, len(c.payload))
-        self._charge(len(raw))
+        charged = self._charge(len(raw))
         self._entry(
-            LogEntry(kind="c", session=self.session, stream_id=c.stream_id, data=raw, size=len(raw))
+            LogEntry(kind="c", session=self.session, stream_id=c.stream_id, data=raw, size=charged)
         )
 
     def _data_packet(self, raw: bytes) -> None:
@@ -737,7 +746,7 @@ class Connection:
         data = encode_data_packet(
             delivered.model_dump_json().encode(), p.payload, reliable=p.reliable
         )
-        self._charge(len(data))
+        charged = self._charge(len(data))
         self._entry(
             LogEntry(
                 kind="p",
@@ -745,7 +754,7 @@ class Connection:
                 topic=meta.topic,
                 destinations=tuple(meta.destination_identities),
                 data=data,
-                size=len(data),
+                size=charged,
             )
         )
 
@@ -754,9 +763,9 @@ class Connection:
         self._out.trailer(t)
         self.closing.add(t.stream_id)
         data = _TRAILER.dump_json(t)  # re-serialised, as chunks are
-        self._charge(len(data))
+        charged = self._charge(len(data))
         self._entry(
             LogEntry(
-                kind="t", session=self.session, stream_id=t.stream_id, data=data, size=len(data)
+                kind="t", session=self.session, stream_id=t.stream_id, data=data, size=charged
             )
         )

@@ -60,3 +60,13 @@ def test_bytes_over_the_rate_slow_down_but_never_close() -> None:
         assert not v.close and not v.warn
         t += v.wait + 0.001
     assert t > 95  # held to the byte rate
+
+
+def test_bulk_frames_count_a_quarter_and_never_close() -> None:
+    m = RateMeter(RateLimits(100, 1e12, close_after=1.0), now=0.0)
+    t = 0.0
+    for _ in range(4000):  # 15000-byte chunks as fast as allowed: 400/s, for 10 s
+        v = m.charge(15_000, t)
+        assert not v.close and not v.warn
+        t += v.wait
+    assert 8.0 < t < 11.0  # held to 4 x the frame rate

@@ -122,6 +122,9 @@ class BenchSystem:
     redis_server: LocalRedisServer | None = None
     router: Service | None = None
     gateway_services: list[Service] = field(default_factory=list)
+    #: extra settings for the gateways (the runner lifts the per-connection flood limits,
+    #: so that the throughput workloads measure the engine, not the default limits)
+    gateway_env: dict[str, str] = field(default_factory=dict)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -234,7 +237,9 @@ class BenchSystem:
 
     def _start_gateway(self, index: int) -> Service:
         port = free_port()
-        svc = self._spawn("gateway", {"ROOMSTREAMS_GATEWAY_PORT": str(port)}, port)
+        svc = self._spawn(
+            "gateway", {**self.gateway_env, "ROOMSTREAMS_GATEWAY_PORT": str(port)}, port
+        )
         svc.name = f"gateway{index}"
         try:
             self._wait_healthy(svc)

@@ -1,0 +1,168 @@
+"""W-flood: what one flooding participant costs honest ones (issue: a participant sending
+tiny frames as fast as it can multiplied the latency of honest pairs on its gateway 50-80x).
+
+An honest pair (sender on gateway 0, receiver on gateway 1) streams 100-byte chunks at
+200/s and its latency is measured three times: alone; with a flooder in the same room on
+gateway 0; with the flooder in another room on gateway 0. The flooder is a process of its own
+(``python -m roomstreams.bench.flood URL TOKEN MODE SECONDS``) speaking raw frames as fast as
+its socket takes them: ``tiny`` (minimal data packets), ``streams`` (headers of new streams),
+``big`` (90 KiB data-packet frames, refused as too large) or ``mixed``. The gateway's
+per-connection limits throttle it (``rate_limited``), then close it (4029).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+from ..client import Room
+from .stats import latency_summary, rnd
+from .system import BenchSystem
+from .workloads import StreamRun, connect, disconnect_all, new_room, paced_send, seq_handler
+
+__all__ = ["wflood"]
+
+RATE = 200
+
+
+async def _measure(system: BenchSystem, room: str, seconds: float) -> dict[str, Any]:
+    runs: dict[str, StreamRun] = {}
+    n = int(seconds * RATE)
+    run = StreamRun(n + RATE // 2, receivers=1, measure_from=RATE // 2)
+    rooms: list[Room] = []
+    try:
+        rooms.append(
+            await connect(system, 1, room, f"rx-{uuid.uuid4().hex[:4]}", seq_handler("rx", runs))
+        )
+        sender = await connect(system, 0, room, f"tx-{uuid.uuid4().hex[:4]}")
+        rooms.append(sender)
+        sid = str(uuid.uuid4())
+        runs[sid] = run
+        writer = await sender.local_participant.stream_text(topic="bench", stream_id=sid)
+        await paced_send(writer, run, RATE)
+        await writer.close()
+        async with asyncio.timeout(60):
+            await run.all_done.wait()
+    finally:
+        await disconnect_all(rooms)
+    return {**latency_summary(run.latencies()), "complete": run.complete()}
+
+
+def _start_flooder(
+    system: BenchSystem, room: str, mode: str, seconds: float
+) -> subprocess.Popen[bytes]:
+    token = system.token(room, f"flooder-{uuid.uuid4().hex[:4]}")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "roomstreams.bench.flood",
+            system.urls[0],
+            token,
+            mode,
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+    )
+
+
+async def wflood(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
+    """Measured on gateways with the default limits (restarted for it, then restored)."""
+    lifted = system.gateway_env
+    system.gateway_env = {}
+    try:
+        for i in range(len(system.gateway_services)):
+            await asyncio.to_thread(system.restart_gateway, i)
+        return await _wflood(system, quick=quick)
+    finally:
+        system.gateway_env = lifted
+        for i in range(len(system.gateway_services)):
+            await asyncio.to_thread(system.restart_gateway, i)
+
+
+async def _wflood(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
+    seconds = 2.0 if quick else 5.0
+    out: dict[str, Any] = {"rate_per_s": RATE, "measure_s": seconds, "limits": "defaults"}
+    out["alone"] = await _measure(system, new_room("flood-alone"), seconds)
+    base = out["alone"].get("p99_ms")
+    for mode in ("tiny", "mixed"):
+        for where in ("same_room", "other_room"):
+            room = new_room(f"flood-{where}")
+            flood_room = room if where == "same_room" else new_room("flood-target")
+            proc = _start_flooder(system, flood_room, mode, seconds + 3)
+            await asyncio.sleep(0.5)  # the flooder is connected and flooding
+            try:
+                got = await _measure(system, room, seconds)
+            finally:
+                stdout, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+            got["flooder"] = json.loads(stdout.decode() or "{}")
+            p99 = got.get("p99_ms")
+            got["p99_ratio_to_alone"] = rnd(p99 / base, 2) if base and p99 else None
+            out[f"{mode}_{where}"] = got
+    return out
+
+
+# ---- the flooder process -------------------------------------------------------------------
+
+
+async def _flood(url: str, token: str, mode: str, seconds: float) -> dict[str, Any]:
+    import websockets
+    from websockets.exceptions import ConnectionClosed
+
+    tiny = b"\x02\x01\x00\x02{}x"
+    big = b"\x02\x01\x00\x02{}" + b"x" * (90 * 1024)
+    sent = errors = 0
+    codes: dict[str, int] = {}
+    close_code = None
+    started = time.monotonic()
+    async with websockets.connect(f"{url}/rtc?access_token={token}", compression=None) as ws:
+        while json.loads(await ws.recv()).get("type") != "joined":
+            pass
+
+        async def read() -> None:
+            nonlocal errors
+            async for msg in ws:
+                if isinstance(msg, str):
+                    f = json.loads(msg)
+                    if f.get("type") == "error":
+                        errors += 1
+                        codes[f["code"]] = codes.get(f["code"], 0) + 1
+
+        reader = asyncio.create_task(read())
+        i = 0
+        try:
+            while time.monotonic() - started < seconds:
+                i += 1
+                pick = mode if mode != "mixed" else ("tiny", "streams", "big", "tiny")[i % 4]
+                if pick == "tiny":
+                    await ws.send(tiny)
+                elif pick == "big":
+                    await ws.send(big)
+                else:
+                    sid = f"fl-{i}"
+                    header = {"type": "header", "stream_id": sid, "topic": "flood", "timestamp": 1}
+                    await ws.send(json.dumps(header))
+                    await ws.send(json.dumps({"type": "trailer", "stream_id": sid}))
+                    sent += 1
+                sent += 1
+        except ConnectionClosed as exc:
+            close_code = exc.rcvd.code if exc.rcvd else None
+        reader.cancel()
+    elapsed = time.monotonic() - started
+    return {
+        "frames_sent": sent,
+        "frames_per_s": rnd(sent / elapsed, 1),
+        "errors": errors,
+        "error_codes": codes,
+        "close_code": close_code,
+    }
+
+
+if __name__ == "__main__":
+    url_, token_, mode_, secs = sys.argv[1:5]
+    print(json.dumps(asyncio.run(_flood(url_, token_, mode_, float(secs)))))
