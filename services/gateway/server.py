@@ -132,6 +132,12 @@ class Gateway:
                 compression=None,
                 max_size=1 << 20,
                 max_queue=64,
+                # a peer that stops answering pings (frozen, or a dead NAT mapping) is given
+                # up within ping_interval + ping_timeout + close_timeout (the close handshake
+                # it will not answer either): it leaves, its streams end
+                ping_interval=s.ping_interval,
+                ping_timeout=s.ping_timeout,
+                close_timeout=s.close_timeout,
             ) as server:
                 sock = next(iter(server.sockets))
                 self.port = sock.getsockname()[1]

@@ -23,6 +23,14 @@ class GatewaySettings(CommonSettings):
     append_queue_limit: int = Field(default=65_536, ge=16)
     #: Seconds between liveness beats to the router.
     heartbeat_interval: float = Field(default=1.0, gt=0)
+    #: WebSocket keepalive: a ping every ``ping_interval`` seconds; a connection whose pong
+    #: is ``ping_timeout`` seconds late is closed (the close handshake waits at most
+    #: ``close_timeout``), the participant leaves and the streams it was sending end at
+    #: every reader (``sender_left``). So a frozen peer is given up within 10 s by default
+    #: (LiveKit: 15 s).
+    ping_interval: float = Field(default=4.0, gt=0)
+    ping_timeout: float = Field(default=4.0, gt=0)
+    close_timeout: float = Field(default=2.0, gt=0)
     # -- flood limits, per connection (docs/security.md) -----------------------------------
     #: Frames a connection may send per second (burst: one second's worth; a frame of
     #: 4 KiB or more counts as a quarter, so uploads in 15000-byte chunks reach ~120 MB/s).
