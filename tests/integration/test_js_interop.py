@@ -27,7 +27,7 @@ import pytest
 import roomstreams
 
 from .binary_helpers import ByteCollector
-from .conftest import System
+from .conftest import API_KEY, API_SECRET, System
 from .helpers import Collector
 from .lb import TcpBalancer
 
@@ -574,26 +574,24 @@ async def test_bad_input_gets_clear_errors_before_sending(
     bob.on("data_received", bob_data.append)
     alice = await js(system.urls[0], system.token(room_name, "alice"), text_topics=["chat"])
 
-    err = await alice.fails("send_text", text="x", topic="")
+    err = await alice.fails("send_text", text="x", topic="t" * 257)
     assert (err["name"], err["code"], err["message"]) == (
         "InvalidInput",
         "bad_topic",
-        "topic must not be empty",
+        "topic of 257 bytes exceeds 256",
     )
-    err = await alice.fails("send_text", text="x", topic="t" * 257)
-    assert err["code"] == "bad_topic" and "exceeds 256" in err["message"]
     err = await alice.fails(
-        "publish", payload_b64=base64.b64encode(b"x" * 15_001).decode(), topic="t"
+        "publish", payload_b64=base64.b64encode(b"x" * 15_361).decode(), topic="t"
     )
     assert (
         err["code"] == "data_too_large"
-        and err["message"] == "data packet of 15001 bytes exceeds 15000 bytes"
+        and err["message"] == "data packet of 15361 bytes exceeds 15360 bytes"
     )
     err = await alice.fails("send_text", text="x", topic="chat", destinations=[""])
     assert err["code"] == "bad_frame" and "destination identities" in err["message"]
     err = await alice.fails("send_file", path=str(AGENT), name="../../etc/passwd", topic="chat")
     assert err["name"] == "UnsafeFileName" and "path separator" in err["message"]
-    err = await alice.fails("register", topic="")
+    err = await alice.fails("register", topic="x" * 300)
     assert err["code"] == "bad_topic"
     # nothing of it reached anyone: the next valid stream is the first bob sees
     ok = await alice.call("send_text", text="valid", topic="chat")
@@ -748,3 +746,131 @@ async def test_node_receivers_speak_the_w3p_protocol(
     lat = [x for r in reports for x in memoryview(base64.b64decode(r["latencies_ns"])).cast("q")]
     assert len(lat) == 2000 and all(0 < x < 10e9 for x in lat)
     assert all(p.proc is not None and p.proc.returncode == 0 for p in procs)
+
+
+# ---- participant attributes and RPC --------------------------------------------------------
+
+
+def _updater_token(room: str, identity: str) -> str:
+    grants = roomstreams.VideoGrants(room=room, room_join=True, can_update_own_metadata=True)
+    t = roomstreams.AccessToken(API_KEY, API_SECRET).with_identity(identity).with_grants(grants)
+    return t.to_jwt()
+
+
+async def test_attributes_metadata_and_name_both_ways(
+    system: System, room_name: str, js: StartAgent
+) -> None:
+    bob = roomstreams.Room()
+    changes: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    bob.on("participant_attributes_changed", lambda ch, p: changes.put_nowait((p.identity, ch)))
+    bob.on(
+        "participant_metadata_changed", lambda p, old, new: changes.put_nowait((p.identity, new))
+    )
+    bob.on("participant_name_changed", lambda p, old, new: changes.put_nowait((p.identity, new)))
+    await bob.connect(system.urls[1], _updater_token(room_name, "bob"))
+    try:
+        alice = await js(system.urls[0], _updater_token(room_name, "alice"))
+        r = await alice.call("set_attributes", attributes={"mood": "happy", "lang": "fr"})
+        assert r["attributes"] == {"mood": "happy", "lang": "fr"}
+        assert await asyncio.wait_for(changes.get(), 10) == (
+            "alice",
+            {"mood": "happy", "lang": "fr"},
+        )
+        await alice.call("set_attributes", attributes={"lang": ""})  # "" deletes
+        assert await asyncio.wait_for(changes.get(), 10) == ("alice", {"lang": ""})
+        assert bob.remote_participants["alice"].attributes == {"mood": "happy"}
+        await alice.call("set_metadata", metadata='{"seat": 3}')
+        assert await asyncio.wait_for(changes.get(), 10) == ("alice", '{"seat": 3}')
+        await alice.call("set_name", name="Alice L.")
+        assert await asyncio.wait_for(changes.get(), 10) == ("alice", "Alice L.")
+        # the JS side sees its own change too, as every participant does
+        own = await alice.wait("attributes_changed", identity="alice")
+        assert own["changed"] == {"mood": "happy", "lang": "fr"}
+
+        await bob.local_participant.set_attributes({"role": "host"})
+        got = await alice.wait("attributes_changed", identity="bob")
+        assert got["changed"] == {"role": "host"} and got["attributes"] == {"role": "host"}
+        await bob.local_participant.set_metadata("busy")
+        got = await alice.wait("metadata_changed", identity="bob")
+        assert (got["prev"], got["metadata"]) == ("", "busy")
+        await bob.local_participant.set_name("Bob B.")
+        assert (await alice.wait("name_changed", identity="bob"))["name"] == "Bob B."
+        state = await alice.call("participants")
+        assert state["remote"]["bob"]["attributes"] == {"role": "host"}
+        assert state["remote"]["bob"]["sid"].startswith("PA_") and state["room_sid"].startswith(
+            "RM_"
+        )
+        assert state["local"]["permissions"]["canUpdateMetadata"] is True
+
+        # without the grant: refused before sending
+        carol = await js(system.urls[0], system.token(room_name, "carol"))
+        err = await carol.fails("set_attributes", attributes={"x": "y"})
+        assert err["name"] == "PermissionDenied" and "canUpdateOwnMetadata" in err["message"]
+    finally:
+        await bob.disconnect()
+
+
+async def test_rpc_both_ways(system: System, room_name: str, js: StartAgent) -> None:
+    bob = roomstreams.Room()
+
+    @bob.local_participant.register_rpc_method("greet")
+    async def greet(data: roomstreams.RpcInvocationData) -> str:
+        return f"hello {data.caller_identity}, you said {data.payload}"
+
+    @bob.local_participant.register_rpc_method("refuse")
+    def refuse(data: roomstreams.RpcInvocationData) -> str:
+        raise roomstreams.RpcError(1234, "not today", "try tomorrow")
+
+    await bob.connect(system.urls[1], system.token(room_name, "bob"))
+    try:
+        alice = await js(system.urls[0], system.token(room_name, "alice"))
+        r = await alice.call("perform_rpc", destination="bob", method="greet", payload="hi ✓")
+        assert r["payload"] == "hello alice, you said hi ✓"
+        err = await alice.fails("perform_rpc", destination="bob", method="refuse", payload="")
+        assert (err["name"], err["code"], err["message"], err["data"]) == (
+            "RpcError",
+            1234,
+            "not today",
+            "try tomorrow",
+        )
+        err = await alice.fails("perform_rpc", destination="bob", method="nope", payload="")
+        assert err["code"] == 1400
+        err = await alice.fails("perform_rpc", destination="nobody", method="greet", payload="")
+        assert err["code"] == 1401 and err["message"] == "Recipient not found"
+        err = await alice.fails(
+            "perform_rpc", destination="bob", method="greet", payload="x" * (15 * 1024 + 1)
+        )
+        assert err["code"] == 1402
+
+        await alice.call("rpc_register", method="echo")
+        await alice.call("rpc_register", method="fail", behaviour="error", code=1777, message="m")
+        await alice.call("rpc_register", method="bug", behaviour="throw")
+        await alice.call("rpc_register", method="slow", behaviour="slow", ms=3000)
+        lp = bob.local_participant
+        reply = await lp.perform_rpc(destination_identity="alice", method="echo", payload="ping")
+        assert reply == "bob said ping"
+        called = await alice.wait("rpc_called", method="echo")
+        assert called["caller"] == "bob" and called["timeout"] > 0
+        with pytest.raises(roomstreams.RpcError) as exc:
+            await lp.perform_rpc(destination_identity="alice", method="fail", payload="")
+        assert (exc.value.code, exc.value.message) == (1777, "m")
+        with pytest.raises(roomstreams.RpcError) as exc:
+            await lp.perform_rpc(destination_identity="alice", method="bug", payload="")
+        assert exc.value.code == 1500
+        with pytest.raises(roomstreams.RpcError) as exc:
+            await lp.perform_rpc(
+                destination_identity="alice", method="slow", payload="", response_timeout=1.5
+            )
+        assert exc.value.code == 1502
+        # the JS callee leaves mid-call: the Python caller fails at once with 1503
+        n = len(alice.events)
+        call = asyncio.ensure_future(
+            lp.perform_rpc(destination_identity="alice", method="slow", payload="")
+        )
+        await alice.wait("rpc_called", method="slow", start=n)
+        await alice.call("disconnect")
+        with pytest.raises(roomstreams.RpcError) as exc:
+            await asyncio.wait_for(call, 10)
+        assert exc.value.code == 1503
+    finally:
+        await bob.disconnect()

@@ -19,7 +19,7 @@ const { Room, RoomEvent } = rs;
 
 const out = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 const sha256 = (data) => createHash('sha256').update(data).digest('hex');
-const errorOf = (e) => ({ name: e?.name ?? 'Error', code: e?.code ?? '', message: String(e?.message ?? e), reason: e?.reason ?? '' });
+const errorOf = (e) => ({ name: e?.name ?? 'Error', code: e?.code ?? '', message: String(e?.message ?? e), reason: e?.reason ?? '', data: e?.data ?? null });
 
 /** The text `big_text` commands send: multi-byte characters of every UTF-8 length, so chunk
  * cuts fall next to them; deterministic, so both sides can reproduce it. */
@@ -85,6 +85,10 @@ function watch(r) {
   r.on(RoomEvent.Reconnected, () => out({ ev: 'reconnected', remote: [...r.remoteParticipants.keys()].sort() }));
   r.on(RoomEvent.Disconnected, (reason) => out({ ev: 'disconnected', reason: reason ?? '' }));
   r.on(RoomEvent.ConnectionStateChanged, (state) => out({ ev: 'state', state }));
+  r.on(RoomEvent.ParticipantAttributesChanged, (changed, p) =>
+    out({ ev: 'attributes_changed', identity: p.identity, changed, attributes: p.attributes }));
+  r.on(RoomEvent.ParticipantMetadataChanged, (prev, p) => out({ ev: 'metadata_changed', identity: p.identity, prev: prev ?? null, metadata: p.metadata }));
+  r.on(RoomEvent.ParticipantNameChanged, (name, p) => out({ ev: 'name_changed', identity: p.identity, name }));
   r.on(RoomEvent.DataReceived, (payload, participant, kind, topic) =>
     out({ ev: 'data', payload_b64: Buffer.from(payload).toString('base64'), sender: participant?.identity ?? null, kind, topic: topic ?? '' }));
 }
@@ -179,6 +183,40 @@ const commands = {
     const payload = c.payload_b64 !== undefined ? new Uint8Array(Buffer.from(c.payload_b64, 'base64')) : c.payload;
     await room.localParticipant.publishData(payload, { topic: c.topic, destinationIdentities: c.destinations, reliable: c.reliable });
     return {};
+  },
+  async rpc_register(c) {
+    room.localParticipant.registerRpcMethod(c.method, async (data) => {
+      out({ ev: 'rpc_called', method: c.method, caller: data.callerIdentity, payload: data.payload, timeout: data.responseTimeout });
+      if (c.behaviour === 'error') throw new rs.RpcError(c.code, c.message, c.data);
+      if (c.behaviour === 'throw') throw new Error('a bug in the handler');
+      if (c.behaviour === 'slow') await new Promise((r) => setTimeout(r, c.ms));
+      return `${data.callerIdentity} said ${data.payload}`;
+    });
+    return {};
+  },
+  async perform_rpc(c) {
+    const payload = await room.localParticipant.performRpc({
+      destinationIdentity: c.destination, method: c.method, payload: c.payload, responseTimeout: c.timeout_ms,
+    });
+    return { payload };
+  },
+  async set_attributes(c) {
+    await room.localParticipant.setAttributes(c.attributes);
+    return { attributes: room.localParticipant.attributes };
+  },
+  async set_metadata(c) {
+    await room.localParticipant.setMetadata(c.metadata);
+    return {};
+  },
+  async set_name(c) {
+    await room.localParticipant.setName(c.name);
+    return {};
+  },
+  async participants() {
+    const all = {};
+    for (const [id, p] of room.remoteParticipants) all[id] = { name: p.name, metadata: p.metadata, attributes: p.attributes, sid: p.sid, kind: p.kind };
+    const lp = room.localParticipant;
+    return { remote: all, local: { identity: lp.identity, name: lp.name, metadata: lp.metadata, attributes: lp.attributes, sid: lp.sid, permissions: lp.permissions }, room_sid: await room.getSid() };
   },
   async state() {
     return { state: room.state, remote: [...room.remoteParticipants.keys()].sort(), identity: room.localParticipant.identity };

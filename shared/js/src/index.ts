@@ -26,11 +26,13 @@ export { ConnectionState, DataPacket_Kind, RoomEvent } from './client/events.js'
 export type { RoomEventCallbacks } from './client/events.js';
 export { LocalParticipant, Participant, RemoteParticipant } from './client/participant.js';
 export type { ParticipantPermissions, SendTextOptions, StreamTextOptions } from './client/participant.js';
+export type { RpcErrorName } from './exceptions.js';
 export { StreamReaderBase, StreamWriterBase, TextStreamReader, TextStreamWriter } from './client/streams.js';
 export type { BaseStreamInfo, ByteStreamInfo, ReadAllOptions, StreamState, TextStreamInfo } from './client/streams.js';
 export { ByteStreamReader, ByteStreamWriter } from './client/bytestreams.js';
 export type { FileLike, SendFileOptions, StreamBytesOptions } from './client/bytestreams.js';
 export type { DataPublishOptions } from './client/data.js';
+export type { PerformRpcParams, RpcHandler, RpcInvocationData } from './client/rpc.js';
 export type { WebSocketCtor, WebSocketLike } from './client/socket.js';
 export {
   AuthError,
@@ -39,6 +41,8 @@ export {
   InvalidInput,
   PermissionDenied,
   RoomStreamsError,
+  RpcError,
+  RpcErrorCode,
   ServerError,
   StreamAborted,
   StreamClosed,
@@ -47,7 +51,7 @@ export {
   UnsafeFileName,
 } from './exceptions.js';
 export { ErrorCode } from './protocol/frames.js';
-export { MAX_CHUNK_BYTES, MAX_DATA_BYTES, MAX_TOPIC_BYTES } from './protocol/limits.js';
+export { MAX_CHUNK_BYTES, MAX_DATA_BYTES, MAX_RPC_PAYLOAD_BYTES, MAX_TOPIC_BYTES } from './protocol/limits.js';
 export { splitUtf8, utf8Len } from './protocol/chunking.js';
 
 /** The package version (the Python package's). */

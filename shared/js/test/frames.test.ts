@@ -34,7 +34,12 @@ test('server frames parse, with defaults for missing optional fields', () => {
   if (joined.type === 'joined') {
     assert.equal(joined.participant.identity, 'alice');
     assert.equal(joined.permissions.can_publish_data, false);
-    assert.deepEqual(joined.participants, [{ identity: 'bob', name: 'Bob', metadata: '', attributes: {} }]);
+    assert.deepEqual(joined.participants, [
+      { identity: 'bob', name: 'Bob', metadata: '', attributes: {}, sid: '', kind: 'standard', permission: null },
+    ]);
+    assert.equal(joined.participant.sid, 'PA_1');
+    assert.equal(joined.permissions.can_update_metadata, false);
+    assert.equal(joined.room_sid, '');
   }
   const h = parseServerFrame('{"type":"header","stream_id":"s","topic":"t","timestamp":1,"sender":"bob","total_length":10}');
   assert.equal(h.type, 'header');
@@ -69,4 +74,32 @@ test('bad server frames are refused with a reason', () => {
     () => parseServerFrame('{"type":"header","stream_id":"s","topic":"t","timestamp":1,"sender":"b","attributes":{"a":1}}'),
     /attributes.a/,
   );
+});
+
+test('participant updates and RPC frames parse', () => {
+  const u = parseServerFrame(JSON.stringify({
+    type: 'participant_updated', participant: { identity: 'bob', attributes: { a: '1' }, permission: { can_update_metadata: true } },
+    changed_attributes: { a: '1', gone: '' },
+  }));
+  assert.equal(u.type, 'participant_updated');
+  if (u.type === 'participant_updated') {
+    assert.deepEqual(u.changed_attributes, { a: '1', gone: '' });
+    assert.equal(u.participant.permission?.can_update_metadata, true);
+    assert.equal(u.participant.permission?.can_publish_data, true);
+  }
+  assert.deepEqual(
+    parseServerFrame('{"type":"rpc_request","id":"r1","destination":"bob","method":"greet","payload":"hi","response_timeout_ms":8000,"version":1,"caller":"alice"}'),
+    { type: 'rpc_request', id: 'r1', destination: 'bob', method: 'greet', payload: 'hi', response_timeout_ms: 8000, version: 1, caller: 'alice' },
+  );
+  assert.deepEqual(parseServerFrame('{"type":"rpc_ack","request_id":"r1","destination":"alice","sender":"bob"}'), {
+    type: 'rpc_ack', request_id: 'r1', destination: 'alice', sender: 'bob',
+  });
+  assert.deepEqual(parseServerFrame('{"type":"rpc_response","request_id":"r1","destination":"alice","payload":"ok","sender":"bob"}'), {
+    type: 'rpc_response', request_id: 'r1', destination: 'alice', sender: 'bob', payload: 'ok',
+  });
+  assert.deepEqual(
+    parseServerFrame('{"type":"rpc_response","request_id":"r1","destination":"alice","error":{"code":1401,"message":"Recipient not found","data":null},"sender":""}'),
+    { type: 'rpc_response', request_id: 'r1', destination: 'alice', sender: '', error: { code: 1401, message: 'Recipient not found', data: null } },
+  );
+  assert.throws(() => parseServerFrame('{"type":"rpc_response","request_id":"r1","error":{"code":"x","message":"m"}}'), /integer/);
 });

@@ -12,10 +12,11 @@ import {
   MAX_TOPIC_BYTES,
 } from '../protocol/limits.js';
 
+/** A stream's topic: "" is LiveKit's default (allowed), at most 256 UTF-8 bytes. */
 export function checkTopic(topic: unknown): string {
+  if (topic === undefined || topic === null) return '';
   if (typeof topic !== 'string') throw new InvalidInput('topic must be a string', ErrorCode.BAD_TOPIC);
   const n = utf8Len(topic);
-  if (n === 0) throw new InvalidInput('topic must not be empty', ErrorCode.BAD_TOPIC);
   if (n > MAX_TOPIC_BYTES) throw new InvalidInput(`topic of ${n} bytes exceeds ${MAX_TOPIC_BYTES}`, ErrorCode.BAD_TOPIC);
   return topic;
 }

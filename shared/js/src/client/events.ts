@@ -1,6 +1,6 @@
 /** Room events (livekit-client's names and string values) and a small typed event emitter. */
 
-import type { RemoteParticipant } from './participant.js';
+import type { Participant, RemoteParticipant } from './participant.js';
 import type { RoomStreamsError } from '../exceptions.js';
 import { logError } from './util.js';
 
@@ -20,6 +20,9 @@ export enum RoomEvent {
   ParticipantConnected = 'participantConnected',
   ParticipantDisconnected = 'participantDisconnected',
   DataReceived = 'dataReceived',
+  ParticipantAttributesChanged = 'participantAttributesChanged',
+  ParticipantMetadataChanged = 'participantMetadataChanged',
+  ParticipantNameChanged = 'participantNameChanged',
   /** Not in livekit-client: the gateway reported an error that no pending call was waiting for. */
   ServerError = 'serverError',
 }
@@ -45,6 +48,12 @@ export type RoomEventCallbacks = {
     kind?: DataPacket_Kind,
     topic?: string,
   ) => void;
+  /** the keys that changed ("" for a deleted one), and who (the local participant too) */
+  participantAttributesChanged: (changedAttributes: Record<string, string>, participant: Participant) => void;
+  /** the previous metadata, as livekit-client passes it */
+  participantMetadataChanged: (prevMetadata: string | undefined, participant: Participant) => void;
+  /** the new name */
+  participantNameChanged: (name: string, participant: Participant) => void;
   serverError: (error: RoomStreamsError) => void;
 };
 

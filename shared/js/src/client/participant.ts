@@ -2,7 +2,11 @@
  * `roomstreams/client/participant.py` with livekit-client's names. */
 
 import { utf8Len } from '../protocol/chunking.js';
-import { headerFrame, type OperationType, type ParticipantInfo } from '../protocol/frames.js';
+import { headerFrame, type OperationType, type ParticipantInfo, type Permissions, type UpdateParticipantFrame } from '../protocol/frames.js';
+import { MAX_PARTICIPANT_ATTRIBUTES_BYTES, MAX_PARTICIPANT_METADATA_BYTES, MAX_PARTICIPANT_NAME_BYTES } from '../protocol/limits.js';
+import { InvalidInput, PermissionDenied } from '../exceptions.js';
+import { ErrorCode } from '../protocol/frames.js';
+import type { PerformRpcParams, RpcHandler, Rpcs } from './rpc.js';
 import {
   openByteStream,
   sendFile,
@@ -16,26 +20,57 @@ import { dataPacketFrame, type DataPublishOptions } from './data.js';
 import { TextStreamWriter, type ByteStreamInfo, type RoomLink, type TextStreamInfo } from './streams.js';
 import { randomId } from './util.js';
 
+export interface ParticipantPermissions {
+  canPublishData: boolean;
+  canSubscribe: boolean;
+  /** LiveKit's `canUpdateOwnMetadata`: may change its own name, metadata, attributes */
+  canUpdateMetadata: boolean;
+  hidden: boolean;
+}
+
+export function permissionsFrom(p: Permissions): ParticipantPermissions {
+  return {
+    canPublishData: p.can_publish_data,
+    canSubscribe: p.can_subscribe,
+    canUpdateMetadata: p.can_update_metadata,
+    hidden: p.hidden,
+  };
+}
+
 export class Participant {
   identity: string;
   name: string;
   metadata: string;
   attributes: Record<string, string>;
+  /** LiveKit's participant sid (`PA_...`) */
+  sid: string;
+  /** "standard", "agent", ... (LiveKit's ParticipantKind, as its name) */
+  kind: string;
+  /** what its token grants, when the server tells */
+  permissions: ParticipantPermissions | undefined;
 
   constructor(info: Partial<ParticipantInfo> & { identity: string }) {
     this.identity = info.identity;
     this.name = info.name ?? '';
     this.metadata = info.metadata ?? '';
     this.attributes = { ...(info.attributes ?? {}) };
+    this.sid = info.sid ?? '';
+    this.kind = info.kind ?? 'standard';
+    this.permissions = info.permission ? permissionsFrom(info.permission) : undefined;
+  }
+
+  /** @internal the server's new info about this participant */
+  _apply(info: ParticipantInfo): void {
+    this.name = info.name;
+    this.metadata = info.metadata;
+    this.attributes = { ...info.attributes };
+    if (info.sid) this.sid = info.sid;
+    this.kind = info.kind;
+    if (info.permission) this.permissions = permissionsFrom(info.permission);
   }
 }
 
 export class RemoteParticipant extends Participant {}
-
-export interface ParticipantPermissions {
-  canPublishData: boolean;
-  canSubscribe: boolean;
-}
 
 export interface StreamTextOptions {
   topic: string;
@@ -67,12 +102,95 @@ export interface SendTextOptions {
 /** This connection's participant: `sendText`/`streamText`, `sendFile`/`streamBytes` and
  * `publishData`. */
 export class LocalParticipant extends Participant {
-  permissions: ParticipantPermissions = { canPublishData: true, canSubscribe: true };
+  override permissions: ParticipantPermissions = {
+    canPublishData: true,
+    canSubscribe: true,
+    canUpdateMetadata: false,
+    hidden: false,
+  };
   private readonly room: RoomLink;
+  private readonly rpc: Rpcs;
 
-  constructor(room: RoomLink) {
+  constructor(room: RoomLink, rpc: Rpcs) {
     super({ identity: '' });
     this.room = room;
+    this.rpc = rpc;
+  }
+
+  // -- name, metadata, attributes ------------------------------------------------------------
+
+  /** Merge `attributes` into this participant's (an empty value deletes a key). Needs the
+   * token's `canUpdateOwnMetadata` grant. Resolves once the router applied it: every
+   * participant (this one too) gets `ParticipantAttributesChanged`. */
+  async setAttributes(attributes: Record<string, string>): Promise<void> {
+    const attrs: Record<string, string> = {};
+    if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) {
+      throw new InvalidInput('attributes must be an object of strings', ErrorCode.BAD_FRAME);
+    }
+    for (const [k, v] of Object.entries(attributes)) {
+      if (typeof v !== 'string') throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
+      attrs[k] = v;
+    }
+    const merged = { ...this.attributes, ...attrs };
+    let n = 0;
+    for (const [k, v] of Object.entries(merged)) if (v !== '') n += utf8Len(k) + utf8Len(v);
+    if (n > MAX_PARTICIPANT_ATTRIBUTES_BYTES) {
+      throw new InvalidInput(
+        `attributes of ${n} bytes exceed ${MAX_PARTICIPANT_ATTRIBUTES_BYTES}`,
+        ErrorCode.METADATA_TOO_LARGE,
+      );
+    }
+    await this.update({ attributes: attrs });
+  }
+
+  /** Replace this participant's metadata (`canUpdateOwnMetadata`); everyone gets
+   * `ParticipantMetadataChanged`. */
+  async setMetadata(metadata: string): Promise<void> {
+    const m = String(metadata);
+    if (utf8Len(m) > MAX_PARTICIPANT_METADATA_BYTES) {
+      throw new InvalidInput(`metadata of ${utf8Len(m)} bytes exceeds ${MAX_PARTICIPANT_METADATA_BYTES}`, ErrorCode.METADATA_TOO_LARGE);
+    }
+    await this.update({ metadata: m });
+  }
+
+  /** Replace this participant's name (`canUpdateOwnMetadata`); everyone gets
+   * `ParticipantNameChanged`. */
+  async setName(name: string): Promise<void> {
+    const n = String(name);
+    if (utf8Len(n) > MAX_PARTICIPANT_NAME_BYTES) {
+      throw new InvalidInput(`name of ${utf8Len(n)} bytes exceeds ${MAX_PARTICIPANT_NAME_BYTES}`, ErrorCode.METADATA_TOO_LARGE);
+    }
+    await this.update({ name: n });
+  }
+
+  private async update(fields: Omit<UpdateParticipantFrame, 'type' | 'req'>): Promise<void> {
+    this.room.ensureConnected();
+    if (!this.permissions.canUpdateMetadata) {
+      throw new PermissionDenied('this token does not allow updating its own metadata (canUpdateOwnMetadata)');
+    }
+    await this.room.request((req) => JSON.stringify({ type: 'update_participant', req, ...fields }));
+  }
+
+  // -- RPC -----------------------------------------------------------------------------------
+
+  /** Answer RPC calls of `method` with `handler(data)` (its return value is the response
+   * payload). A handler may throw an RpcError to answer with it; any other error answers 1500. */
+  registerRpcMethod(method: string, handler: RpcHandler): void {
+    if (this.rpc.handlers.has(method)) {
+      throw new InvalidInput(`RPC method "${method}" already registered`, 'rpc_method_exists');
+    }
+    this.rpc.handlers.set(method, handler);
+  }
+
+  unregisterRpcMethod(method: string): void {
+    this.rpc.handlers.delete(method);
+  }
+
+  /** Call `method` at `destinationIdentity` and resolve with its response payload. Rejects with
+   * an RpcError (LiveKit's codes): 1401 nobody of that identity in the room, 1503 it left
+   * before answering, 1501/1502 the timeouts, 1402 a payload over 15 KiB, or the handler's own. */
+  performRpc(params: PerformRpcParams): Promise<string> {
+    return this.rpc.perform(params);
   }
 
   /** Open a text stream. Write to it, then close it: receivers' readers end only then. */

@@ -20,6 +20,7 @@ import {
   type ErrorFrame,
   type HeaderFrame,
   type JoinedFrame,
+  type ParticipantUpdatedFrame,
   type ServerFrame,
   type StreamKind,
 } from '../protocol/frames.js';
@@ -27,7 +28,8 @@ import { ByteStreamReader } from './bytestreams.js';
 import { checkTopic } from './checks.js';
 import { packetFromFrame } from './data.js';
 import { ConnectionState, RoomEvent, TypedEmitter, type RoomEventCallbacks } from './events.js';
-import { LocalParticipant, RemoteParticipant } from './participant.js';
+import { LocalParticipant, permissionsFrom, RemoteParticipant } from './participant.js';
+import { Rpcs, type RpcHandler } from './rpc.js';
 import { resolveWebSocket, rtcUrl, WS_OPEN, type WebSocketCtor, type WebSocketLike } from './socket.js';
 import {
   byteInfoFromHeader,
@@ -74,9 +76,9 @@ export interface RoomConnectOptions {
   autoReconnect?: boolean;
 }
 
-/** Close codes after which reconnecting would be wrong: removed by the server API, or replaced by
- * a newer connection with the same identity. */
-const FINAL_CLOSE_CODES = new Set([4009]);
+/** Close codes after which reconnecting would be wrong: removed by the server API (4009), replaced
+ * by a newer connection with the same identity (4010), closed for flooding (4029). */
+const FINAL_CLOSE_CODES = new Set([4009, 4010, 4029]);
 const RECONNECT_FIRST_DELAY = 100;
 const RECONNECT_MAX_DELAY = 2000;
 /** How often a writer waiting for the send buffer to drain looks again. */
@@ -110,6 +112,8 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
   private closing = false;
   private reconnecting: Promise<void> | undefined;
   private readonly link: RoomLink;
+  private readonly rpc: Rpcs;
+  private sid = '';
 
   constructor(options: RoomOptions = {}) {
     super();
@@ -118,14 +122,31 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
     this.link = {
       send: (frame) => room.send(frame),
       forgetWriter: (id) => void room.writers.delete(id),
+      ensureConnected: () => room.ensureConnected(),
       ensureCanPublish: () => room.ensureCanPublish(),
       openWriter: (writer, header) => room.openWriter(writer, header),
+      request: (build) => room.request(build),
     };
-    this.localParticipant = new LocalParticipant(this.link);
+    this.rpc = new Rpcs({ send: (frame) => room.send(frame), ensureConnected: () => room.ensureConnected() });
+    this.localParticipant = new LocalParticipant(this.link, this.rpc);
   }
 
   get state(): ConnectionState {
     return this.stateValue;
+  }
+
+  /** LiveKit's room sid (`RM_...`), once connected. */
+  async getSid(): Promise<string> {
+    return this.sid;
+  }
+
+  /** livekit-client's room-level RPC registration (same as the local participant's). */
+  registerRpcMethod(method: string, handler: RpcHandler): void {
+    this.localParticipant.registerRpcMethod(method, handler);
+  }
+
+  unregisterRpcMethod(method: string): void {
+    this.localParticipant.unregisterRpcMethod(method);
   }
 
   private setState(state: ConnectionState): void {
@@ -299,6 +320,7 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
     for (const d of this.acks.values()) d.reject(err);
     this.acks.clear();
     this.joined?.reject(err);
+    this.rpc.connectionLost(reason);
   }
 
   /** Final state: disconnected for good (until connect() is called again). */
@@ -413,11 +435,11 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       throw new RoomStreamsError(`a text stream handler for topic "${topic}" is already registered`, 'handler_exists');
     }
     this.textHandlers.set(topic, handler);
-    return this.stateValue === ConnectionState.Connected ? this.subscribe('subscribe', topic, 'text') : Promise.resolve();
+    return this.socketOpen() ? this.subscribe('subscribe', topic, 'text') : Promise.resolve();
   }
 
   unregisterTextStreamHandler(topic: string): Promise<void> {
-    if (!this.textHandlers.delete(topic) || this.stateValue !== ConnectionState.Connected) return Promise.resolve();
+    if (!this.textHandlers.delete(topic) || !this.socketOpen()) return Promise.resolve();
     return this.subscribe('unsubscribe', topic, 'text');
   }
 
@@ -428,19 +450,29 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       throw new RoomStreamsError(`a byte stream handler for topic "${topic}" is already registered`, 'handler_exists');
     }
     this.byteHandlers.set(topic, handler);
-    return this.stateValue === ConnectionState.Connected ? this.subscribe('subscribe', topic, 'byte') : Promise.resolve();
+    return this.socketOpen() ? this.subscribe('subscribe', topic, 'byte') : Promise.resolve();
   }
 
   unregisterByteStreamHandler(topic: string): Promise<void> {
-    if (!this.byteHandlers.delete(topic) || this.stateValue !== ConnectionState.Connected) return Promise.resolve();
+    if (!this.byteHandlers.delete(topic) || !this.socketOpen()) return Promise.resolve();
     return this.subscribe('unsubscribe', topic, 'byte');
   }
 
+  /** The socket is open (connected, or joining: what is sent now is in effect once joined;
+   * a socket still opening gets every handler from `resubscribe`). */
+  private socketOpen(): boolean {
+    return this.ws !== undefined && this.ws.readyState === WS_OPEN;
+  }
+
   private subscribe(what: 'subscribe' | 'unsubscribe', topic: string, kind: StreamKind): Promise<void> {
+    return this.request((req) => subscribeFrame(what, kind, topic, req));
+  }
+
+  private request(build: (req: number) => string): Promise<void> {
     const req = this.nextReq++;
     const d = deferred<void>();
     this.acks.set(req, d);
-    this.send(subscribeFrame(what, kind, topic, req)).catch((e: unknown) => {
+    this.send(build(req)).catch((e: unknown) => {
       this.acks.delete(req);
       d.reject(e);
     });
@@ -502,6 +534,7 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
         return;
       }
       case 'participant_left': {
+        this.rpc.participantLeft(frame.identity);
         const gone = this.remoteParticipants.get(frame.identity);
         if (gone) {
           this.remoteParticipants.delete(frame.identity);
@@ -512,6 +545,14 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       case 'goaway':
         this.closeReason = frame.reason;
         return;
+      case 'participant_updated':
+        return this.onParticipantUpdated(frame);
+      case 'rpc_request':
+        return this.rpc.onRequest(frame);
+      case 'rpc_ack':
+        return this.rpc.onAck(frame);
+      case 'rpc_response':
+        return this.rpc.onResponse(frame);
     }
   }
 
@@ -541,15 +582,16 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
 
   private onJoined(f: JoinedFrame): void {
     const lp = this.localParticipant;
+    const mine = { name: lp.name, metadata: lp.metadata, attributes: { ...lp.attributes } };
     lp.identity = f.participant.identity;
-    lp.name = f.participant.name;
-    lp.metadata = f.participant.metadata;
-    lp.attributes = { ...f.participant.attributes };
-    lp.permissions = { canPublishData: f.permissions.can_publish_data, canSubscribe: f.permissions.can_subscribe };
+    lp._apply(f.participant);
+    lp.permissions = permissionsFrom(f.permissions);
     this.name = f.room;
+    this.sid = f.room_sid;
     const before = this.remoteParticipants;
     this.remoteParticipants = new Map(f.participants.map((p) => [p.identity, new RemoteParticipant(p)]));
     if (this.stateValue === ConnectionState.Reconnecting) {
+      this.restoreOwnInfo(mine);
       // whoever came or went while we were away: the same events as if we had seen it
       for (const [id, gone] of before) {
         if (!this.remoteParticipants.has(id)) this.emit(RoomEvent.ParticipantDisconnected, gone);
@@ -559,6 +601,42 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       }
     }
     this.joined?.resolve();
+  }
+
+  /** A reconnect joined with the token's values: set again what this participant had set of
+   * itself (the others see it as an update). */
+  private restoreOwnInfo(mine: { name: string; metadata: string; attributes: Record<string, string> }): void {
+    const lp = this.localParticipant;
+    if (!lp.permissions.canUpdateMetadata) return;
+    const attrs: Record<string, string> = {};
+    for (const [k, v] of Object.entries(mine.attributes)) if (lp.attributes[k] !== v) attrs[k] = v;
+    for (const k of Object.keys(lp.attributes)) if (!(k in mine.attributes)) attrs[k] = '';
+    const update: Record<string, unknown> = {};
+    if (mine.name !== lp.name) update['name'] = mine.name;
+    if (mine.metadata !== lp.metadata) update['metadata'] = mine.metadata;
+    if (Object.keys(attrs).length > 0) update['attributes'] = attrs;
+    if (Object.keys(update).length === 0) return;
+    lp.name = mine.name;
+    lp.metadata = mine.metadata;
+    lp.attributes = { ...mine.attributes };
+    this.request((req) => JSON.stringify({ type: 'update_participant', req, ...update })).catch((e: unknown) =>
+      logError('setting this participant\'s name, metadata or attributes again after a reconnect failed', e),
+    );
+  }
+
+  private onParticipantUpdated(f: ParticipantUpdatedFrame): void {
+    const info = f.participant;
+    const lp = this.localParticipant;
+    const p = info.identity === lp.identity ? lp : this.remoteParticipants.get(info.identity);
+    if (!p) return;
+    const oldName = p.name;
+    const oldMetadata = p.metadata;
+    p._apply(info);
+    if (Object.keys(f.changed_attributes).length > 0) {
+      this.emit(RoomEvent.ParticipantAttributesChanged, { ...f.changed_attributes }, p);
+    }
+    if (p.metadata !== oldMetadata) this.emit(RoomEvent.ParticipantMetadataChanged, oldMetadata, p);
+    if (p.name !== oldName) this.emit(RoomEvent.ParticipantNameChanged, p.name, p);
   }
 
   private onError(f: ErrorFrame): void {

@@ -128,7 +128,7 @@ export abstract class StreamReaderBase<Info extends BaseStreamInfo, Chunk extend
 
   /** @internal fed by the room */
   _feed(content: Chunk): void {
-    if (this.ended) return;
+    if (this.ended || content.length === 0) return; // an empty chunk is not yielded (as in LiveKit)
     this.bytesReceived += this.bytesOf(content);
     this.buffered += this.sizeOf(content);
     if (this.buffered > this.maxBuffer) {
@@ -229,8 +229,13 @@ export interface WriterTransport {
 
 /** What the sending side (LocalParticipant) needs from the room. */
 export interface RoomLink extends WriterTransport {
+  /** Throws ConnectionClosed unless connected. */
+  ensureConnected(): void;
   /** Throws ConnectionClosed unless connected, PermissionDenied without canPublishData. */
   ensureCanPublish(): void;
+  /** Send a frame carrying `req` (built by `build`); resolves on its `ack`, rejects with its
+   * `error` (a ServerError) or when the connection is lost. */
+  request(build: (req: number) => string): Promise<void>;
   /** Register `writer` (so the server's answers about it reach it) and send its header. */
   openWriter(writer: StreamWriterBase<BaseStreamInfo>, header: HeaderFrame): Promise<void>;
 }
@@ -306,10 +311,11 @@ export abstract class StreamWriterBase<Info extends BaseStreamInfo> {
   /**
    * Close the stream; a non-empty `reason` ends it abnormally at the receivers (their readers
    * throw a StreamAborted with that reason). Resolves once the router has routed the end;
-   * rejects if the server refused the stream. Closing twice is a no-op.
+   * rejects if the server refused the stream. Closing twice rejects with StreamClosed (as the
+   * Python client and LiveKit do).
    */
   close(reason = '', attributes?: Record<string, string>): Promise<void> {
-    if (this.closing) return this.closing;
+    if (this.closing) return Promise.reject(new StreamClosed('the stream is already closed', this.streamId));
     if (this.stateValue === 'failed' && this.error) return Promise.reject(this.error);
     let attrs: Record<string, string>;
     try {

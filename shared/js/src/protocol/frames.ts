@@ -5,10 +5,12 @@
  * gateway validates client frames strictly (no unknown fields), so the encoders below write
  * exactly the Python models' fields.
  *
- * Client -> gateway: `subscribe`, `unsubscribe`, `header`, `chunk`, `trailer`.
- * Gateway -> client: `joined`, `participant_joined`, `participant_left`, `ack`, `header` (with
- * `sender`), `chunk`, `trailer` (with `code` when the system ended the stream), `closed` (the
- * sender's trailer was routed), `error`, `goaway`.
+ * Client -> gateway: `subscribe`, `unsubscribe`, `header`, `chunk`, `trailer`,
+ * `update_participant`, `rpc_request`, `rpc_ack`, `rpc_response`.
+ * Gateway -> client: `joined`, `participant_joined`, `participant_left`, `participant_updated`,
+ * `ack`, `header` (with `sender`), `chunk`, `trailer` (with `code` when the system ended the
+ * stream), `closed` (the sender's trailer was routed), `error`, `goaway`, and the RPC frames
+ * with the caller (`caller`) or the answerer (`sender`) stamped by the gateway.
  */
 
 export type StreamKind = 'text' | 'byte';
@@ -41,6 +43,11 @@ export const ErrorCode = {
   ROUTER_RESTARTED: 'router_restarted',
   OVERLOADED: 'overloaded',
   CONNECTION_LOST: 'connection_lost',
+  INTERNAL_ERROR: 'internal_error',
+  RATE_LIMITED: 'rate_limited',
+  TOO_MANY_REQUESTS: 'too_many_requests',
+  METADATA_TOO_LARGE: 'metadata_too_large',
+  PAYLOAD_TOO_LARGE: 'payload_too_large',
 } as const;
 
 // ---- client -> gateway -------------------------------------------------------------------
@@ -68,6 +75,8 @@ export interface HeaderFrame {
   attached_stream_ids: string[];
   generated: boolean;
   name: string | null;
+  /** LiveKit's `sender_identity`: an agent speaking for another participant (agents only) */
+  sender_identity?: string | null;
 }
 
 export interface ChunkFrame {
@@ -118,6 +127,45 @@ export function headerFrame(f: HeaderFields): HeaderFrame {
   };
 }
 
+/** Change this participant's name, metadata and/or attributes (merged; "" deletes a key). */
+export interface UpdateParticipantFrame {
+  type: 'update_participant';
+  req: number;
+  name?: string;
+  metadata?: string;
+  attributes?: Record<string, string>;
+}
+
+export interface RpcErrorWire {
+  code: number;
+  message: string;
+  data?: string | null;
+}
+
+export interface RpcRequestFrame {
+  type: 'rpc_request';
+  id: string;
+  destination: string;
+  method: string;
+  payload: string;
+  response_timeout_ms: number;
+  version: number;
+}
+
+export interface RpcAckFrame {
+  type: 'rpc_ack';
+  request_id: string;
+  destination: string;
+}
+
+export interface RpcResponseFrame {
+  type: 'rpc_response';
+  request_id: string;
+  destination: string;
+  payload?: string;
+  error?: RpcErrorWire;
+}
+
 export function chunkFrame(streamId: string, chunkIndex: number, content: string): string {
   const f: ChunkFrame = { type: 'chunk', stream_id: streamId, chunk_index: chunkIndex, content };
   return JSON.stringify(f);
@@ -130,16 +178,24 @@ export function trailerFrame(streamId: string, reason = '', attributes: Record<s
 
 // ---- gateway -> client -------------------------------------------------------------------
 
+export interface Permissions {
+  can_publish_data: boolean;
+  can_subscribe: boolean;
+  /** LiveKit's `canUpdateOwnMetadata` */
+  can_update_metadata: boolean;
+  hidden: boolean;
+}
+
 export interface ParticipantInfo {
   identity: string;
   name: string;
   metadata: string;
   attributes: Record<string, string>;
-}
-
-export interface Permissions {
-  can_publish_data: boolean;
-  can_subscribe: boolean;
+  /** LiveKit's participant sid (`PA_...`) */
+  sid: string;
+  /** "standard", "agent", ... */
+  kind: string;
+  permission: Permissions | null;
 }
 
 export interface JoinedFrame {
@@ -149,6 +205,8 @@ export interface JoinedFrame {
   participant: ParticipantInfo;
   permissions: Permissions;
   participants: ParticipantInfo[];
+  /** LiveKit's room sid (`RM_...`) */
+  room_sid: string;
 }
 
 export interface ParticipantJoinedFrame {
@@ -196,6 +254,27 @@ export interface GoAwayFrame {
   reason: string;
 }
 
+export interface ParticipantUpdatedFrame {
+  type: 'participant_updated';
+  participant: ParticipantInfo;
+  /** the keys that changed ("" for a deleted one) */
+  changed_attributes: Record<string, string>;
+}
+
+export interface DeliveredRpcRequest extends RpcRequestFrame {
+  /** the caller's identity, stamped by its gateway */
+  caller: string;
+}
+
+export interface DeliveredRpcAck extends RpcAckFrame {
+  sender: string;
+}
+
+export interface DeliveredRpcResponse extends RpcResponseFrame {
+  /** who answered ("" when the router answered for a recipient not in the room) */
+  sender: string;
+}
+
 export type ServerFrame =
   | JoinedFrame
   | ParticipantJoinedFrame
@@ -206,7 +285,11 @@ export type ServerFrame =
   | DeliveredTrailer
   | ClosedFrame
   | ErrorFrame
-  | GoAwayFrame;
+  | GoAwayFrame
+  | ParticipantUpdatedFrame
+  | DeliveredRpcRequest
+  | DeliveredRpcAck
+  | DeliveredRpcResponse;
 
 /** A server frame that is not valid JSON or does not have its type's fields. */
 export class BadFrame extends Error {
@@ -274,13 +357,33 @@ function obj(o: Obj, key: string): Obj {
   return v as Obj;
 }
 
+function permissions(o: Obj): Permissions {
+  return {
+    can_publish_data: bool(o, 'can_publish_data', true),
+    can_subscribe: bool(o, 'can_subscribe', true),
+    can_update_metadata: bool(o, 'can_update_metadata', false),
+    hidden: bool(o, 'hidden', false),
+  };
+}
+
 function participantInfo(o: Obj): ParticipantInfo {
+  const perm = o['permission'];
   return {
     identity: str(o, 'identity'),
     name: str(o, 'name', ''),
     metadata: str(o, 'metadata', ''),
     attributes: strMap(o, 'attributes'),
+    sid: str(o, 'sid', ''),
+    kind: str(o, 'kind', 'standard'),
+    permission: perm === undefined || perm === null ? null : permissions(obj(o, 'permission')),
   };
+}
+
+function rpcError(o: Obj): RpcErrorWire | undefined {
+  const e = o['error'];
+  if (e === undefined || e === null) return undefined;
+  const eo = obj(o, 'error');
+  return { code: int(eo, 'code'), message: str(eo, 'message'), data: optStr(eo, 'data') };
 }
 
 function header(o: Obj): DeliveredHeader {
@@ -327,14 +430,12 @@ export function parseServerFrame(text: string): ServerFrame {
         room: str(o, 'room'),
         session: str(o, 'session'),
         participant: participantInfo(obj(o, 'participant')),
-        permissions: {
-          can_publish_data: bool(obj(o, 'permissions'), 'can_publish_data', true),
-          can_subscribe: bool(obj(o, 'permissions'), 'can_subscribe', true),
-        },
+        permissions: permissions(obj(o, 'permissions')),
         participants: ((o['participants'] ?? []) as unknown[]).map((p) => {
           if (typeof p !== 'object' || p === null) fail('participants must be objects');
           return participantInfo(p as Obj);
         }),
+        room_sid: str(o, 'room_sid', ''),
       };
     case 'participant_joined':
       return { type, participant: participantInfo(obj(o, 'participant')) };
@@ -369,6 +470,38 @@ export function parseServerFrame(text: string): ServerFrame {
       };
     case 'goaway':
       return { type, code: str(o, 'code'), reason: str(o, 'reason') };
+    case 'participant_updated':
+      return {
+        type,
+        participant: participantInfo(obj(o, 'participant')),
+        changed_attributes: strMap(o, 'changed_attributes'),
+      };
+    case 'rpc_request':
+      return {
+        type,
+        id: str(o, 'id'),
+        destination: str(o, 'destination', ''),
+        method: str(o, 'method'),
+        payload: str(o, 'payload', ''),
+        response_timeout_ms: int(o, 'response_timeout_ms', 8000),
+        version: int(o, 'version', 1),
+        caller: str(o, 'caller'),
+      };
+    case 'rpc_ack':
+      return { type, request_id: str(o, 'request_id'), destination: str(o, 'destination', ''), sender: str(o, 'sender', '') };
+    case 'rpc_response': {
+      const f: DeliveredRpcResponse = {
+        type,
+        request_id: str(o, 'request_id'),
+        destination: str(o, 'destination', ''),
+        sender: str(o, 'sender', ''),
+      };
+      const payload = optStr(o, 'payload');
+      if (payload !== null) f.payload = payload;
+      const error = rpcError(o);
+      if (error) f.error = error;
+      return f;
+    }
     default:
       return fail(`unknown or missing frame type: ${JSON.stringify(type)}`);
   }
