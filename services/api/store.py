@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from roomstreams.core.room import SERVER_SESSION
+from roomstreams.exceptions import RoomStreamsError
 from roomstreams.protocol.binary import DeliveredDataMeta, encode_data_packet
 from roomstreams.protocol.entries import LogEntry, encode_log_entry
 from roomstreams.protocol.keys import ROOMS, members_key, room_log_key
@@ -59,7 +60,7 @@ DEFAULT_EMPTY_TIMEOUT = 300
 CONFIRM_TIMEOUT = 5.0
 
 
-class NotFound(LookupError):
+class NotFound(RoomStreamsError, LookupError):
     """The room or participant does not exist."""
 
 

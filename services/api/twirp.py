@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from roomstreams.exceptions import AuthError, PermissionDenied
+from roomstreams.exceptions import AuthError, PermissionDenied, RoomStreamsError
 from roomstreams.token import CLAIM_LIMITS, Claims, verify_token
 
 from . import store
@@ -74,7 +74,7 @@ _STATUS: Final = {
 }
 
 
-class TwirpError(Exception):
+class TwirpError(RoomStreamsError):
     def __init__(self, code: str, msg: str) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
@@ -391,6 +391,8 @@ def twirp_routes(
             return _encode(answer, media)
         except TwirpError as exc:
             return exc.response()
+        except store.NotFound as exc:
+            return TwirpError("not_found", str(exc)).response()
         except TimeoutError as exc:
             return TwirpError("deadline_exceeded", str(exc)).response()
         except RedisError as exc:

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from roomstreams.exceptions import AuthError, PermissionDenied
+from roomstreams.exceptions import AuthError, PermissionDenied, RoomStreamsError
 from roomstreams.token import Claims, verify_token
 from services.api import store
 from services.api.grants import authorize
@@ -37,7 +37,7 @@ _METHODS = {
 }
 
 
-class ApiError(Exception):
+class ApiError(RoomStreamsError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
