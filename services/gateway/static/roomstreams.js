@@ -28,7 +28,12 @@ var ErrorCode = {
   REMOVED: "removed",
   ROUTER_RESTARTED: "router_restarted",
   OVERLOADED: "overloaded",
-  CONNECTION_LOST: "connection_lost"
+  CONNECTION_LOST: "connection_lost",
+  INTERNAL_ERROR: "internal_error",
+  RATE_LIMITED: "rate_limited",
+  TOO_MANY_REQUESTS: "too_many_requests",
+  METADATA_TOO_LARGE: "metadata_too_large",
+  PAYLOAD_TOO_LARGE: "payload_too_large"
 };
 function subscribeFrame(what, kind, topic, req) {
   const f = { type: what, kind, topic, req };
@@ -117,13 +122,31 @@ function obj(o, key) {
   if (typeof v !== "object" || v === null || Array.isArray(v)) fail(`field ${key} must be an object`);
   return v;
 }
+function permissions(o) {
+  return {
+    can_publish_data: bool(o, "can_publish_data", true),
+    can_subscribe: bool(o, "can_subscribe", true),
+    can_update_metadata: bool(o, "can_update_metadata", false),
+    hidden: bool(o, "hidden", false)
+  };
+}
 function participantInfo(o) {
+  const perm = o["permission"];
   return {
     identity: str(o, "identity"),
     name: str(o, "name", ""),
     metadata: str(o, "metadata", ""),
-    attributes: strMap(o, "attributes")
+    attributes: strMap(o, "attributes"),
+    sid: str(o, "sid", ""),
+    kind: str(o, "kind", "standard"),
+    permission: perm === void 0 || perm === null ? null : permissions(obj(o, "permission"))
   };
+}
+function rpcError(o) {
+  const e = o["error"];
+  if (e === void 0 || e === null) return void 0;
+  const eo = obj(o, "error");
+  return { code: int(eo, "code"), message: str(eo, "message"), data: optStr(eo, "data") };
 }
 function header(o) {
   const kind = str(o, "kind", "text");
@@ -167,14 +190,12 @@ function parseServerFrame(text) {
         room: str(o, "room"),
         session: str(o, "session"),
         participant: participantInfo(obj(o, "participant")),
-        permissions: {
-          can_publish_data: bool(obj(o, "permissions"), "can_publish_data", true),
-          can_subscribe: bool(obj(o, "permissions"), "can_subscribe", true)
-        },
+        permissions: permissions(obj(o, "permissions")),
         participants: (o["participants"] ?? []).map((p) => {
           if (typeof p !== "object" || p === null) fail("participants must be objects");
           return participantInfo(p);
-        })
+        }),
+        room_sid: str(o, "room_sid", "")
       };
     case "participant_joined":
       return { type, participant: participantInfo(obj(o, "participant")) };
@@ -209,6 +230,38 @@ function parseServerFrame(text) {
       };
     case "goaway":
       return { type, code: str(o, "code"), reason: str(o, "reason") };
+    case "participant_updated":
+      return {
+        type,
+        participant: participantInfo(obj(o, "participant")),
+        changed_attributes: strMap(o, "changed_attributes")
+      };
+    case "rpc_request":
+      return {
+        type,
+        id: str(o, "id"),
+        destination: str(o, "destination", ""),
+        method: str(o, "method"),
+        payload: str(o, "payload", ""),
+        response_timeout_ms: int(o, "response_timeout_ms", 8e3),
+        version: int(o, "version", 1),
+        caller: str(o, "caller")
+      };
+    case "rpc_ack":
+      return { type, request_id: str(o, "request_id"), destination: str(o, "destination", ""), sender: str(o, "sender", "") };
+    case "rpc_response": {
+      const f = {
+        type,
+        request_id: str(o, "request_id"),
+        destination: str(o, "destination", ""),
+        sender: str(o, "sender", "")
+      };
+      const payload = optStr(o, "payload");
+      if (payload !== null) f.payload = payload;
+      const error = rpcError(o);
+      if (error) f.error = error;
+      return f;
+    }
     default:
       return fail(`unknown or missing frame type: ${JSON.stringify(type)}`);
   }
@@ -275,20 +328,23 @@ function ended(streamId, attributes, code, reason) {
 var RoomStreamsError = class extends Error {
   constructor(message, code = "error") {
     super(message);
-    /** A protocol error code (`bad_topic`, `sender_left`, ...) or a short local one. */
+    __publicField(this, "name", "RoomStreamsError");
+    /** A protocol error code (`bad_topic`, `sender_left`, ...) or a short local one; a number
+     * for {@link RpcError} (LiveKit's RPC codes). */
     __publicField(this, "code");
     this.code = code;
-    this.name = new.target.name;
   }
 };
 var ConnectError = class extends RoomStreamsError {
   constructor(message, code = "connect_failed") {
     super(message, code);
+    __publicField(this, "name", "ConnectError");
   }
 };
 var AuthError = class extends ConnectError {
   constructor(message, status) {
     super(message, "auth_failed");
+    __publicField(this, "name", "AuthError");
     /** The HTTP status of the refused handshake, when it is known (not in browsers). */
     __publicField(this, "status");
     this.status = status;
@@ -297,6 +353,7 @@ var AuthError = class extends ConnectError {
 var ConnectionClosed = class extends RoomStreamsError {
   constructor(reason = "connection closed") {
     super(reason, "connection_closed");
+    __publicField(this, "name", "ConnectionClosed");
     __publicField(this, "reason");
     this.reason = reason;
   }
@@ -304,13 +361,19 @@ var ConnectionClosed = class extends RoomStreamsError {
 var PermissionDenied = class extends RoomStreamsError {
   constructor(message) {
     super(message, "permission_denied");
+    __publicField(this, "name", "PermissionDenied");
   }
 };
 var InvalidInput = class extends RoomStreamsError {
+  constructor() {
+    super(...arguments);
+    __publicField(this, "name", "InvalidInput");
+  }
 };
 var ServerError = class extends RoomStreamsError {
   constructor(code, message) {
     super(`${code}: ${message}`, code);
+    __publicField(this, "name", "ServerError");
     __publicField(this, "serverMessage");
     this.serverMessage = message;
   }
@@ -318,6 +381,7 @@ var ServerError = class extends RoomStreamsError {
 var StreamError = class extends RoomStreamsError {
   constructor(message, options = {}) {
     super(message, options.code ?? "stream_error");
+    __publicField(this, "name", "StreamError");
     __publicField(this, "streamId");
     this.streamId = options.streamId;
   }
@@ -325,12 +389,14 @@ var StreamError = class extends RoomStreamsError {
 var StreamClosed = class extends StreamError {
   constructor(message, streamId) {
     super(message, { code: "stream_closed", streamId });
+    __publicField(this, "name", "StreamClosed");
   }
 };
 var StreamAborted = class extends StreamError {
   constructor(reason, options = {}) {
     const code = options.code ?? "aborted";
     super(`stream ended abnormally (${code}): ${reason}`, { code, streamId: options.streamId });
+    __publicField(this, "name", "StreamAborted");
     __publicField(this, "reason");
     __publicField(this, "sender");
     this.reason = reason;
@@ -340,23 +406,70 @@ var StreamAborted = class extends StreamError {
 var StreamSizeMismatch = class extends StreamError {
   constructor(message, streamId) {
     super(message, { code: "size_mismatch", streamId });
+    __publicField(this, "name", "StreamSizeMismatch");
   }
 };
 var UnsafeFileName = class extends StreamError {
   constructor(message, streamId) {
     super(message, { code: "bad_frame", streamId });
+    __publicField(this, "name", "UnsafeFileName");
   }
 };
+var RpcErrorCode = {
+  APPLICATION_ERROR: 1500,
+  CONNECTION_TIMEOUT: 1501,
+  RESPONSE_TIMEOUT: 1502,
+  RECIPIENT_DISCONNECTED: 1503,
+  RESPONSE_PAYLOAD_TOO_LARGE: 1504,
+  SEND_FAILED: 1505,
+  UNSUPPORTED_METHOD: 1400,
+  RECIPIENT_NOT_FOUND: 1401,
+  REQUEST_PAYLOAD_TOO_LARGE: 1402,
+  UNSUPPORTED_SERVER: 1403,
+  UNSUPPORTED_VERSION: 1404
+};
+var RPC_MESSAGES = {
+  APPLICATION_ERROR: "Application error in method handler",
+  CONNECTION_TIMEOUT: "Connection timeout",
+  RESPONSE_TIMEOUT: "Response timeout",
+  RECIPIENT_DISCONNECTED: "Recipient disconnected",
+  RESPONSE_PAYLOAD_TOO_LARGE: "Response payload too large",
+  SEND_FAILED: "Failed to send",
+  UNSUPPORTED_METHOD: "Method not supported at destination",
+  RECIPIENT_NOT_FOUND: "Recipient not found",
+  REQUEST_PAYLOAD_TOO_LARGE: "Request payload too large",
+  UNSUPPORTED_SERVER: "RPC not supported by server",
+  UNSUPPORTED_VERSION: "Unsupported RPC version"
+};
+var _RpcError = class _RpcError extends RoomStreamsError {
+  constructor(code, message, data) {
+    super(message, code);
+    __publicField(this, "name", "RpcError");
+    __publicField(this, "data");
+    this.data = data;
+  }
+  /** A built-in error by name, e.g. `RpcError.builtIn('RESPONSE_TIMEOUT')`. */
+  static builtIn(key, data) {
+    return new _RpcError(RpcErrorCode[key], RPC_MESSAGES[key], data);
+  }
+};
+__publicField(_RpcError, "ErrorCode", RpcErrorCode);
+__publicField(_RpcError, "ErrorMessage", RPC_MESSAGES);
+var RpcError = _RpcError;
 
 // src/protocol/limits.ts
 var MAX_CHUNK_BYTES = 15e3;
-var MAX_DATA_BYTES = 15e3;
+var MAX_DATA_BYTES = 15 * 1024;
 var MAX_FILE_NAME_BYTES = 255;
 var MAX_FRAME_BYTES = 96 * 1024;
 var MAX_TOPIC_BYTES = 256;
 var MAX_STREAM_ID_BYTES = 128;
 var MAX_IDENTITY_BYTES = 256;
 var MAX_ATTRIBUTES_BYTES = 8 * 1024;
+var MAX_PARTICIPANT_NAME_BYTES = 256;
+var MAX_PARTICIPANT_METADATA_BYTES = 64e3;
+var MAX_PARTICIPANT_ATTRIBUTES_BYTES = 64e3;
+var MAX_RPC_PAYLOAD_BYTES = 15 * 1024;
 
 // src/protocol/binary.ts
 var BYTE_CHUNK = 1;
@@ -520,9 +633,9 @@ function fileNameProblem(name) {
 
 // src/client/checks.ts
 function checkTopic(topic) {
+  if (topic === void 0 || topic === null) return "";
   if (typeof topic !== "string") throw new InvalidInput("topic must be a string", ErrorCode.BAD_TOPIC);
   const n = utf8Len(topic);
-  if (n === 0) throw new InvalidInput("topic must not be empty", ErrorCode.BAD_TOPIC);
   if (n > MAX_TOPIC_BYTES) throw new InvalidInput(`topic of ${n} bytes exceeds ${MAX_TOPIC_BYTES}`, ErrorCode.BAD_TOPIC);
   return topic;
 }
@@ -688,7 +801,7 @@ var StreamReaderBase = class {
   }
   /** @internal fed by the room */
   _feed(content) {
-    if (this.ended) return;
+    if (this.ended || content.length === 0) return;
     this.bytesReceived += this.bytesOf(content);
     this.buffered += this.sizeOf(content);
     if (this.buffered > this.maxBuffer) {
@@ -824,10 +937,11 @@ var StreamWriterBase = class {
   /**
    * Close the stream; a non-empty `reason` ends it abnormally at the receivers (their readers
    * throw a StreamAborted with that reason). Resolves once the router has routed the end;
-   * rejects if the server refused the stream. Closing twice is a no-op.
+   * rejects if the server refused the stream. Closing twice rejects with StreamClosed (as the
+   * Python client and LiveKit do).
    */
   close(reason = "", attributes) {
-    if (this.closing) return this.closing;
+    if (this.closing) return Promise.reject(new StreamClosed("the stream is already closed", this.streamId));
     if (this.stateValue === "failed" && this.error) return Promise.reject(this.error);
     let attrs;
     try {
@@ -1071,6 +1185,9 @@ var RoomEvent = /* @__PURE__ */ ((RoomEvent2) => {
   RoomEvent2["ParticipantConnected"] = "participantConnected";
   RoomEvent2["ParticipantDisconnected"] = "participantDisconnected";
   RoomEvent2["DataReceived"] = "dataReceived";
+  RoomEvent2["ParticipantAttributesChanged"] = "participantAttributesChanged";
+  RoomEvent2["ParticipantMetadataChanged"] = "participantMetadataChanged";
+  RoomEvent2["ParticipantNameChanged"] = "participantNameChanged";
   RoomEvent2["ServerError"] = "serverError";
   return RoomEvent2;
 })(RoomEvent || {});
@@ -1159,26 +1276,126 @@ function packetFromFrame(frame) {
 }
 
 // src/client/participant.ts
+function permissionsFrom(p) {
+  return {
+    canPublishData: p.can_publish_data,
+    canSubscribe: p.can_subscribe,
+    canUpdateMetadata: p.can_update_metadata,
+    hidden: p.hidden
+  };
+}
 var Participant = class {
   constructor(info) {
     __publicField(this, "identity");
     __publicField(this, "name");
     __publicField(this, "metadata");
     __publicField(this, "attributes");
+    /** LiveKit's participant sid (`PA_...`) */
+    __publicField(this, "sid");
+    /** "standard", "agent", ... (LiveKit's ParticipantKind, as its name) */
+    __publicField(this, "kind");
+    /** what its token grants, when the server tells */
+    __publicField(this, "permissions");
     this.identity = info.identity;
     this.name = info.name ?? "";
     this.metadata = info.metadata ?? "";
     this.attributes = { ...info.attributes ?? {} };
+    this.sid = info.sid ?? "";
+    this.kind = info.kind ?? "standard";
+    this.permissions = info.permission ? permissionsFrom(info.permission) : void 0;
+  }
+  /** @internal the server's new info about this participant */
+  _apply(info) {
+    this.name = info.name;
+    this.metadata = info.metadata;
+    this.attributes = { ...info.attributes };
+    if (info.sid) this.sid = info.sid;
+    this.kind = info.kind;
+    if (info.permission) this.permissions = permissionsFrom(info.permission);
   }
 };
 var RemoteParticipant = class extends Participant {
 };
 var LocalParticipant = class extends Participant {
-  constructor(room) {
+  constructor(room, rpc) {
     super({ identity: "" });
-    __publicField(this, "permissions", { canPublishData: true, canSubscribe: true });
+    __publicField(this, "permissions", {
+      canPublishData: true,
+      canSubscribe: true,
+      canUpdateMetadata: false,
+      hidden: false
+    });
     __publicField(this, "room");
+    __publicField(this, "rpc");
     this.room = room;
+    this.rpc = rpc;
+  }
+  // -- name, metadata, attributes ------------------------------------------------------------
+  /** Merge `attributes` into this participant's (an empty value deletes a key). Needs the
+   * token's `canUpdateOwnMetadata` grant. Resolves once the router applied it: every
+   * participant (this one too) gets `ParticipantAttributesChanged`. */
+  async setAttributes(attributes) {
+    const attrs = {};
+    if (typeof attributes !== "object" || attributes === null || Array.isArray(attributes)) {
+      throw new InvalidInput("attributes must be an object of strings", ErrorCode.BAD_FRAME);
+    }
+    for (const [k, v] of Object.entries(attributes)) {
+      if (typeof v !== "string") throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
+      attrs[k] = v;
+    }
+    const merged = { ...this.attributes, ...attrs };
+    let n = 0;
+    for (const [k, v] of Object.entries(merged)) if (v !== "") n += utf8Len(k) + utf8Len(v);
+    if (n > MAX_PARTICIPANT_ATTRIBUTES_BYTES) {
+      throw new InvalidInput(
+        `attributes of ${n} bytes exceed ${MAX_PARTICIPANT_ATTRIBUTES_BYTES}`,
+        ErrorCode.METADATA_TOO_LARGE
+      );
+    }
+    await this.update({ attributes: attrs });
+  }
+  /** Replace this participant's metadata (`canUpdateOwnMetadata`); everyone gets
+   * `ParticipantMetadataChanged`. */
+  async setMetadata(metadata) {
+    const m = String(metadata);
+    if (utf8Len(m) > MAX_PARTICIPANT_METADATA_BYTES) {
+      throw new InvalidInput(`metadata of ${utf8Len(m)} bytes exceeds ${MAX_PARTICIPANT_METADATA_BYTES}`, ErrorCode.METADATA_TOO_LARGE);
+    }
+    await this.update({ metadata: m });
+  }
+  /** Replace this participant's name (`canUpdateOwnMetadata`); everyone gets
+   * `ParticipantNameChanged`. */
+  async setName(name) {
+    const n = String(name);
+    if (utf8Len(n) > MAX_PARTICIPANT_NAME_BYTES) {
+      throw new InvalidInput(`name of ${utf8Len(n)} bytes exceeds ${MAX_PARTICIPANT_NAME_BYTES}`, ErrorCode.METADATA_TOO_LARGE);
+    }
+    await this.update({ name: n });
+  }
+  async update(fields) {
+    this.room.ensureConnected();
+    if (!this.permissions.canUpdateMetadata) {
+      throw new PermissionDenied("this token does not allow updating its own metadata (canUpdateOwnMetadata)");
+    }
+    await this.room.request((req) => JSON.stringify({ type: "update_participant", req, ...fields }));
+  }
+  // -- RPC -----------------------------------------------------------------------------------
+  /** Answer RPC calls of `method` with `handler(data)` (its return value is the response
+   * payload). A handler may throw an RpcError to answer with it; any other error answers 1500. */
+  registerRpcMethod(method, handler) {
+    if (this.rpc.handlers.has(method)) {
+      throw new InvalidInput(`RPC method "${method}" already registered`, "rpc_method_exists");
+    }
+    this.rpc.handlers.set(method, handler);
+  }
+  unregisterRpcMethod(method) {
+    this.rpc.handlers.delete(method);
+  }
+  /** Call `method` at `destinationIdentity` and resolve with its response payload. Rejects with
+   * an RpcError (LiveKit's codes): 1401 nobody of that identity in the room, 1503 it left
+   * before answering, 1501/1502 the timeouts, 1402 a payload over 15 KiB, or the handler's own. */
+  performRpc(params) {
+    return this.rpc.perform(params);
   }
   /** Open a text stream. Write to it, then close it: receivers' readers end only then. */
   async streamText(options) {
@@ -1290,6 +1507,146 @@ var LocalParticipant = class extends Participant {
   }
 };
 
+// src/client/rpc.ts
+var RPC_MAX_ROUND_TRIP_MS = 7e3;
+var RPC_RESPONSE_TIMEOUT_MS = 15e3;
+var RPC_MIN_EFFECTIVE_TIMEOUT_MS = 1e3;
+function withTimeout(p, ms, onTimeout) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), Math.max(ms, 0));
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+var Rpcs = class {
+  constructor(link) {
+    __publicField(this, "handlers", /* @__PURE__ */ new Map());
+    __publicField(this, "calls", /* @__PURE__ */ new Map());
+    __publicField(this, "link");
+    this.link = link;
+  }
+  async perform(params) {
+    const timeout = params.responseTimeout ?? RPC_RESPONSE_TIMEOUT_MS;
+    const payload = params.payload ?? "";
+    if (typeof payload !== "string" || utf8Len(payload) > MAX_RPC_PAYLOAD_BYTES) {
+      throw RpcError.builtIn("REQUEST_PAYLOAD_TOO_LARGE");
+    }
+    try {
+      this.link.ensureConnected();
+    } catch (e) {
+      throw RpcError.builtIn("SEND_FAILED", e instanceof Error ? e.message : String(e));
+    }
+    const id = randomId();
+    const budget = Math.max(timeout - RPC_MAX_ROUND_TRIP_MS, RPC_MIN_EFFECTIVE_TIMEOUT_MS);
+    const frame = {
+      type: "rpc_request",
+      id,
+      destination: String(params.destinationIdentity),
+      method: String(params.method),
+      payload,
+      response_timeout_ms: Math.floor(budget),
+      version: 1
+    };
+    const call = { destination: frame.destination, acked: deferred(), result: deferred() };
+    this.calls.set(id, call);
+    const start = Date.now();
+    try {
+      try {
+        await this.link.send(JSON.stringify(frame));
+      } catch (e) {
+        throw RpcError.builtIn("SEND_FAILED", e instanceof Error ? e.message : String(e));
+      }
+      await withTimeout(
+        call.acked.promise,
+        Math.min(RPC_MAX_ROUND_TRIP_MS, timeout),
+        () => RpcError.builtIn("CONNECTION_TIMEOUT")
+      );
+      return await withTimeout(
+        call.result.promise,
+        timeout - (Date.now() - start),
+        () => RpcError.builtIn("RESPONSE_TIMEOUT")
+      );
+    } finally {
+      this.calls.delete(id);
+      fail2(call, RpcError.builtIn("SEND_FAILED"));
+    }
+  }
+  onAck(f) {
+    this.calls.get(f.request_id)?.acked.resolve();
+  }
+  onResponse(f) {
+    const call = this.calls.get(f.request_id);
+    if (!call) return;
+    call.acked.resolve();
+    if (f.error) call.result.reject(new RpcError(f.error.code, f.error.message, f.error.data ?? void 0));
+    else call.result.resolve(f.payload ?? "");
+  }
+  /** The destination left the room: its calls fail now (1503). */
+  participantLeft(identity) {
+    for (const call of this.calls.values()) {
+      if (call.destination === identity) fail2(call, RpcError.builtIn("RECIPIENT_DISCONNECTED"));
+    }
+  }
+  /** Answers to this connection cannot arrive any more. */
+  connectionLost(reason) {
+    for (const call of this.calls.values()) fail2(call, RpcError.builtIn("SEND_FAILED", reason));
+  }
+  onRequest(f) {
+    void this.answer(f);
+  }
+  async answer(f) {
+    const ack = { type: "rpc_ack", request_id: f.id, destination: f.caller };
+    await this.sendQuietly(JSON.stringify(ack));
+    const response = { type: "rpc_response", request_id: f.id, destination: f.caller };
+    const handler = this.handlers.get(f.method);
+    if (f.version !== 1) {
+      response.error = wire(RpcError.builtIn("UNSUPPORTED_VERSION"));
+    } else if (!handler) {
+      response.error = wire(RpcError.builtIn("UNSUPPORTED_METHOD"));
+    } else {
+      const data = {
+        requestId: f.id,
+        callerIdentity: f.caller,
+        payload: f.payload,
+        responseTimeout: f.response_timeout_ms,
+        method: f.method
+      };
+      try {
+        const result = await withTimeout(
+          Promise.resolve().then(() => handler(data)),
+          f.response_timeout_ms,
+          () => RpcError.builtIn("RESPONSE_TIMEOUT")
+        );
+        const payload = result === void 0 || result === null ? "" : String(result);
+        if (utf8Len(payload) > MAX_RPC_PAYLOAD_BYTES) response.error = wire(RpcError.builtIn("RESPONSE_PAYLOAD_TOO_LARGE"));
+        else response.payload = payload;
+      } catch (e) {
+        if (e instanceof RpcError) {
+          response.error = wire(e);
+        } else {
+          logError(`RPC handler for "${f.method}" failed; answering 1500`, e);
+          response.error = wire(RpcError.builtIn("APPLICATION_ERROR"));
+        }
+      }
+    }
+    await this.sendQuietly(JSON.stringify(response));
+  }
+  async sendQuietly(frame) {
+    try {
+      await this.link.send(frame);
+    } catch (e) {
+      if (!(e instanceof ConnectionClosed)) logError("sending an RPC answer failed", e);
+    }
+  }
+};
+function fail2(call, err) {
+  call.acked.reject(err);
+  call.result.reject(err);
+}
+function wire(e) {
+  return e.data === void 0 ? { code: e.code, message: e.message } : { code: e.code, message: e.message, data: e.data };
+}
+
 // src/client/socket.ts
 var WS_OPEN = 1;
 var cached;
@@ -1329,7 +1686,7 @@ function rtcUrl(url, token) {
 }
 
 // src/client/room.ts
-var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([4009]);
+var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([4009, 4010, 4029]);
 var RECONNECT_FIRST_DELAY = 100;
 var RECONNECT_MAX_DELAY = 2e3;
 var DRAIN_POLL_MS = 2;
@@ -1360,18 +1717,34 @@ var Room = class extends TypedEmitter {
     __publicField(this, "closing", false);
     __publicField(this, "reconnecting");
     __publicField(this, "link");
+    __publicField(this, "rpc");
+    __publicField(this, "sid", "");
     this.options = { ...options };
     const room = this;
     this.link = {
       send: (frame) => room.send(frame),
       forgetWriter: (id) => void room.writers.delete(id),
+      ensureConnected: () => room.ensureConnected(),
       ensureCanPublish: () => room.ensureCanPublish(),
-      openWriter: (writer, header2) => room.openWriter(writer, header2)
+      openWriter: (writer, header2) => room.openWriter(writer, header2),
+      request: (build) => room.request(build)
     };
-    this.localParticipant = new LocalParticipant(this.link);
+    this.rpc = new Rpcs({ send: (frame) => room.send(frame), ensureConnected: () => room.ensureConnected() });
+    this.localParticipant = new LocalParticipant(this.link, this.rpc);
   }
   get state() {
     return this.stateValue;
+  }
+  /** LiveKit's room sid (`RM_...`), once connected. */
+  async getSid() {
+    return this.sid;
+  }
+  /** livekit-client's room-level RPC registration (same as the local participant's). */
+  registerRpcMethod(method, handler) {
+    this.localParticipant.registerRpcMethod(method, handler);
+  }
+  unregisterRpcMethod(method) {
+    this.localParticipant.unregisterRpcMethod(method);
   }
   setState(state) {
     if (state === this.stateValue) return;
@@ -1532,6 +1905,7 @@ var Room = class extends TypedEmitter {
     for (const d of this.acks.values()) d.reject(err);
     this.acks.clear();
     this.joined?.reject(err);
+    this.rpc.connectionLost(reason);
   }
   /** Final state: disconnected for good (until connect() is called again). */
   finish(reason) {
@@ -1636,10 +2010,10 @@ var Room = class extends TypedEmitter {
       throw new RoomStreamsError(`a text stream handler for topic "${topic}" is already registered`, "handler_exists");
     }
     this.textHandlers.set(topic, handler);
-    return this.stateValue === "connected" /* Connected */ ? this.subscribe("subscribe", topic, "text") : Promise.resolve();
+    return this.socketOpen() ? this.subscribe("subscribe", topic, "text") : Promise.resolve();
   }
   unregisterTextStreamHandler(topic) {
-    if (!this.textHandlers.delete(topic) || this.stateValue !== "connected" /* Connected */) return Promise.resolve();
+    if (!this.textHandlers.delete(topic) || !this.socketOpen()) return Promise.resolve();
     return this.subscribe("unsubscribe", topic, "text");
   }
   /** Same as text handlers, for byte streams; a text and a byte handler on one topic coexist. */
@@ -1649,17 +2023,25 @@ var Room = class extends TypedEmitter {
       throw new RoomStreamsError(`a byte stream handler for topic "${topic}" is already registered`, "handler_exists");
     }
     this.byteHandlers.set(topic, handler);
-    return this.stateValue === "connected" /* Connected */ ? this.subscribe("subscribe", topic, "byte") : Promise.resolve();
+    return this.socketOpen() ? this.subscribe("subscribe", topic, "byte") : Promise.resolve();
   }
   unregisterByteStreamHandler(topic) {
-    if (!this.byteHandlers.delete(topic) || this.stateValue !== "connected" /* Connected */) return Promise.resolve();
+    if (!this.byteHandlers.delete(topic) || !this.socketOpen()) return Promise.resolve();
     return this.subscribe("unsubscribe", topic, "byte");
   }
+  /** The socket is open (connected, or joining: what is sent now is in effect once joined;
+   * a socket still opening gets every handler from `resubscribe`). */
+  socketOpen() {
+    return this.ws !== void 0 && this.ws.readyState === WS_OPEN;
+  }
   subscribe(what, topic, kind) {
+    return this.request((req) => subscribeFrame(what, kind, topic, req));
+  }
+  request(build) {
     const req = this.nextReq++;
     const d = deferred();
     this.acks.set(req, d);
-    this.send(subscribeFrame(what, kind, topic, req)).catch((e) => {
+    this.send(build(req)).catch((e) => {
       this.acks.delete(req);
       d.reject(e);
     });
@@ -1715,6 +2097,7 @@ var Room = class extends TypedEmitter {
         return;
       }
       case "participant_left": {
+        this.rpc.participantLeft(frame.identity);
         const gone = this.remoteParticipants.get(frame.identity);
         if (gone) {
           this.remoteParticipants.delete(frame.identity);
@@ -1725,6 +2108,14 @@ var Room = class extends TypedEmitter {
       case "goaway":
         this.closeReason = frame.reason;
         return;
+      case "participant_updated":
+        return this.onParticipantUpdated(frame);
+      case "rpc_request":
+        return this.rpc.onRequest(frame);
+      case "rpc_ack":
+        return this.rpc.onAck(frame);
+      case "rpc_response":
+        return this.rpc.onResponse(frame);
     }
   }
   onBinary(frame) {
@@ -1751,15 +2142,16 @@ var Room = class extends TypedEmitter {
   }
   onJoined(f) {
     const lp = this.localParticipant;
+    const mine = { name: lp.name, metadata: lp.metadata, attributes: { ...lp.attributes } };
     lp.identity = f.participant.identity;
-    lp.name = f.participant.name;
-    lp.metadata = f.participant.metadata;
-    lp.attributes = { ...f.participant.attributes };
-    lp.permissions = { canPublishData: f.permissions.can_publish_data, canSubscribe: f.permissions.can_subscribe };
+    lp._apply(f.participant);
+    lp.permissions = permissionsFrom(f.permissions);
     this.name = f.room;
+    this.sid = f.room_sid;
     const before = this.remoteParticipants;
     this.remoteParticipants = new Map(f.participants.map((p) => [p.identity, new RemoteParticipant(p)]));
     if (this.stateValue === "reconnecting" /* Reconnecting */) {
+      this.restoreOwnInfo(mine);
       for (const [id, gone] of before) {
         if (!this.remoteParticipants.has(id)) this.emit("participantDisconnected" /* ParticipantDisconnected */, gone);
       }
@@ -1768,6 +2160,40 @@ var Room = class extends TypedEmitter {
       }
     }
     this.joined?.resolve();
+  }
+  /** A reconnect joined with the token's values: set again what this participant had set of
+   * itself (the others see it as an update). */
+  restoreOwnInfo(mine) {
+    const lp = this.localParticipant;
+    if (!lp.permissions.canUpdateMetadata) return;
+    const attrs = {};
+    for (const [k, v] of Object.entries(mine.attributes)) if (lp.attributes[k] !== v) attrs[k] = v;
+    for (const k of Object.keys(lp.attributes)) if (!(k in mine.attributes)) attrs[k] = "";
+    const update = {};
+    if (mine.name !== lp.name) update["name"] = mine.name;
+    if (mine.metadata !== lp.metadata) update["metadata"] = mine.metadata;
+    if (Object.keys(attrs).length > 0) update["attributes"] = attrs;
+    if (Object.keys(update).length === 0) return;
+    lp.name = mine.name;
+    lp.metadata = mine.metadata;
+    lp.attributes = { ...mine.attributes };
+    this.request((req) => JSON.stringify({ type: "update_participant", req, ...update })).catch(
+      (e) => logError("setting this participant's name, metadata or attributes again after a reconnect failed", e)
+    );
+  }
+  onParticipantUpdated(f) {
+    const info = f.participant;
+    const lp = this.localParticipant;
+    const p = info.identity === lp.identity ? lp : this.remoteParticipants.get(info.identity);
+    if (!p) return;
+    const oldName = p.name;
+    const oldMetadata = p.metadata;
+    p._apply(info);
+    if (Object.keys(f.changed_attributes).length > 0) {
+      this.emit("participantAttributesChanged" /* ParticipantAttributesChanged */, { ...f.changed_attributes }, p);
+    }
+    if (p.metadata !== oldMetadata) this.emit("participantMetadataChanged" /* ParticipantMetadataChanged */, oldMetadata, p);
+    if (p.name !== oldName) this.emit("participantNameChanged" /* ParticipantNameChanged */, p.name, p);
   }
   onError(f) {
     const err = new ServerError(f.code, f.message);
@@ -1856,6 +2282,7 @@ export {
   LocalParticipant,
   MAX_CHUNK_BYTES,
   MAX_DATA_BYTES,
+  MAX_RPC_PAYLOAD_BYTES,
   MAX_TOPIC_BYTES,
   Participant,
   PermissionDenied,
@@ -1863,6 +2290,8 @@ export {
   Room,
   RoomEvent,
   RoomStreamsError,
+  RpcError,
+  RpcErrorCode,
   ServerError,
   StreamAborted,
   StreamClosed,
