@@ -630,13 +630,17 @@ async def test_reconnect_after_its_gateway_is_killed(
     s = system_factory(gateways=2, ROOMSTREAMS_GATEWAY_TIMEOUT="2")
     async with TcpBalancer(s.ports) as lb:
         alice = await js(
-            lb.url, s.token(room_name, "alice"), text_topics=["chat"], byte_topics=["files"]
+            lb.url, _updater_token(room_name, "alice"), text_topics=["chat"], byte_topics=["files"]
         )
         js_port = lb.chosen[0]
         other = s.ports[1 - s.ports.index(js_port)]
         col = Collector()
         bob = await py("bob", url=f"ws://127.0.0.1:{other}", s=s, chat=col)
+        attrs: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        bob.on("participant_attributes_changed", lambda ch, p: attrs.put_nowait(dict(p.attributes)))
         await alice.wait("participant_connected", identity="bob")
+        await alice.call("set_attributes", attributes={"status": "online"})
+        assert await asyncio.wait_for(attrs.get(), 10) == {"status": "online"}
         before = await bob.local_participant.send_text("before", topic="chat")
         await alice.wait("text_done", stream_id=before.stream_id)
 
@@ -659,6 +663,12 @@ async def test_reconnect_after_its_gateway_is_killed(
         assert (await alice.wait("text_done", stream_id=after.stream_id))["text"] == "after"
         sent = await alice.call("send_text", text="back again", topic="chat")
         assert (await col.wait_done(sent["stream_id"])).text == "back again"
+        info = await bob.local_participant.send_bytes(b"\x00bytes too", name="b.bin", topic="files")
+        got = await alice.wait("bytes_done", stream_id=info.stream_id)
+        assert got["sha256"] == _sha(b"\x00bytes too")
+        # what she had set of herself was set again after the rejoin (her token has none)
+        assert await asyncio.wait_for(attrs.get(), 10) == {"status": "online"}
+        assert bob.remote_participants["alice"].attributes == {"status": "online"}
         assert alice.all("disconnected") == []
         await bob.disconnect()
 
