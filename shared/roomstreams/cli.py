@@ -353,8 +353,19 @@ def bench(
     workloads: Annotated[str, typer.Option(help="Comma-separated workloads, or 'all'.")] = "all",
     out: Annotated[Path | None, typer.Option(help="Write results to this file.")] = None,
     quick: Annotated[bool, typer.Option(help="Short runs (smoke test).")] = False,
+    receivers: Annotated[
+        str,
+        typer.Option(
+            help="W3p's receiver processes: 'python' (this client) or 'node' (the TypeScript "
+            "client, shared/js; needs Node 20 and `npm ci && npm run build` there)."
+        ),
+    ] = "python",
 ) -> None:
     """Run benchmarks (roomstreams.bench)."""
+    if receivers not in ("python", "node"):
+        raise typer.BadParameter(
+            f"{receivers!r} is not one of 'python', 'node'", param_hint="--receivers"
+        )
     try:
         module = importlib.import_module("roomstreams.bench")
         run_cli = module.run_cli
@@ -367,7 +378,7 @@ def bench(
             parse_workloads(workloads)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--workloads") from exc
-    result = run_cli(workloads=workloads, out=out, quick=quick)
+    result = run_cli(workloads=workloads, out=out, quick=quick, receivers=receivers)
     if isinstance(result, int) and result != 0:
         raise typer.Exit(result)
 

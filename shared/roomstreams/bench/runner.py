@@ -31,8 +31,10 @@ from .system import BenchSystem, repo_root
 from .w3p import w3p_fanout
 from .workloads import w1_latency, w2_throughput, w3_fanout, w4_memory
 
-__all__ = ["PEERS", "TARGETS", "WORKLOADS", "parse_workloads", "run", "run_cli"]
+__all__ = ["PEERS", "RECEIVERS", "TARGETS", "WORKLOADS", "parse_workloads", "run", "run_cli"]
 
+#: what W3p's receiver processes run: this package's client, or the TypeScript one
+RECEIVERS = ("python", "node")
 WORKLOADS = ("floors", "w1", "w2", "w3", "w3p", "w4", "w5", "w6", "wflood")
 
 #: Per-workload time limits (seconds); a workload past its limit is reported as an error.
@@ -272,7 +274,7 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 async def _run_guarded(
-    system: BenchSystem, selected: list[str], quick: bool
+    system: BenchSystem, selected: list[str], quick: bool, receivers: str = "python"
 ) -> dict[str, dict[str, Any]]:
     """SIGTERM/SIGINT cancel the run (so every workload's ``finally`` disconnects its
     participants while the system is still up), then end the process with SystemExit."""
@@ -294,7 +296,7 @@ async def _run_guarded(
                 loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
     try:
-        return await _run_workloads(system, selected, quick)
+        return await _run_workloads(system, selected, quick, receivers)
     except asyncio.CancelledError:
         if got:
             raise SystemExit(128 + got[0]) from None
@@ -305,14 +307,14 @@ async def _run_guarded(
 
 
 async def _run_workloads(
-    system: BenchSystem, selected: list[str], quick: bool
+    system: BenchSystem, selected: list[str], quick: bool, receivers: str = "python"
 ) -> dict[str, dict[str, Any]]:
     jobs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "floors": lambda: run_floors(system.redis_url, quick=quick),
         "w1": lambda: w1_latency(system, quick=quick),
         "w2": lambda: w2_throughput(system, quick=quick),
         "w3": lambda: w3_fanout(system, quick=quick),
-        "w3p": lambda: w3p_fanout(system, quick=quick),
+        "w3p": lambda: w3p_fanout(system, quick=quick, receivers=receivers),
         "w4": lambda: w4_memory(system, quick=quick),
         "w5": lambda: w5_bytes(system, quick=quick),
         "w6": lambda: w6_data(system, quick=quick),
@@ -333,9 +335,15 @@ async def _run_workloads(
     return results
 
 
-def run(workloads: str = "all", *, quick: bool = False) -> dict[str, Any]:
-    """Start the system, run ``workloads``, stop the system; the report as a dict."""
+def run(
+    workloads: str = "all", *, quick: bool = False, receivers: str = "python"
+) -> dict[str, Any]:
+    """Start the system, run ``workloads``, stop the system; the report as a dict.
+    ``receivers``: W3p's receiver processes, ``"python"`` or ``"node"`` (the TypeScript
+    client's ``shared/js/bench/receivers.mjs``)."""
     selected = parse_workloads(workloads)
+    if receivers not in RECEIVERS:
+        raise ValueError(f"receivers must be one of {', '.join(RECEIVERS)}, not {receivers!r}")
     started = time.perf_counter()
     date = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     _raise_fd_limit()
@@ -345,7 +353,7 @@ def run(workloads: str = "all", *, quick: bool = False) -> dict[str, Any]:
             _say("starting redis, router and two gateways on 127.0.0.1 ...")
             system.start()
             env = environment(system)
-            results = asyncio.run(_run_guarded(system, selected, quick))
+            results = asyncio.run(_run_guarded(system, selected, quick, receivers))
         finally:
             _say("stopping the system ...")
             t_stop = time.perf_counter()
@@ -355,7 +363,7 @@ def run(workloads: str = "all", *, quick: bool = False) -> dict[str, Any]:
         "benchmark": "roomstreams",
         "date": date,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None,
-        "call": f"run_cli(workloads={workloads!r}, quick={quick})",
+        "call": f"run_cli(workloads={workloads!r}, quick={quick}, receivers={receivers!r})",
         "quick": quick,
         "workloads": selected,
         "units": "ms = milliseconds; MB = 10^6 bytes; KB = 10^3 bytes",
@@ -368,10 +376,12 @@ def run(workloads: str = "all", *, quick: bool = False) -> dict[str, Any]:
     return doc
 
 
-def run_cli(workloads: str = "all", out: Path | None = None, quick: bool = False) -> None:
+def run_cli(
+    workloads: str = "all", out: Path | None = None, quick: bool = False, receivers: str = "python"
+) -> None:
     """Run the benchmark; print the JSON report to stdout and, if ``out`` is given, write it
     there too. Progress goes to stderr."""
-    doc = run(workloads, quick=quick)
+    doc = run(workloads, quick=quick, receivers=receivers)
     text = json.dumps(doc, indent=2)
     if out is not None:
         Path(out).write_text(text + "\n")
