@@ -487,10 +487,25 @@ class Gateway:
         sessions = self.sessions
         if so:
             key = (f[b"mk"].decode(), f[b"mt"].decode())
+            declined: list[str] = []
+            log_key = ""
             for s in f[b"mb"].decode().split():
                 conn = sessions.get(s)
-                if conn is not None and key in conn.subscriptions:
-                    conn.push(data, opens=so)
+                if conn is not None:
+                    log_key = conn.ident.log_key
+                    if key in conn.subscriptions:
+                        conn.push(data, opens=so)
+                        continue
+                declined.append(s)
+            if declined and log_key:  # the router stops sending them this stream's chunks
+                note = LogEntry(
+                    kind="dc",
+                    session="",
+                    gateway=self.id,
+                    stream_id=so,
+                    data=" ".join(declined).encode(),
+                )
+                self._append(log_key, note)
             return
         sid = f[b"ms"].decode()
         for s in f[b"mb"].decode().split():

@@ -242,6 +242,9 @@ class RoomState:
         if kind == "r":
             self.remove(e.identity, e.reason or "removed from the room", sink)
             return
+        if kind == "dc":
+            self._declined(e)
+            return
         if kind == "p" and e.session == SERVER_SESSION:
             self._server_packet(e, sink)
             return
@@ -532,6 +535,17 @@ class RoomState:
                 message=f"data packet not delivered to {names}: not in the room",
             )
             self._to(sink, m, _frame(err))
+
+    def _declined(self, e: LogEntry) -> None:
+        """A gateway did not give a stream's header to some of its maybe-recipients (they
+        had no handler for the topic when it arrived): they get nothing more of it."""
+        st = self.streams.get(e.stream_id)
+        if st is None or not st.maybe:
+            return
+        gone = st.maybe.intersection(e.data.decode().split())
+        if gone:
+            st.maybe -= gone
+            st.maybe_targets = self._group(st.maybe) if st.maybe else {}
 
     def _update(self, m: Member, e: LogEntry, sink: Sink) -> None:
         """The participant changes its own name, metadata or attributes (its gateway checked

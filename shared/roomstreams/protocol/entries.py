@@ -29,6 +29,9 @@ kind   fields
        "" deletes a key), ``rq`` request id (optional), ``n`` bytes
 ``rp`` RPC frame: ``i`` destination identity, ``sid`` request id, ``tp`` ``request``/
        ``ack``/``response``, ``d`` the frame to deliver (caller/sender stamped), ``n`` bytes
+``dc`` declined (``s`` empty): gateway ``g`` did not give stream ``sid``'s header to the
+       maybe-recipients ``d`` (space-separated sessions; no handler for its topic when the
+       header arrived): the router stops sending them its chunks
 =====  ==========================================================================
 
 A participant update comes from the participant's gateway (``s`` its session, ``i`` its
@@ -78,6 +81,7 @@ class EntryKind:
     RESYNC_DONE: Final = "rd"
     UPDATE: Final = "m"
     RPC: Final = "rp"
+    DECLINED: Final = "dc"
 
 
 @dataclass(slots=True)
@@ -164,6 +168,10 @@ class LogEntry:
             e.topic = f.get(b"tp", b"request").decode()
             e.data = f[b"d"]
             e.size = int(f.get(b"n", b"0"))
+        elif kind == "dc":
+            e.gateway = f[b"g"].decode()
+            e.stream_id = f[b"sid"].decode()
+            e.data = f[b"d"]
         e.resync = f.get(b"rs") == b"1"
         return e
 
@@ -223,6 +231,10 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["tp"] = e.topic
         f["d"] = e.data
         f["n"] = e.size
+    elif e.kind == "dc":
+        f["g"] = e.gateway
+        f["sid"] = e.stream_id
+        f["d"] = e.data
     if e.resync:
         f["rs"] = b"1"
     return f
