@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -884,3 +885,21 @@ async def test_rpc_both_ways(system: System, room_name: str, js: StartAgent) -> 
         assert exc.value.code == 1503
     finally:
         await bob.disconnect()
+
+
+def test_bench_receivers_option_is_checked() -> None:
+    """`roomstreams bench --receivers node` picks the Node receivers for W3p (run above by
+    test_node_receivers_speak_the_w3p_protocol); anything else is a usage error."""
+    out = subprocess.run(
+        [sys.executable, "-m", "roomstreams.cli", "bench", "--receivers", "java"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "'java' is not one of 'python', 'node'" in out.stderr
+    with pytest.raises(ValueError, match="receivers must be one of python, node"):
+        from roomstreams.bench import run
+
+        run("w3p", receivers="java")
