@@ -113,6 +113,7 @@ ENTRIES = [
         kind="m", session="sess-1", seq=12, identity="zoë", data=b'{"name":"Z"}', size=12, req=3
     ),
     LogEntry(kind="m", session="api", identity="bob", data=b'{"attributes":{"a":""}}'),
+    LogEntry(kind="dc", session="", gateway="gw-a", stream_id="st-1", data=b"sess-2 sess-3"),
     LogEntry(
         kind="rp",
         session="sess-1",
