@@ -54,7 +54,7 @@ class DevSystem:
         return self.launcher.redis_url
 
     def token(self, room: str, identity: str, name: str = "") -> str:
-        grants = VideoGrants(room=room, room_join=True)
+        grants = VideoGrants(room=room, room_join=True, can_update_own_metadata=True)
         t = AccessToken(API_KEY, API_SECRET).with_identity(identity).with_grants(grants)
         return (t.with_name(name) if name else t).to_jwt()
 

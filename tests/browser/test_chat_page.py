@@ -128,6 +128,9 @@ async def test_two_pages_chat_a_file_and_a_streamed_reply(
         await py.connect(dev_system.ws_url, dev_system.token(room, "py", "Python"))
         for page in (alice, bob):
             await expect(page.person("py")).to_have_text("Python")
+        await py.local_participant.set_name("Python 3")
+        for page in (alice, bob):
+            await expect(page.person("py")).to_have_text("Python 3")
 
         # messages both ways; a LiveKit chat component reads them: plain text on lk.chat
         await alice.say("hello from alice ✓")

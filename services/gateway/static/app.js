@@ -207,6 +207,7 @@ async function join(roomName, identity, name) {
   r.registerByteStreamHandler(FILE_TOPIC, onFileStream);
   r.on(RoomEvent.ParticipantConnected, renderParticipants);
   r.on(RoomEvent.ParticipantDisconnected, renderParticipants);
+  r.on(RoomEvent.ParticipantNameChanged, renderParticipants);
   r.on(RoomEvent.Reconnecting, () => setStatus("reconnecting", "reconnecting…"));
   r.on(RoomEvent.Reconnected, () => {
     setStatus("connected", `connected as ${identity}`);
