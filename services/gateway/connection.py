@@ -202,6 +202,8 @@ class Connection:
         self._inflight = 0
         self._window_open = asyncio.Event()
         self._window_open.set()
+        #: room-log position of the last data packet delivered (see first_delivery_of_packet)
+        self._last_packet = (0, 0)
         #: streams this socket is receiving, so the gateway can end them itself if needed
         self.receiving: set[str] = set()
         #: streams this socket sends whose trailer is appended but not yet routed
@@ -258,6 +260,14 @@ class Connection:
         except asyncio.QueueFull:
             logger.warning("send queue full; disconnecting slow consumer", extra=self._extra)
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full, receiver too slow")
+
+    def first_delivery_of_packet(self, at: tuple[int, int]) -> bool:
+        """A data packet at room-log position ``at``: False if this connection already got
+        it (a new router re-routes what its predecessor may have routed before it died)."""
+        if at <= self._last_packet:
+            return False
+        self._last_packet = at
+        return True
 
     def end_receiving(self, code: str, reason: str) -> None:
         """End every stream this socket receives, here at the gateway (e.g. inbox lag)."""

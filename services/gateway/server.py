@@ -57,6 +57,11 @@ _APPEND_BATCH = 512
 _DATA_KINDS = frozenset("hctp")
 
 
+def _log_position(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
 def _retrieve(task: asyncio.Task[None]) -> None:
     """A socket's writer task ends with the connection; its exception says nothing new."""
     if not task.cancelled():
@@ -449,6 +454,14 @@ class Gateway:
             joined = b"jn" in f
             ak = f.get(b"ak")
             ack = int(ak) if ak is not None else None
+            li = f.get(b"li")
+            if li is not None:  # a data packet: once per connection, even across takeovers
+                at = _log_position(li)
+                for s in f[b"to"].decode().split():
+                    conn = sessions.get(s)
+                    if conn is not None and conn.first_delivery_of_packet(at):
+                        conn.push(data)
+                return
             for s in f[b"to"].decode().split():
                 conn = sessions.get(s)
                 if conn is not None:

@@ -140,7 +140,7 @@ class Router:
                     release.add_done_callback(self._cleanup.discard)
 
     async def _lease_loop(self) -> None:
-        period = self.s.lease_ms / 3000
+        period = min(self.s.lease_ms / 3000, 0.25)
         while not self._stopping:
             await asyncio.sleep(period)
             try:

@@ -25,6 +25,7 @@ from roomstreams.protocol.keys import (
     lease_key,
     members_key,
     partition_ctl_key,
+    positions_key,
     room_from_log_key,
     room_log_key,
 )
@@ -61,6 +62,7 @@ async def live_gateways(r: aioredis.Redis, within_s: float) -> set[str]:
 
 
 _TRIM_EVERY = 100
+_DATA_PACKET = bytes((DATA_PACKET,))
 
 
 class Batch:
@@ -70,6 +72,9 @@ class Batch:
         self.inbox: dict[str, list[dict[str, bytes | str]]] = defaultdict(list)
         self.acks: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.members: list[tuple[str, str, str, bytes | None, str, bool]] = []
+        #: the room-log id of the entry being folded: stamped on the data packets it
+        #: delivers (``li``), so gateways drop a packet routed twice across a takeover
+        self.entry_id = b""
 
     def deliver(
         self,
@@ -96,6 +101,8 @@ class Batch:
             f["jn"] = "1"
         elif ack is not None:
             f["ak"] = str(ack)
+        elif self.entry_id and frame[:1] == _DATA_PACKET:
+            f["li"] = self.entry_id
         self.inbox[gateway].append(f)
 
     def ack(self, gateway: str, session: str, nbytes: int) -> None:
@@ -182,6 +189,9 @@ class PartitionWorker:
         self._started: list[str] = []
         self._untrimmed: dict[str, int] = defaultdict(int)
         self._resync: _Resync | None = None
+        self._pos = positions_key(partition)
+        #: rooms whose read position moved since it was last written to Redis
+        self._moved: set[str] = set()
         #: cleared to stop: the loop ends after the current read (at most a second)
         self.running = True
 
@@ -207,17 +217,20 @@ class PartitionWorker:
 
     async def _take_over(self) -> None:
         """Another router owned this partition before (it stopped or died): its room state
-        is gone with it, and the logs are trimmed, so the state cannot be re-read. Start at
-        the end of every log and ask the live gateways to re-announce their participants
-        in this partition's rooms (join + subscriptions); they end the streams that were in
-        flight, which cannot complete."""
+        is gone with it, and the logs are trimmed, so the state cannot be re-read. Ask the
+        live gateways to re-announce their participants in this partition's rooms (join +
+        subscriptions); they end the streams that were in flight, which cannot complete.
+        Read each room from where the previous router stopped routing (its positions), so
+        what was appended while no router ran (data packets, joins, leaves, updates) is
+        routed once the room settles; a room it never routed is read from its end."""
         self.ctl_last = await last_id(self.r, self.ctl) or "0-0"
         previous: dict[str, dict[str, str]] = {}
+        positions: dict[bytes, bytes] = await self.r.hgetall(self._pos)  # type: ignore[assignment]
         async for key_b in self.r.scan_iter(match=f"rs:{{p{self.p}}}:room:*", count=1000):
             key = key_b.decode()
             room = room_from_log_key(key)
             self.rooms[key] = RoomState(room, settled=False)
-            self.last[key] = await last_id(self.r, key) or "0-0"
+            self.last[key] = positions.get(key_b) or await last_id(self.r, key) or "0-0"
             # who the previous router had: re-announced members are listed again as they
             # come; the others left meanwhile (told when the room settles)
             mkey = members_key(room, self.s.partitions)
@@ -292,6 +305,7 @@ class PartitionWorker:
                         key,
                     )
                     continue
+                e.entry_id = entry_id
                 if e.kind == "rd":
                     if rs is not None and e.epoch == self.epoch:
                         rs.room_done(e.gateway, key)
@@ -302,10 +316,12 @@ class PartitionWorker:
                 self._fold(state, e, batch)
             last_id = entries[-1][0]
             self.last[key] = last_id
+            self._moved.add(key)
             # XTRIM ~ removes whole stream nodes (100 entries): trimming more often than
-            # that would cost a command per wake-up and remove nothing
+            # that would cost a command per wake-up and remove nothing; never while entries
+            # are held back (they are not routed yet)
             self._untrimmed[key] += len(entries)
-            if self._untrimmed[key] >= _TRIM_EVERY:
+            if rs is None and self._untrimmed[key] >= _TRIM_EVERY:
                 self._untrimmed[key] = 0
                 trims[key] = last_id
             self._note_empty(key, state)
@@ -338,11 +354,15 @@ class PartitionWorker:
         self.running = False
         return True
 
-    def _fold(self, state: RoomState, e: LogEntry, batch: Batch) -> None:
+    def _fold(self, state: RoomState, e: LogEntry, batch: Batch, *, held: bool = False) -> None:
         if e.kind == "j" and self._saw_gateway is not None:
             self._saw_gateway(e.gateway)
+        batch.entry_id = e.entry_id
         try:
-            state.apply(e, batch)
+            if held:
+                state.apply_held(e, batch)
+            else:
+                state.apply(e, batch)
         except Exception:
             # one entry must not stop the partition: whoever it concerns is told, the
             # others go on
@@ -382,7 +402,7 @@ class PartitionWorker:
             if state is None:
                 continue
             for e in entries:
-                self._fold(state, e, batch)
+                self._fold(state, e, batch, held=True)
             held += len(entries)
             self._note_empty(key, state)
         ms = (time.monotonic() - rs.started) * 1000
@@ -406,6 +426,9 @@ class PartitionWorker:
         by the gateway, a gap would not be) until it goes through."""
         if not batch and not trims and not self._started:
             return
+        # where this router stands, for the next owner (not while entries are held back:
+        # they are read but not routed yet); written last, after what it routed
+        moved = {} if self._resync is not None else {k: self.last[k] for k in self._moved}
         for gw, entries in batch.inbox.items():
             for f in entries:
                 self._seq[gw] += 1
@@ -441,6 +464,8 @@ class PartitionWorker:
                             pipe.hset(mkey, session, info)
                         else:
                             pipe.hdel(mkey, session)
+                    if moved:
+                        pipe.hset(self._pos, mapping=moved)  # type: ignore[arg-type]
                     await pipe.execute()
                 break
             except RedisError:
@@ -449,6 +474,8 @@ class PartitionWorker:
                 logger.exception("partition %d: flushing failed; retrying in %.2fs", self.p, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        if moved:
+            self._moved.clear()
         for event, room, identity, reason in events:
             self._publish(event, room, identity, reason)
 
@@ -465,7 +492,9 @@ class PartitionWorker:
             deleted = await self._delete(keys=[key, mkey], args=[last])
             if deleted:
                 self._untrimmed.pop(key, None)
+                self._moved.discard(key)
                 await self.r.hdel(ROOMS, state.name)
+                await self.r.hdel(self._pos, key)
                 del self.rooms[key], self.last[key], self._empty_since[key]
                 self._publish("room_finished", state.name)
                 logger.info("room %s finished; keys deleted", room_from_log_key(key))

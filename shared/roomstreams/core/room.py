@@ -117,14 +117,24 @@ class Member:
     hidden: bool = False
 
 
+#: Bytes of a stream's frames the router keeps for its unresolved maybe-recipients; past it,
+#: they are given up (those that took the header get an abnormal trailer).
+MAYBE_HOLD_BYTES = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class Maybe:
-    """Sessions that get a stream's frame only if their gateway says so: members that had no
-    handler for the stream's topic when the router routed its header (their registration
+    """Sessions that get a stream's header only if their gateway says so: members that had
+    no handler for the stream's topic when the router routed the header (their registration
     may be on its way). Their gateway delivers the header to those whose socket has
-    registered (kind, topic) by the time the header arrives, and the chunks and the trailer
-    to those whose socket accepted the header: a handler registered without awaiting, right
-    before a stream arrives, still gets it, and a participant without one gets no byte."""
+    registered (kind, topic) by the time it arrives, and appends a ``dc`` entry naming the
+    others. The router keeps the stream's later frames meanwhile: a maybe-recipient whose
+    ``subscribe`` it then folds (its gateway appended it before taking the header, so it
+    comes before any decline) gets them replayed and becomes a recipient; a declined one is
+    forgotten. So a handler registered without awaiting, right before a stream arrives,
+    still gets all of it, and a participant without one gets no byte beyond the header's
+    inbox entry. Also used for an abnormal trailer to maybe-recipients (the gateway gives it
+    to those that took the header)."""
 
     sessions: list[str]
     stream_id: str
@@ -145,6 +155,10 @@ class OpenStream:
     maybe_targets: dict[str, list[str]] = field(default_factory=dict)
     kind: str = "text"
     topic: str = ""
+    #: frames routed since the header while maybe-recipients are unresolved: (frame, the
+    #: stream id if it is the trailer)
+    held: list[tuple[bytes, str]] = field(default_factory=list)
+    held_bytes: int = 0
 
 
 def _frame(model: object) -> bytes:
@@ -158,6 +172,8 @@ class RoomState:
         self.name = name
         #: LiveKit's room sid, new with each room state (a takeover starts a new one)
         self.sid = f"RM_{secrets.token_hex(6)}"
+        #: streams that ended while maybe-recipients were unresolved (see :class:`Maybe`)
+        self.unresolved: dict[str, OpenStream] = {}
         self.members: dict[str, Member] = {}
         self.streams: dict[str, OpenStream] = {}
         #: False for a room taken over from another router until :meth:`settle`
@@ -210,27 +226,56 @@ class RoomState:
         """End ``st`` abnormally at its receivers and forget it."""
         self.streams.pop(st.stream_id, None)
         frame = _frame(DeliveredTrailer(stream_id=st.stream_id, reason=reason, code=code))
-        self._stream_deliver(sink, st, frame, ends=st.stream_id)
+        for gw, sessions in st.targets.items():
+            sink.deliver(gw, sessions, frame, ends=st.stream_id)
+        if st.maybe:
+            self._end_maybe(sink, st, frame)
 
-    def _stream_deliver(
-        self, sink: Sink, st: OpenStream, frame: bytes, *, opens: str = "", ends: str = ""
-    ) -> None:
-        """A frame of stream ``st`` to its recipients, and to its maybe-recipients."""
-        maybe = st.maybe_targets
-        if not maybe:  # every receiver had its handler in effect: nothing extra
-            for gw, sessions in st.targets.items():
-                sink.deliver(gw, sessions, frame, opens=opens, ends=ends)
-            return
-        for gw in {**st.targets, **maybe}:
-            mb = maybe.get(gw)
-            sink.deliver(
-                gw,
-                st.targets.get(gw, []),
-                frame,
-                opens=opens,
-                ends=ends,
-                maybe=Maybe(mb, st.stream_id, st.kind, st.topic) if mb else None,
-            )
+    def _stream_deliver(self, sink: Sink, st: OpenStream, frame: bytes, *, ends: str = "") -> None:
+        """A chunk or the trailer of ``st`` to its recipients; kept for its unresolved
+        maybe-recipients, if any."""
+        for gw, sessions in st.targets.items():
+            sink.deliver(gw, sessions, frame, ends=ends)
+        if st.maybe:  # never when every receiver had its handler in effect
+            st.held.append((frame, ends))
+            st.held_bytes += len(frame)
+            if ends:
+                self.unresolved[st.stream_id] = st
+            if st.held_bytes > MAYBE_HOLD_BYTES:
+                reason = "the stream outran the registration of its handler"
+                trailer = DeliveredTrailer(stream_id=st.stream_id, reason=reason, code=ErrorCode.LAGGED)
+                self._end_maybe(sink, st, _frame(trailer))
+
+    def _end_maybe(self, sink: Sink, st: OpenStream, trailer: bytes) -> None:
+        """Give up the maybe-recipients of ``st``: those whose gateway gave them the header
+        get ``trailer``."""
+        for gw, sessions in st.maybe_targets.items():
+            mb = Maybe(sessions, st.stream_id, st.kind, st.topic)
+            sink.deliver(gw, [], trailer, ends=st.stream_id, maybe=mb)
+        st.maybe.clear()
+        self._resolved(st)
+
+    def _resolved(self, st: OpenStream) -> None:
+        """Recompute ``st``'s maybe-recipients; with none left, what was kept goes."""
+        st.maybe_targets = self._group(st.maybe) if st.maybe else {}
+        if not st.maybe:
+            st.held.clear()
+            st.held_bytes = 0
+            self.unresolved.pop(st.stream_id, None)
+
+    def _promote(self, m: Member, kind: str, topic: str, sink: Sink) -> None:
+        """``m``'s registration of (kind, topic) is folded: streams it was a maybe-recipient
+        of (its gateway gave it their header) replay what was kept, and it receives the rest."""
+        for st in [*self.streams.values(), *self.unresolved.values()]:
+            if m.session not in st.maybe or st.kind != kind or st.topic != topic:
+                continue
+            st.maybe.discard(m.session)
+            for frame, ends in st.held:
+                sink.deliver(m.gateway, [m.session], frame, ends=ends)
+            if st.stream_id in self.streams:
+                st.recipients.add(m.session)
+                st.targets = self._group(st.recipients)
+            self._resolved(st)
 
     # -- the fold -------------------------------------------------------------------------
 
@@ -289,6 +334,8 @@ class RoomState:
             topics = m.topics.setdefault(e.stream_kind, set())
             if kind == "s":
                 topics.add(e.topic)
+                if self.streams or self.unresolved:
+                    self._promote(m, e.stream_kind, e.topic, sink)
             else:
                 topics.discard(e.topic)
             if e.req is not None:
@@ -301,6 +348,19 @@ class RoomState:
             self._update(m, e, sink)
         elif kind == "rp":
             self._rpc(m, e, sink)
+
+    def apply_held(self, e: LogEntry, sink: Sink) -> None:
+        """Fold an entry held back during a takeover (see the router's resync). Entries a
+        member appended before its re-announcement carry older sequence numbers than its
+        re-announced join: its stream entries are dropped (its gateway ended those streams
+        when it re-announced, both ways), the rest (data packets, updates, registrations)
+        are folded without the repeat check, so nothing sent meanwhile is lost."""
+        m = self.members.get(e.session)
+        if m is not None and e.seq and e.seq <= m.last_seq:
+            if e.kind in ("h", "c", "t"):
+                return
+            e.seq = 0
+        self.apply(e, sink)
 
     def reject(self, e: LogEntry, sink: Sink) -> None:
         """Folding ``e`` raised (a malformed entry): end what it concerns, clearly. Its
@@ -452,9 +512,10 @@ class RoomState:
             if m.session in st.recipients:
                 st.recipients.discard(m.session)
                 st.targets = self._group(st.recipients)
-            elif m.session in st.maybe:
+        for st in [*self.streams.values(), *self.unresolved.values()]:
+            if m.session in st.maybe:
                 st.maybe.discard(m.session)
-                st.maybe_targets = self._group(st.maybe)
+                self._resolved(st)
         if not m.hidden:
             left = ParticipantLeftFrame(identity=m.identity, reason=reason)
             self._broadcast(sink, _frame(left), exclude=m.session)
@@ -500,7 +561,16 @@ class RoomState:
             topic=topic,
         )
         self.streams[e.stream_id] = st
-        self._stream_deliver(sink, st, e.data, opens=e.stream_id)
+        maybe_targets = st.maybe_targets
+        for gw in {**st.targets, **maybe_targets} if maybe_targets else st.targets:
+            mb = maybe_targets.get(gw)
+            sink.deliver(
+                gw,
+                st.targets.get(gw, []),
+                e.data,
+                opens=e.stream_id,
+                maybe=Maybe(mb, st.stream_id, kind, topic) if mb else None,
+            )
 
     def _server_packet(self, e: LogEntry, sink: Sink) -> None:
         """A data packet the server API sent (no sender): to every member with
@@ -539,13 +609,13 @@ class RoomState:
     def _declined(self, e: LogEntry) -> None:
         """A gateway did not give a stream's header to some of its maybe-recipients (they
         had no handler for the topic when it arrived): they get nothing more of it."""
-        st = self.streams.get(e.stream_id)
+        st = self.streams.get(e.stream_id) or self.unresolved.get(e.stream_id)
         if st is None or not st.maybe:
             return
         gone = st.maybe.intersection(e.data.decode().split())
         if gone:
             st.maybe -= gone
-            st.maybe_targets = self._group(st.maybe) if st.maybe else {}
+            self._resolved(st)
 
     def _update(self, m: Member, e: LogEntry, sink: Sink) -> None:
         """The participant changes its own name, metadata or attributes (its gateway checked

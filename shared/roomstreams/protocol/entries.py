@@ -112,6 +112,8 @@ class LogEntry:
     #: the joining connection's pacing window in bytes (the router acknowledges in quarters)
     window: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    #: the entry's id in its room log, set by the router when it reads it (never written)
+    entry_id: bytes = b""
 
     @classmethod
     def from_fields(cls, f: Mapping[bytes, bytes]) -> LogEntry:

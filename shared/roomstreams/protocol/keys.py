@@ -14,6 +14,7 @@ __all__ = [
     "members_key",
     "partition_ctl_key",
     "partition_of",
+    "positions_key",
     "room_from_log_key",
     "room_log_key",
 ]
@@ -48,6 +49,13 @@ def partition_ctl_key(partition: int) -> str:
     """Control stream of a partition: a gateway appends a room's name when it joins someone to
     it, which wakes the router's blocked read so it starts reading that room's log."""
     return f"rs:{{p{partition}}}:ctl"
+
+
+def positions_key(partition: int) -> str:
+    """Hash of a partition's read positions: room log key -> the id of the last entry the
+    router routed. A router that takes the partition over starts from there, so what was
+    appended while no router ran is routed, not skipped."""
+    return f"rs:{{p{partition}}}:pos"
 
 
 def lease_key(partition: int) -> str:
