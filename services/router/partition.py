@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from roomstreams._redisio import last_id, xread, xrevrange
 from roomstreams.core.room import Maybe, RoomState
+from roomstreams.protocol.binary import DATA_PACKET
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.keys import (
     GATEWAY_EVENTS,
