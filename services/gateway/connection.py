@@ -377,12 +377,15 @@ class Connection:
             )
         )
 
-    def resync(self, gateway: str) -> None:
-        """The router of this room changed and lost its state: streams in flight cannot
-        complete, so end them here (both directions); then re-announce the participant and
-        its handlers (marked as re-announcements: the router folds them ahead of what it holds
-        back until every gateway has answered)."""
-        reason = "the router of this room restarted; streams in flight were lost"
+    def resync(
+        self,
+        gateway: str,
+        reason: str = "the router of this room restarted; streams in flight were lost",
+    ) -> None:
+        """The router of this room changed and lost its state (or Redis restarted empty):
+        streams in flight cannot complete, so end them here (both directions); then
+        re-announce the participant and its handlers (marked as re-announcements: the router
+        folds them ahead of what it holds back until every gateway has answered)."""
         self.end_receiving(ErrorCode.ROUTER_RESTARTED, reason)
         for sid in self._out.open_ids:
             self._out.abort(sid, ErrorCode.ROUTER_RESTARTED, reason)

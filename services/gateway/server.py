@@ -377,6 +377,7 @@ class Gateway:
                     self._fenced.clear()
                     self._inbox_seq.clear()
                     last = b"0-0"
+                    self._redis_restarted()
                 server = run_id or server
                 continue
             if not resp:
@@ -525,6 +526,28 @@ class Gateway:
             conn = sessions.get(s)
             if conn is not None and sid in conn.receiving:
                 conn.push(data, ends=se)
+
+    def _redis_restarted(self) -> None:
+        """Redis came back empty (no persistence): every room log, member list and lease is
+        gone. Streams in flight end (``router_restarted``, saying why); each participant
+        here is re-announced with its handlers, flagged as a re-announcement so nobody is
+        told it joined anew, and each room is named again on its partition's control stream
+        so the router (which starts over at epoch 1) reads it. The participants stay
+        connected and go on exchanging streams."""
+        reason = "Redis restarted; streams in flight were lost"
+        rooms: set[tuple[int, str]] = set()
+        for conn in list(self.sessions.values()):
+            conn.resync(self.id, reason)
+            rooms.add((conn.ident.partition, conn.ident.room))
+        for partition, room in sorted(rooms):
+            entry = LogEntry(kind="room", session="", topic=room)
+            self._append(partition_ctl_key(partition), entry)
+        if rooms:
+            logger.warning(
+                "re-announced %d participants in %d rooms after the Redis restart",
+                len(self.sessions),
+                len(rooms),
+            )
 
     def _resync(self, partition: int, epoch: str) -> None:
         """A new router owns ``partition`` and knows nothing of its rooms: re-announce every

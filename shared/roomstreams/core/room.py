@@ -178,6 +178,8 @@ class RoomState:
         self.streams: dict[str, OpenStream] = {}
         #: False for a room taken over from another router until :meth:`settle`
         self.settled = settled
+        #: this state was rebuilt by a takeover (it started unsettled)
+        self._taken_over = not settled
         #: re-announced members whose join the previous router never routed, to announce
         #: when the room settles
         self._unannounced: list[str] = []
@@ -389,7 +391,9 @@ class RoomState:
             # re-announced to a router that took the partition over: the participant and
             # the others already know each other; only the router has to learn it again
             m = self._add(e, info, perms)
-            if not self.settled:
+            if not self.settled or not self._taken_over:
+                # (a room that was never taken over: Redis restarted empty and the gateways
+                # re-announce everyone to a router starting afresh; nobody was told anything)
                 self._presence(sink, m, e.data, announce=False)
                 return
             # re-announced after the room settled (its gateway answered late): the others
