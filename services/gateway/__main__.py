@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 
+from roomstreams._loop import run
+
 from .server import Gateway
 from .settings import GatewaySettings
 
@@ -26,7 +28,7 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    run(_main())
 
 
 if __name__ == "__main__":

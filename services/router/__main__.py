@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+
+from roomstreams._loop import run
 
 from .app import create_app
 from .settings import RouterSettings
@@ -16,7 +17,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     app, _ = create_app(settings)
-    asyncio.run(app.run())
+    run(app.run())
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ tiny frames as fast as it can multiplied the latency of honest pairs on its gate
 An honest pair (sender on gateway 0, receiver on gateway 1) streams 100-byte chunks at
 200/s and its latency is measured three times: alone; with a flooder in the same room on
 gateway 0; with the flooder in another room on gateway 0. The flooder is a process of its own
-(``python -m roomstreams.bench.flood URL TOKEN MODE SECONDS``) speaking raw frames as fast as
+(``python -m roomstreams.bench.flooder URL TOKEN MODE SECONDS``) speaking raw frames as fast as
 its socket takes them: ``tiny`` (minimal data packets), ``streams`` (headers of new streams),
 ``big`` (90 KiB data-packet frames, refused as too large) or ``mixed``. The gateway's
 per-connection limits throttle it (``rate_limited``), then close it (4029).
@@ -16,7 +16,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import uuid
 from typing import Any
 
@@ -61,7 +60,7 @@ def _start_flooder(
         [
             sys.executable,
             "-m",
-            "roomstreams.bench.flood",
+            "roomstreams.bench.flooder",
             system.urls[0],
             token,
             mode,
@@ -105,64 +104,3 @@ async def _wflood(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
             got["p99_ratio_to_alone"] = rnd(p99 / base, 2) if base and p99 else None
             out[f"{mode}_{where}"] = got
     return out
-
-
-# ---- the flooder process -------------------------------------------------------------------
-
-
-async def _flood(url: str, token: str, mode: str, seconds: float) -> dict[str, Any]:
-    import websockets
-    from websockets.exceptions import ConnectionClosed
-
-    tiny = b"\x02\x01\x00\x02{}x"
-    big = b"\x02\x01\x00\x02{}" + b"x" * (90 * 1024)
-    sent = errors = 0
-    codes: dict[str, int] = {}
-    close_code = None
-    started = time.monotonic()
-    async with websockets.connect(f"{url}/rtc?access_token={token}", compression=None) as ws:
-        while json.loads(await ws.recv()).get("type") != "joined":
-            pass
-
-        async def read() -> None:
-            nonlocal errors
-            async for msg in ws:
-                if isinstance(msg, str):
-                    f = json.loads(msg)
-                    if f.get("type") == "error":
-                        errors += 1
-                        codes[f["code"]] = codes.get(f["code"], 0) + 1
-
-        reader = asyncio.create_task(read())
-        i = 0
-        try:
-            while time.monotonic() - started < seconds:
-                i += 1
-                pick = mode if mode != "mixed" else ("tiny", "streams", "big", "tiny")[i % 4]
-                if pick == "tiny":
-                    await ws.send(tiny)
-                elif pick == "big":
-                    await ws.send(big)
-                else:
-                    sid = f"fl-{i}"
-                    header = {"type": "header", "stream_id": sid, "topic": "flood", "timestamp": 1}
-                    await ws.send(json.dumps(header))
-                    await ws.send(json.dumps({"type": "trailer", "stream_id": sid}))
-                    sent += 1
-                sent += 1
-        except ConnectionClosed as exc:
-            close_code = exc.rcvd.code if exc.rcvd else None
-        reader.cancel()
-    elapsed = time.monotonic() - started
-    return {
-        "frames_sent": sent,
-        "frames_per_s": rnd(sent / elapsed, 1),
-        "errors": errors,
-        "error_codes": codes,
-        "close_code": close_code,
-    }
-
-
-if __name__ == "__main__":
-    url_, token_, mode_, secs = sys.argv[1:5]
-    print(json.dumps(asyncio.run(_flood(url_, token_, mode_, float(secs)))))

@@ -205,7 +205,13 @@ class BenchSystem:
     # -- internals --------------------------------------------------------------------------
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMSTREAMS_")}
+        # nothing of the caller's ROOMSTREAMS_* reaches the services, but the loop choice
+        # (for A/B runs: ROOMSTREAMS_EVENT_LOOP=asyncio)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ROOMSTREAMS_") or k == "ROOMSTREAMS_EVENT_LOOP"
+        }
         root = repo_root()
         if root is not None:
             paths = [str(root / "shared"), str(root)]
