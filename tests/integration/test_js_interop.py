@@ -459,7 +459,14 @@ async def test_a_big_send_holds_a_bounded_window_while_the_path_is_stalled(
     """Pacing: with the sender's gateway stopped (SIGSTOP), TCP fills up and sendText waits
     with at most its send window (256 KiB) unsent in the socket, instead of queueing the
     whole text; once the gateway runs again, all of it arrives."""
-    s = system_factory(gateways=2, ROOMSTREAMS_GATEWAY_TIMEOUT="60")
+    # the stall is on purpose: neither the router's heartbeat check nor the gateway's
+    # keepalive (a ping outstanding when it stopped) may judge it
+    s = system_factory(
+        gateways=2,
+        ROOMSTREAMS_GATEWAY_TIMEOUT="60",
+        ROOMSTREAMS_PING_INTERVAL="60",
+        ROOMSTREAMS_PING_TIMEOUT="60",
+    )
     col = Collector()
     await py("bob", url=s.urls[1], s=s, chat=col)
     alice = await js(s.urls[0], s.token(room_name, "alice"), track_buffer=True)

@@ -24,9 +24,13 @@ if (!onlySize) {
   };
   await build({ ...common, outfile: join(dist, 'roomstreams.js'), sourcemap: true });
   await build({ ...common, outfile: join(dist, 'roomstreams.min.js'), minify: true });
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], {
-    stdio: 'inherit',
-  });
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')],
+    {
+      stdio: 'inherit',
+    },
+  );
 }
 
 const min = readFileSync(join(dist, 'roomstreams.min.js'));

@@ -105,10 +105,7 @@ export class StreamAborted extends StreamError {
   readonly reason: string;
   readonly sender: string | undefined;
 
-  constructor(
-    reason: string,
-    options: { code?: string; streamId?: string; sender?: string } = {},
-  ) {
+  constructor(reason: string, options: { code?: string; streamId?: string; sender?: string } = {}) {
     const code = options.code ?? 'aborted';
     super(`stream ended abnormally (${code}): ${reason}`, { code, streamId: options.streamId });
     this.reason = reason;

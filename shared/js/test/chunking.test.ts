@@ -16,7 +16,13 @@ test('splitUtf8: empty text yields nothing, short text one piece', () => {
 });
 
 test('splitUtf8 never exceeds the limit nor splits a character, and loses nothing', () => {
-  const samples = ['a'.repeat(40_001), 'é'.repeat(20_000), '€'.repeat(12_345), '😀'.repeat(9_999), 'aé€😀'.repeat(7_000)];
+  const samples = [
+    'a'.repeat(40_001),
+    'é'.repeat(20_000),
+    '€'.repeat(12_345),
+    '😀'.repeat(9_999),
+    'aé€😀'.repeat(7_000),
+  ];
   for (const text of samples) {
     for (const max of [4, 5, 7, 15_000]) {
       const pieces = [...splitUtf8(text, max)];
@@ -35,10 +41,16 @@ test('splitUtf8 never exceeds the limit nor splits a character, and loses nothin
 
 test('splitUtf8 fills chunks: 15000-byte chunks for ASCII, a cut moved back before a 4-byte character', () => {
   const pieces = [...splitUtf8('a'.repeat(30_001))];
-  assert.deepEqual(pieces.map((p) => p.length), [15_000, 15_000, 1]);
+  assert.deepEqual(
+    pieces.map((p) => p.length),
+    [15_000, 15_000, 1],
+  );
   const text = 'a'.repeat(14_998) + '😀' + 'b';
   const cut = [...splitUtf8(text)];
-  assert.deepEqual(cut.map((p) => enc.encode(p).length), [14_998, 5]);
+  assert.deepEqual(
+    cut.map((p) => enc.encode(p).length),
+    [14_998, 5],
+  );
 });
 
 test('splitUtf8 refuses a limit below the longest character', () => {

@@ -7,14 +7,26 @@ function header(id: string, kind: 'text' | 'byte' = 'text', attributes: Record<s
   return { ...headerFrame({ stream_id: id, topic: 't', timestamp: 1, kind, attributes }), sender: 'bob' };
 }
 
-const chunk = (id: string, i: number, content = 'x') => ({ type: 'chunk' as const, stream_id: id, chunk_index: i, content });
+const chunk = (id: string, i: number, content = 'x') => ({
+  type: 'chunk' as const,
+  stream_id: id,
+  chunk_index: i,
+  content,
+});
 const trailer = (id: string, reason = '', code = '', attributes: Record<string, string> = {}) => ({
-  type: 'trailer' as const, stream_id: id, reason, code, attributes,
+  type: 'trailer' as const,
+  stream_id: id,
+  reason,
+  code,
+  attributes,
 });
 
 test('a stream opens once, its chunks pass in order, its trailer ends it normally', () => {
   const inc = new Incoming();
-  assert.deepEqual(inc.header(header('s')).map((e) => e.type), ['opened']);
+  assert.deepEqual(
+    inc.header(header('s')).map((e) => e.type),
+    ['opened'],
+  );
   assert.deepEqual(inc.header(header('s')), []); // a repeated header is ignored
   assert.deepEqual(inc.chunk(chunk('s', 0, 'a')), [{ type: 'chunk', streamId: 's', content: 'a' }]);
   assert.deepEqual(inc.chunk(chunk('s', 1, 'b')), [{ type: 'chunk', streamId: 's', content: 'b' }]);
@@ -58,7 +70,7 @@ test('chunks of unknown streams are dropped', () => {
   assert.deepEqual(new Incoming().chunk(chunk('nope', 0)), []);
 });
 
-test('abnormal ends: a reason alone is the sender\'s, a code is the system\'s', () => {
+test("abnormal ends: a reason alone is the sender's, a code is the system's", () => {
   const inc = new Incoming();
   inc.header(header('a'));
   inc.header(header('b'));
@@ -75,6 +87,12 @@ test('abortAll ends every open stream', () => {
   inc.header(header('a'));
   inc.header(header('b', 'byte'));
   const ends = inc.abortAll('connection_lost', 'gone') as StreamEnded[];
-  assert.deepEqual(ends.map((e) => [e.streamId, e.code, e.reason]), [['a', 'connection_lost', 'gone'], ['b', 'connection_lost', 'gone']]);
+  assert.deepEqual(
+    ends.map((e) => [e.streamId, e.code, e.reason]),
+    [
+      ['a', 'connection_lost', 'gone'],
+      ['b', 'connection_lost', 'gone'],
+    ],
+  );
   assert.deepEqual(inc.openIds, []);
 });

@@ -22,23 +22,43 @@ test('a call sends rpc_request and resolves with the response payload', async ()
   const req = l.sent[0]!;
   assert.deepEqual(
     { ...req, id: undefined },
-    { type: 'rpc_request', id: undefined, destination: 'bob', method: 'greet', payload: 'hi', response_timeout_ms: 3000, version: 1 },
+    {
+      type: 'rpc_request',
+      id: undefined,
+      destination: 'bob',
+      method: 'greet',
+      payload: 'hi',
+      response_timeout_ms: 3000,
+      version: 1,
+    },
   );
   rpcs.onAck({ type: 'rpc_ack', request_id: req['id'] as string, destination: 'alice', sender: 'bob' });
-  rpcs.onResponse({ type: 'rpc_response', request_id: req['id'] as string, destination: 'alice', sender: 'bob', payload: 'hello' });
+  rpcs.onResponse({
+    type: 'rpc_response',
+    request_id: req['id'] as string,
+    destination: 'alice',
+    sender: 'bob',
+    payload: 'hello',
+  });
   assert.equal(await p, 'hello');
 });
 
-test('errors: the answer\'s, a departure (1503), a payload too large (1402), no ack in time (1501)', async () => {
+test("errors: the answer's, a departure (1503), a payload too large (1402), no ack in time (1501)", async () => {
   const l = link();
   const rpcs = new Rpcs(l);
   const p1 = rpcs.perform({ destinationIdentity: 'bob', method: 'm', payload: '' });
   await tick();
   rpcs.onResponse({
-    type: 'rpc_response', request_id: l.sent[0]!['id'] as string, destination: 'alice', sender: '',
+    type: 'rpc_response',
+    request_id: l.sent[0]!['id'] as string,
+    destination: 'alice',
+    sender: '',
     error: { code: 1401, message: 'Recipient not found' },
   });
-  await assert.rejects(p1, (e: unknown) => e instanceof RpcError && e.code === 1401 && e.message === 'Recipient not found');
+  await assert.rejects(
+    p1,
+    (e: unknown) => e instanceof RpcError && e.code === 1401 && e.message === 'Recipient not found',
+  );
   const p2 = rpcs.perform({ destinationIdentity: 'carol', method: 'm', payload: '' });
   await tick();
   rpcs.participantLeft('carol');
@@ -53,7 +73,7 @@ test('errors: the answer\'s, a departure (1503), a payload too large (1402), no 
   );
 });
 
-test('answering: ack at once, then the handler\'s payload, its RpcError, 1500 or 1400', async () => {
+test("answering: ack at once, then the handler's payload, its RpcError, 1500 or 1400", async () => {
   const l = link();
   const rpcs = new Rpcs(l);
   rpcs.handlers.set('upper', (d) => d.payload.toUpperCase());
@@ -64,12 +84,25 @@ test('answering: ack at once, then the handler\'s payload, its RpcError, 1500 or
     throw new TypeError('oops');
   });
   const req = (id: string, method: string) => ({
-    type: 'rpc_request' as const, id, destination: 'bob', method, payload: 'hi', response_timeout_ms: 1000, version: 1, caller: 'alice',
+    type: 'rpc_request' as const,
+    id,
+    destination: 'bob',
+    method,
+    payload: 'hi',
+    response_timeout_ms: 1000,
+    version: 1,
+    caller: 'alice',
   });
   const origError = console.error;
   console.error = () => undefined; // the 1500 case logs the handler's error
   try {
-    for (const [id, m] of [['1', 'upper'], ['2', 'refuse'], ['3', 'buggy'], ['4', 'missing']] as const) rpcs.onRequest(req(id, m));
+    for (const [id, m] of [
+      ['1', 'upper'],
+      ['2', 'refuse'],
+      ['3', 'buggy'],
+      ['4', 'missing'],
+    ] as const)
+      rpcs.onRequest(req(id, m));
     for (let i = 0; i < 20 && l.sent.length < 8; i++) await tick();
   } finally {
     console.error = origError;

@@ -2,15 +2,29 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { StreamAborted, StreamClosed, ServerError, StreamSizeMismatch, InvalidInput } from '../src/exceptions.js';
-import { TextStreamReader, TextStreamWriter, type TextStreamInfo, type WriterTransport } from '../src/client/streams.js';
+import {
+  TextStreamReader,
+  TextStreamWriter,
+  type TextStreamInfo,
+  type WriterTransport,
+} from '../src/client/streams.js';
 import { ByteStreamReader } from '../src/client/bytestreams.js';
 import { dataPacketFrame } from '../src/client/data.js';
 import { rtcUrl } from '../src/client/socket.js';
 import { checkTopic } from '../src/client/checks.js';
 
 const info = (size?: number): TextStreamInfo => ({
-  id: 's1', mimeType: 'text/plain', topic: 't', timestamp: 1, attributes: {}, destinationIdentities: [],
-  operationType: 'create', version: 0, attachedStreamIds: [], generated: false, ...(size === undefined ? {} : { size }),
+  id: 's1',
+  mimeType: 'text/plain',
+  topic: 't',
+  timestamp: 1,
+  attributes: {},
+  destinationIdentities: [],
+  operationType: 'create',
+  version: 0,
+  attachedStreamIds: [],
+  generated: false,
+  ...(size === undefined ? {} : { size }),
 });
 
 test('a reader yields chunks in order and ends normally; readAll joins them', async () => {
@@ -34,7 +48,10 @@ test('an abnormal end yields what arrived, then throws StreamAborted with the co
     (async () => {
       for await (const c of r) seen.push(c);
     })(),
-    (e: unknown) => e instanceof StreamAborted && e.code === 'sender_left' && e.message === 'stream ended abnormally (sender_left): bob left the room',
+    (e: unknown) =>
+      e instanceof StreamAborted &&
+      e.code === 'sender_left' &&
+      e.message === 'stream ended abnormally (sender_left): bob left the room',
   );
   assert.deepEqual(seen, ['partial']);
 });
@@ -88,7 +105,15 @@ test('a writer chunks at 15000 UTF-8 bytes, numbers chunks, and close waits for 
   w._routed();
   await closing;
   const frames = t.frames.map((f) => JSON.parse(f as string));
-  assert.deepEqual(frames.map((f) => [f.type, f.chunk_index]), [['chunk', 0], ['chunk', 1], ['chunk', 2], ['trailer', undefined]]);
+  assert.deepEqual(
+    frames.map((f) => [f.type, f.chunk_index]),
+    [
+      ['chunk', 0],
+      ['chunk', 1],
+      ['chunk', 2],
+      ['trailer', undefined],
+    ],
+  );
   assert.equal(frames[0].content.length, 7500);
   assert.equal(w.state, 'closed');
   assert.deepEqual(t.forgotten, ['s1']);
@@ -103,7 +128,10 @@ test('writes queued before close are sent before the trailer', async () => {
   const closing = w.close('');
   w._routed();
   await Promise.all([...writes, closing]);
-  assert.deepEqual(t.frames.map((f) => JSON.parse(f as string).type), ['chunk', 'chunk', 'trailer']);
+  assert.deepEqual(
+    t.frames.map((f) => JSON.parse(f as string).type),
+    ['chunk', 'chunk', 'trailer'],
+  );
 });
 
 test('a server error fails the writer: size_mismatch as StreamSizeMismatch, others as StreamAborted', async () => {
@@ -124,8 +152,14 @@ test('a lone surrogate is refused before sending', async () => {
 });
 
 test('data packets over 15000 bytes and bad topics are refused with codes', () => {
-  assert.throws(() => dataPacketFrame(new Uint8Array(15_361)), (e: unknown) => e instanceof InvalidInput && e.code === 'data_too_large');
-  assert.equal(dataPacketFrame(new Uint8Array(15_360)).length, 15_360 + 4 + '{"topic":"","destination_identities":[]}'.length);
+  assert.throws(
+    () => dataPacketFrame(new Uint8Array(15_361)),
+    (e: unknown) => e instanceof InvalidInput && e.code === 'data_too_large',
+  );
+  assert.equal(
+    dataPacketFrame(new Uint8Array(15_360)).length,
+    15_360 + 4 + '{"topic":"","destination_identities":[]}'.length,
+  );
   assert.equal(checkTopic(''), ''); // LiveKit's default topic
   assert.equal(checkTopic(undefined), '');
   assert.throws(() => checkTopic('x'.repeat(257)), /exceeds 256/);
@@ -139,10 +173,14 @@ test('rtcUrl: http(s) becomes ws(s), /rtc is added once, the token is escaped', 
 });
 
 const minBundle = new URL('../../dist/roomstreams.min.js', import.meta.url);
-test('errors keep their names in the (minified) bundle', { skip: !existsSync(minBundle) && 'dist/ is not built (npm run build)' }, async () => {
-  const rs = await import(minBundle.href);
-  assert.equal(new rs.RpcError(1, 'm').name, 'RpcError');
-  assert.equal(new rs.StreamAborted('r', { code: 'lagged' }).name, 'StreamAborted');
-  assert.equal(new rs.InvalidInput('m', 'bad_topic').name, 'InvalidInput');
-  assert.ok(new rs.AuthError('m') instanceof rs.RoomStreamsError);
-});
+test(
+  'errors keep their names in the (minified) bundle',
+  { skip: !existsSync(minBundle) && 'dist/ is not built (npm run build)' },
+  async () => {
+    const rs = await import(minBundle.href);
+    assert.equal(new rs.RpcError(1, 'm').name, 'RpcError');
+    assert.equal(new rs.StreamAborted('r', { code: 'lagged' }).name, 'StreamAborted');
+    assert.equal(new rs.InvalidInput('m', 'bad_topic').name, 'InvalidInput');
+    assert.ok(new rs.AuthError('m') instanceof rs.RoomStreamsError);
+  },
+);

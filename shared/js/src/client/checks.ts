@@ -5,19 +5,15 @@ import { InvalidInput, UnsafeFileName } from '../exceptions.js';
 import { utf8Len, isWellFormed } from '../protocol/chunking.js';
 import { fileNameProblem } from '../protocol/filenames.js';
 import { ErrorCode } from '../protocol/frames.js';
-import {
-  MAX_ATTRIBUTES_BYTES,
-  MAX_IDENTITY_BYTES,
-  MAX_STREAM_ID_BYTES,
-  MAX_TOPIC_BYTES,
-} from '../protocol/limits.js';
+import { MAX_ATTRIBUTES_BYTES, MAX_IDENTITY_BYTES, MAX_STREAM_ID_BYTES, MAX_TOPIC_BYTES } from '../protocol/limits.js';
 
 /** A stream's topic: "" is LiveKit's default (allowed), at most 256 UTF-8 bytes. */
 export function checkTopic(topic: unknown): string {
   if (topic === undefined || topic === null) return '';
   if (typeof topic !== 'string') throw new InvalidInput('topic must be a string', ErrorCode.BAD_TOPIC);
   const n = utf8Len(topic);
-  if (n > MAX_TOPIC_BYTES) throw new InvalidInput(`topic of ${n} bytes exceeds ${MAX_TOPIC_BYTES}`, ErrorCode.BAD_TOPIC);
+  if (n > MAX_TOPIC_BYTES)
+    throw new InvalidInput(`topic of ${n} bytes exceeds ${MAX_TOPIC_BYTES}`, ErrorCode.BAD_TOPIC);
   return topic;
 }
 
@@ -25,13 +21,15 @@ export function checkTopic(topic: unknown): string {
 export function checkDataTopic(topic: unknown): string {
   if (topic === undefined) return '';
   if (typeof topic !== 'string') throw new InvalidInput('topic must be a string', ErrorCode.BAD_TOPIC);
-  if (utf8Len(topic) > MAX_TOPIC_BYTES) throw new InvalidInput(`topic longer than ${MAX_TOPIC_BYTES} bytes`, ErrorCode.BAD_TOPIC);
+  if (utf8Len(topic) > MAX_TOPIC_BYTES)
+    throw new InvalidInput(`topic longer than ${MAX_TOPIC_BYTES} bytes`, ErrorCode.BAD_TOPIC);
   return topic;
 }
 
 export function checkDestinations(dests: unknown): string[] {
   if (dests === undefined || dests === null) return [];
-  if (!Array.isArray(dests)) throw new InvalidInput('destinationIdentities must be an array of identities', ErrorCode.BAD_FRAME);
+  if (!Array.isArray(dests))
+    throw new InvalidInput('destinationIdentities must be an array of identities', ErrorCode.BAD_FRAME);
   for (const d of dests) {
     if (typeof d !== 'string' || d === '' || utf8Len(d) > MAX_IDENTITY_BYTES) {
       throw new InvalidInput('destination identities must be non-empty', ErrorCode.BAD_FRAME);
@@ -47,10 +45,12 @@ export function checkAttributes(attributes: unknown): Record<string, string> {
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(attributes as Record<string, unknown>)) {
-    if (typeof v !== 'string') throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
+    if (typeof v !== 'string')
+      throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
     out[k] = v;
   }
-  if (utf8Len(JSON.stringify(out)) > MAX_ATTRIBUTES_BYTES) throw new InvalidInput('attributes too large', ErrorCode.BAD_FRAME);
+  if (utf8Len(JSON.stringify(out)) > MAX_ATTRIBUTES_BYTES)
+    throw new InvalidInput('attributes too large', ErrorCode.BAD_FRAME);
   return out;
 }
 
@@ -64,7 +64,10 @@ export function checkStreamId(id: unknown): string {
 export function checkText(text: unknown, what = 'text'): string {
   if (typeof text !== 'string') throw new InvalidInput(`${what} must be a string`, ErrorCode.BAD_FRAME);
   if (!isWellFormed(text)) {
-    throw new InvalidInput(`${what} is not valid UTF-16: it has a lone surrogate, which UTF-8 cannot carry`, ErrorCode.BAD_UTF8);
+    throw new InvalidInput(
+      `${what} is not valid UTF-16: it has a lone surrogate, which UTF-8 cannot carry`,
+      ErrorCode.BAD_UTF8,
+    );
   }
   return text;
 }

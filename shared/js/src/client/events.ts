@@ -42,12 +42,7 @@ export type RoomEventCallbacks = {
   connectionStateChanged: (state: ConnectionState) => void;
   participantConnected: (participant: RemoteParticipant) => void;
   participantDisconnected: (participant: RemoteParticipant) => void;
-  dataReceived: (
-    payload: Uint8Array,
-    participant?: RemoteParticipant,
-    kind?: DataPacket_Kind,
-    topic?: string,
-  ) => void;
+  dataReceived: (payload: Uint8Array, participant?: RemoteParticipant, kind?: DataPacket_Kind, topic?: string) => void;
   /** the keys that changed ("" for a deleted one), and who (the local participant too) */
   participantAttributesChanged: (changedAttributes: Record<string, string>, participant: Participant) => void;
   /** the previous metadata, as livekit-client passes it */

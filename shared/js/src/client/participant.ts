@@ -1,12 +1,21 @@
 /** Participants: the local one (who sends) and the remote ones (who are in the room); mirror of
  * `roomstreams/client/participant.py` with livekit-client's names. */
 
-import { utf8Len } from '../protocol/chunking.js';
-import { headerFrame, type OperationType, type ParticipantInfo, type Permissions, type UpdateParticipantFrame } from '../protocol/frames.js';
-import { MAX_PARTICIPANT_ATTRIBUTES_BYTES, MAX_PARTICIPANT_METADATA_BYTES, MAX_PARTICIPANT_NAME_BYTES } from '../protocol/limits.js';
 import { InvalidInput, PermissionDenied } from '../exceptions.js';
-import { ErrorCode } from '../protocol/frames.js';
-import type { PerformRpcParams, RpcHandler, Rpcs } from './rpc.js';
+import { utf8Len } from '../protocol/chunking.js';
+import {
+  ErrorCode,
+  headerFrame,
+  type OperationType,
+  type ParticipantInfo,
+  type Permissions,
+  type UpdateParticipantFrame,
+} from '../protocol/frames.js';
+import {
+  MAX_PARTICIPANT_ATTRIBUTES_BYTES,
+  MAX_PARTICIPANT_METADATA_BYTES,
+  MAX_PARTICIPANT_NAME_BYTES,
+} from '../protocol/limits.js';
 import {
   openByteStream,
   sendFile,
@@ -17,6 +26,7 @@ import {
 } from './bytestreams.js';
 import { checkAttributes, checkDestinations, checkSize, checkStreamId, checkText, checkTopic } from './checks.js';
 import { dataPacketFrame, type DataPublishOptions } from './data.js';
+import type { PerformRpcParams, RpcHandler, Rpcs } from './rpc.js';
 import { TextStreamWriter, type ByteStreamInfo, type RoomLink, type TextStreamInfo } from './streams.js';
 import { randomId } from './util.js';
 
@@ -85,6 +95,9 @@ export interface StreamTextOptions {
   version?: number;
   generated?: boolean;
   attachedStreamIds?: string[];
+  /** LiveKit's `senderIdentity`: an agent speaking for another participant (agents only; the
+   * gateway refuses it for other tokens) */
+  senderIdentity?: string;
 }
 
 export interface SendTextOptions {
@@ -92,6 +105,8 @@ export interface SendTextOptions {
   destinationIdentities?: string[];
   attributes?: Record<string, string>;
   replyToStreamId?: string;
+  /** see {@link StreamTextOptions.senderIdentity} */
+  senderIdentity?: string;
   /** Files sent as byte streams on the same topic (and to the same destinations) right after
    * the text stream's header, which lists their ids in `attachedStreamIds`. */
   attachments?: File[];
@@ -128,7 +143,8 @@ export class LocalParticipant extends Participant {
       throw new InvalidInput('attributes must be an object of strings', ErrorCode.BAD_FRAME);
     }
     for (const [k, v] of Object.entries(attributes)) {
-      if (typeof v !== 'string') throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
+      if (typeof v !== 'string')
+        throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
       attrs[k] = v;
     }
     const merged = { ...this.attributes, ...attrs };
@@ -148,7 +164,10 @@ export class LocalParticipant extends Participant {
   async setMetadata(metadata: string): Promise<void> {
     const m = String(metadata);
     if (utf8Len(m) > MAX_PARTICIPANT_METADATA_BYTES) {
-      throw new InvalidInput(`metadata of ${utf8Len(m)} bytes exceeds ${MAX_PARTICIPANT_METADATA_BYTES}`, ErrorCode.METADATA_TOO_LARGE);
+      throw new InvalidInput(
+        `metadata of ${utf8Len(m)} bytes exceeds ${MAX_PARTICIPANT_METADATA_BYTES}`,
+        ErrorCode.METADATA_TOO_LARGE,
+      );
     }
     await this.update({ metadata: m });
   }
@@ -158,7 +177,10 @@ export class LocalParticipant extends Participant {
   async setName(name: string): Promise<void> {
     const n = String(name);
     if (utf8Len(n) > MAX_PARTICIPANT_NAME_BYTES) {
-      throw new InvalidInput(`name of ${utf8Len(n)} bytes exceeds ${MAX_PARTICIPANT_NAME_BYTES}`, ErrorCode.METADATA_TOO_LARGE);
+      throw new InvalidInput(
+        `name of ${utf8Len(n)} bytes exceeds ${MAX_PARTICIPANT_NAME_BYTES}`,
+        ErrorCode.METADATA_TOO_LARGE,
+      );
     }
     await this.update({ name: n });
   }
@@ -232,6 +254,7 @@ export class LocalParticipant extends Participant {
       reply_to_id: options.replyToStreamId ?? null,
       attached_stream_ids: info.attachedStreamIds,
       generated: info.generated,
+      ...(options.senderIdentity === undefined ? {} : { sender_identity: options.senderIdentity }),
     });
     const writer = new TextStreamWriter(room, info);
     await room.openWriter(writer, header);
@@ -273,6 +296,7 @@ export class LocalParticipant extends Participant {
         attributes: options.attributes,
         totalSize: textBytes,
         replyToStreamId: options.replyToStreamId,
+        senderIdentity: options.senderIdentity,
       },
       attachments,
     );

@@ -215,7 +215,8 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new ConnectError(`could not connect to ${this.url}: no answer within ${this.timeout} ms`, 'timeout')),
+        () =>
+          reject(new ConnectError(`could not connect to ${this.url}: no answer within ${this.timeout} ms`, 'timeout')),
         this.timeout,
       );
     });
@@ -229,7 +230,9 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
         res.on('end', () => {
           const body = parts.join('').trim();
           const msg = `gateway refused the connection (${status}): ${body}`;
-          opened.reject(status === 401 || status === 403 ? new AuthError(msg, status) : new ConnectError(msg, 'refused'));
+          opened.reject(
+            status === 401 || status === 403 ? new AuthError(msg, status) : new ConnectError(msg, 'refused'),
+          );
           ws.terminate?.();
         });
       }) as never);
@@ -242,7 +245,9 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
     ws.addEventListener('close', ((ev: { code: number; reason: string; wasClean?: boolean }) => {
       const reason = this.closeReason || ev.reason || (ev.code === 1006 ? 'connection lost' : 'connection closed');
       if (!opened.settled) {
-        opened.reject(new ConnectError(`could not connect to ${this.url}: ${lastError || reason} (close code ${ev.code})`));
+        opened.reject(
+          new ConnectError(`could not connect to ${this.url}: ${lastError || reason} (close code ${ev.code})`),
+        );
       }
       this.closeReason = this.closeReason || reason;
       this.socketLost(ws, this.closeReason, ev.code);
@@ -497,7 +502,11 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
         const bytes =
           data instanceof ArrayBuffer
             ? new Uint8Array(data)
-            : new Uint8Array((data as ArrayBufferView).buffer, (data as ArrayBufferView).byteOffset, (data as ArrayBufferView).byteLength);
+            : new Uint8Array(
+                (data as ArrayBufferView).buffer,
+                (data as ArrayBufferView).byteOffset,
+                (data as ArrayBufferView).byteLength,
+              );
         if (isBinary(bytes)) this.onBinary(bytes);
         else this.onMessage(ws, new TextDecoder().decode(bytes));
       }
@@ -576,7 +585,8 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       return;
     }
     const participant =
-      this.remoteParticipants.get(packet.participantIdentity) ?? new RemoteParticipant({ identity: packet.participantIdentity });
+      this.remoteParticipants.get(packet.participantIdentity) ??
+      new RemoteParticipant({ identity: packet.participantIdentity });
     this.emit(RoomEvent.DataReceived, packet.payload, participant, packet.kind, packet.topic);
   }
 
@@ -620,7 +630,7 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
     lp.metadata = mine.metadata;
     lp.attributes = { ...mine.attributes };
     this.request((req) => JSON.stringify({ type: 'update_participant', req, ...update })).catch((e: unknown) =>
-      logError('setting this participant\'s name, metadata or attributes again after a reconnect failed', e),
+      logError("setting this participant's name, metadata or attributes again after a reconnect failed", e),
     );
   }
 
@@ -676,7 +686,11 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       this.readers.delete(ev.streamId);
       if (isAbnormal(ev)) {
         r._end(
-          new StreamAborted(ev.reason || ev.code, { code: ev.code, streamId: ev.streamId, sender: r.participantIdentity }),
+          new StreamAborted(ev.reason || ev.code, {
+            code: ev.code,
+            streamId: ev.streamId,
+            sender: r.participantIdentity,
+          }),
           ev.attributes,
         );
       } else {
@@ -709,7 +723,9 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       return;
     }
     if (result && typeof (result as Promise<void>).then === 'function') {
-      (result as Promise<void>).then(undefined, (e: unknown) => logError(`${h.kind} stream handler for "${h.topic}" failed`, e));
+      (result as Promise<void>).then(undefined, (e: unknown) =>
+        logError(`${h.kind} stream handler for "${h.topic}" failed`, e),
+      );
     }
   }
 }

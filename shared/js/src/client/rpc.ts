@@ -176,7 +176,8 @@ export class Rpcs {
           () => RpcError.builtIn('RESPONSE_TIMEOUT'),
         );
         const payload = result === undefined || result === null ? '' : String(result);
-        if (utf8Len(payload) > MAX_RPC_PAYLOAD_BYTES) response.error = wire(RpcError.builtIn('RESPONSE_PAYLOAD_TOO_LARGE'));
+        if (utf8Len(payload) > MAX_RPC_PAYLOAD_BYTES)
+          response.error = wire(RpcError.builtIn('RESPONSE_PAYLOAD_TOO_LARGE'));
         else response.payload = payload;
       } catch (e) {
         if (e instanceof RpcError) {
@@ -205,5 +206,7 @@ function fail(call: Call, err: RpcError): void {
 }
 
 function wire(e: RpcError): { code: number; message: string; data?: string } {
-  return e.data === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, data: e.data };
+  return e.data === undefined
+    ? { code: e.code, message: e.message }
+    : { code: e.code, message: e.message, data: e.data };
 }

@@ -53,7 +53,10 @@ export function rtcUrl(url: string, token: string): string {
   if (/^http:/i.test(u)) u = `ws:${u.slice(5)}`;
   else if (/^https:/i.test(u)) u = `wss:${u.slice(6)}`;
   if (!/^wss?:\/\/[^/]/i.test(u)) {
-    throw new InvalidInput(`url must start with ws://, wss://, http:// or https:// (got ${JSON.stringify(url)})`, 'bad_url');
+    throw new InvalidInput(
+      `url must start with ws://, wss://, http:// or https:// (got ${JSON.stringify(url)})`,
+      'bad_url',
+    );
   }
   const q = u.search(/[?#]/);
   let base = (q >= 0 ? u.slice(0, q) : u).replace(/\/+$/, '');

@@ -1,13 +1,7 @@
 /** Stream info, readers and writers (the objects handlers and senders hold); mirror of
  * `roomstreams/client/streams.py` with livekit-client's names. */
 
-import {
-  ServerError,
-  StreamAborted,
-  StreamClosed,
-  StreamError,
-  StreamSizeMismatch,
-} from '../exceptions.js';
+import { ServerError, StreamAborted, StreamClosed, StreamError, StreamSizeMismatch } from '../exceptions.js';
 import { splitUtf8, utf8Len } from '../protocol/chunking.js';
 import {
   chunkFrame,
@@ -94,9 +88,10 @@ const END = Symbol('end');
  * stream, `for await`. An abnormal end yields what arrived before it, then throws a
  * {@link StreamAborted} saying why (its `code` and `reason` are the abnormal trailer's).
  */
-export abstract class StreamReaderBase<Info extends BaseStreamInfo, Chunk extends string | Uint8Array>
-  implements AsyncIterable<Chunk>
-{
+export abstract class StreamReaderBase<
+  Info extends BaseStreamInfo,
+  Chunk extends string | Uint8Array,
+> implements AsyncIterable<Chunk> {
   readonly info: Info;
   /** the sender's identity */
   readonly participantIdentity: string;

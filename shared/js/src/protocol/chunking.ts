@@ -20,7 +20,7 @@ function unitAt(text: string, i: number): [bytes: number, units: number] {
 /** Length of `text` in UTF-8 bytes. */
 export function utf8Len(text: string): number {
   let n = 0;
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const [b, u] = unitAt(text, i);
     n += b;
     i += u;

@@ -124,6 +124,7 @@ export function headerFrame(f: HeaderFields): HeaderFrame {
     attached_stream_ids: f.attached_stream_ids ?? [],
     generated: f.generated ?? false,
     name: f.name ?? null,
+    ...(f.sender_identity == null ? {} : { sender_identity: f.sender_identity }),
   };
 }
 
@@ -324,7 +325,8 @@ function int(o: Obj, key: string, def?: number): number {
 function optInt(o: Obj, key: string): number | null {
   const v = o[key];
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) fail(`field ${key} must be a non-negative integer or null`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+    fail(`field ${key} must be a non-negative integer or null`);
   return v;
 }
 
@@ -488,7 +490,12 @@ export function parseServerFrame(text: string): ServerFrame {
         caller: str(o, 'caller'),
       };
     case 'rpc_ack':
-      return { type, request_id: str(o, 'request_id'), destination: str(o, 'destination', ''), sender: str(o, 'sender', '') };
+      return {
+        type,
+        request_id: str(o, 'request_id'),
+        destination: str(o, 'destination', ''),
+        sender: str(o, 'sender', ''),
+      };
     case 'rpc_response': {
       const f: DeliveredRpcResponse = {
         type,
