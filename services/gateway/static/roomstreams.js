@@ -55,7 +55,8 @@ function headerFrame(f) {
     reply_to_id: f.reply_to_id ?? null,
     attached_stream_ids: f.attached_stream_ids ?? [],
     generated: f.generated ?? false,
-    name: f.name ?? null
+    name: f.name ?? null,
+    ...f.sender_identity == null ? {} : { sender_identity: f.sender_identity }
   };
 }
 function chunkFrame(streamId, chunkIndex, content) {
@@ -94,7 +95,8 @@ function int(o, key, def) {
 function optInt(o, key) {
   const v = o[key];
   if (v === void 0 || v === null) return null;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(`field ${key} must be a non-negative integer or null`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0)
+    fail(`field ${key} must be a non-negative integer or null`);
   return v;
 }
 function bool(o, key, def) {
@@ -248,7 +250,12 @@ function parseServerFrame(text) {
         caller: str(o, "caller")
       };
     case "rpc_ack":
-      return { type, request_id: str(o, "request_id"), destination: str(o, "destination", ""), sender: str(o, "sender", "") };
+      return {
+        type,
+        request_id: str(o, "request_id"),
+        destination: str(o, "destination", ""),
+        sender: str(o, "sender", "")
+      };
     case "rpc_response": {
       const f = {
         type,
@@ -636,18 +643,21 @@ function checkTopic(topic) {
   if (topic === void 0 || topic === null) return "";
   if (typeof topic !== "string") throw new InvalidInput("topic must be a string", ErrorCode.BAD_TOPIC);
   const n = utf8Len(topic);
-  if (n > MAX_TOPIC_BYTES) throw new InvalidInput(`topic of ${n} bytes exceeds ${MAX_TOPIC_BYTES}`, ErrorCode.BAD_TOPIC);
+  if (n > MAX_TOPIC_BYTES)
+    throw new InvalidInput(`topic of ${n} bytes exceeds ${MAX_TOPIC_BYTES}`, ErrorCode.BAD_TOPIC);
   return topic;
 }
 function checkDataTopic(topic) {
   if (topic === void 0) return "";
   if (typeof topic !== "string") throw new InvalidInput("topic must be a string", ErrorCode.BAD_TOPIC);
-  if (utf8Len(topic) > MAX_TOPIC_BYTES) throw new InvalidInput(`topic longer than ${MAX_TOPIC_BYTES} bytes`, ErrorCode.BAD_TOPIC);
+  if (utf8Len(topic) > MAX_TOPIC_BYTES)
+    throw new InvalidInput(`topic longer than ${MAX_TOPIC_BYTES} bytes`, ErrorCode.BAD_TOPIC);
   return topic;
 }
 function checkDestinations(dests) {
   if (dests === void 0 || dests === null) return [];
-  if (!Array.isArray(dests)) throw new InvalidInput("destinationIdentities must be an array of identities", ErrorCode.BAD_FRAME);
+  if (!Array.isArray(dests))
+    throw new InvalidInput("destinationIdentities must be an array of identities", ErrorCode.BAD_FRAME);
   for (const d of dests) {
     if (typeof d !== "string" || d === "" || utf8Len(d) > MAX_IDENTITY_BYTES) {
       throw new InvalidInput("destination identities must be non-empty", ErrorCode.BAD_FRAME);
@@ -662,10 +672,12 @@ function checkAttributes(attributes) {
   }
   const out = {};
   for (const [k, v] of Object.entries(attributes)) {
-    if (typeof v !== "string") throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
+    if (typeof v !== "string")
+      throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
     out[k] = v;
   }
-  if (utf8Len(JSON.stringify(out)) > MAX_ATTRIBUTES_BYTES) throw new InvalidInput("attributes too large", ErrorCode.BAD_FRAME);
+  if (utf8Len(JSON.stringify(out)) > MAX_ATTRIBUTES_BYTES)
+    throw new InvalidInput("attributes too large", ErrorCode.BAD_FRAME);
   return out;
 }
 function checkStreamId(id) {
@@ -677,7 +689,10 @@ function checkStreamId(id) {
 function checkText(text, what = "text") {
   if (typeof text !== "string") throw new InvalidInput(`${what} must be a string`, ErrorCode.BAD_FRAME);
   if (!isWellFormed(text)) {
-    throw new InvalidInput(`${what} is not valid UTF-16: it has a lone surrogate, which UTF-8 cannot carry`, ErrorCode.BAD_UTF8);
+    throw new InvalidInput(
+      `${what} is not valid UTF-16: it has a lone surrogate, which UTF-8 cannot carry`,
+      ErrorCode.BAD_UTF8
+    );
   }
   return text;
 }
@@ -1340,7 +1355,8 @@ var LocalParticipant = class extends Participant {
       throw new InvalidInput("attributes must be an object of strings", ErrorCode.BAD_FRAME);
     }
     for (const [k, v] of Object.entries(attributes)) {
-      if (typeof v !== "string") throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
+      if (typeof v !== "string")
+        throw new InvalidInput(`attribute ${JSON.stringify(k)} must be a string`, ErrorCode.BAD_FRAME);
       attrs[k] = v;
     }
     const merged = { ...this.attributes, ...attrs };
@@ -1359,7 +1375,10 @@ var LocalParticipant = class extends Participant {
   async setMetadata(metadata) {
     const m = String(metadata);
     if (utf8Len(m) > MAX_PARTICIPANT_METADATA_BYTES) {
-      throw new InvalidInput(`metadata of ${utf8Len(m)} bytes exceeds ${MAX_PARTICIPANT_METADATA_BYTES}`, ErrorCode.METADATA_TOO_LARGE);
+      throw new InvalidInput(
+        `metadata of ${utf8Len(m)} bytes exceeds ${MAX_PARTICIPANT_METADATA_BYTES}`,
+        ErrorCode.METADATA_TOO_LARGE
+      );
     }
     await this.update({ metadata: m });
   }
@@ -1368,7 +1387,10 @@ var LocalParticipant = class extends Participant {
   async setName(name) {
     const n = String(name);
     if (utf8Len(n) > MAX_PARTICIPANT_NAME_BYTES) {
-      throw new InvalidInput(`name of ${utf8Len(n)} bytes exceeds ${MAX_PARTICIPANT_NAME_BYTES}`, ErrorCode.METADATA_TOO_LARGE);
+      throw new InvalidInput(
+        `name of ${utf8Len(n)} bytes exceeds ${MAX_PARTICIPANT_NAME_BYTES}`,
+        ErrorCode.METADATA_TOO_LARGE
+      );
     }
     await this.update({ name: n });
   }
@@ -1434,7 +1456,8 @@ var LocalParticipant = class extends Participant {
       version: info.version,
       reply_to_id: options.replyToStreamId ?? null,
       attached_stream_ids: info.attachedStreamIds,
-      generated: info.generated
+      generated: info.generated,
+      ...options.senderIdentity === void 0 ? {} : { sender_identity: options.senderIdentity }
     });
     const writer = new TextStreamWriter(room, info);
     await room.openWriter(writer, header2);
@@ -1473,7 +1496,8 @@ var LocalParticipant = class extends Participant {
         destinationIdentities: options.destinationIdentities,
         attributes: options.attributes,
         totalSize: textBytes,
-        replyToStreamId: options.replyToStreamId
+        replyToStreamId: options.replyToStreamId,
+        senderIdentity: options.senderIdentity
       },
       attachments
     );
@@ -1618,7 +1642,8 @@ var Rpcs = class {
           () => RpcError.builtIn("RESPONSE_TIMEOUT")
         );
         const payload = result === void 0 || result === null ? "" : String(result);
-        if (utf8Len(payload) > MAX_RPC_PAYLOAD_BYTES) response.error = wire(RpcError.builtIn("RESPONSE_PAYLOAD_TOO_LARGE"));
+        if (utf8Len(payload) > MAX_RPC_PAYLOAD_BYTES)
+          response.error = wire(RpcError.builtIn("RESPONSE_PAYLOAD_TOO_LARGE"));
         else response.payload = payload;
       } catch (e) {
         if (e instanceof RpcError) {
@@ -1677,7 +1702,10 @@ function rtcUrl(url, token) {
   if (/^http:/i.test(u)) u = `ws:${u.slice(5)}`;
   else if (/^https:/i.test(u)) u = `wss:${u.slice(6)}`;
   if (!/^wss?:\/\/[^/]/i.test(u)) {
-    throw new InvalidInput(`url must start with ws://, wss://, http:// or https:// (got ${JSON.stringify(url)})`, "bad_url");
+    throw new InvalidInput(
+      `url must start with ws://, wss://, http:// or https:// (got ${JSON.stringify(url)})`,
+      "bad_url"
+    );
   }
   const q = u.search(/[?#]/);
   let base = (q >= 0 ? u.slice(0, q) : u).replace(/\/+$/, "");
@@ -1820,7 +1848,9 @@ var Room = class extends TypedEmitter {
         res.on("end", () => {
           const body = parts.join("").trim();
           const msg = `gateway refused the connection (${status}): ${body}`;
-          opened.reject(status === 401 || status === 403 ? new AuthError(msg, status) : new ConnectError(msg, "refused"));
+          opened.reject(
+            status === 401 || status === 403 ? new AuthError(msg, status) : new ConnectError(msg, "refused")
+          );
           ws.terminate?.();
         });
       }));
@@ -1833,7 +1863,9 @@ var Room = class extends TypedEmitter {
     ws.addEventListener("close", ((ev) => {
       const reason = this.closeReason || ev.reason || (ev.code === 1006 ? "connection lost" : "connection closed");
       if (!opened.settled) {
-        opened.reject(new ConnectError(`could not connect to ${this.url}: ${lastError || reason} (close code ${ev.code})`));
+        opened.reject(
+          new ConnectError(`could not connect to ${this.url}: ${lastError || reason} (close code ${ev.code})`)
+        );
       }
       this.closeReason = this.closeReason || reason;
       this.socketLost(ws, this.closeReason, ev.code);
@@ -2061,7 +2093,11 @@ var Room = class extends TypedEmitter {
         }
         this.onFrame(frame);
       } else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
-        const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(
+          data.buffer,
+          data.byteOffset,
+          data.byteLength
+        );
         if (isBinary(bytes)) this.onBinary(bytes);
         else this.onMessage(ws, new TextDecoder().decode(bytes));
       }
@@ -2230,7 +2266,11 @@ var Room = class extends TypedEmitter {
       this.readers.delete(ev.streamId);
       if (isAbnormal(ev)) {
         r._end(
-          new StreamAborted(ev.reason || ev.code, { code: ev.code, streamId: ev.streamId, sender: r.participantIdentity }),
+          new StreamAborted(ev.reason || ev.code, {
+            code: ev.code,
+            streamId: ev.streamId,
+            sender: r.participantIdentity
+          }),
           ev.attributes
         );
       } else {
@@ -2262,7 +2302,10 @@ var Room = class extends TypedEmitter {
       return;
     }
     if (result && typeof result.then === "function") {
-      result.then(void 0, (e) => logError(`${h.kind} stream handler for "${h.topic}" failed`, e));
+      result.then(
+        void 0,
+        (e) => logError(`${h.kind} stream handler for "${h.topic}" failed`, e)
+      );
     }
   }
 };
