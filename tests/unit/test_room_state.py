@@ -204,6 +204,8 @@ def test_subscribing_after_the_header_does_not_add_a_recipient(
         sink,
         log.join("s-dave", "dave"),
         log.header("s-alice", "st1", "chat"),
+        # dave's gateway had no registration of his when the header came: it declined
+        LogEntry(kind="dc", session="", gateway="gw1", stream_id="st1", data=b"s-dave"),
         log.subscribe("s-dave", "chat"),
     )
     sink.clear()

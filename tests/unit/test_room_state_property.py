@@ -102,7 +102,20 @@ def simulate(seed: int) -> Run:
                 st = m.streams.get(e.stream_id)
                 if st is not None and st[0] == e.session:
                     del m.streams[e.stream_id]
+        maybes_before = len(run.sink.maybes)
         run.room.apply(e, run.sink)
+        if e.kind == "h":
+            # no registration is in flight at any gateway here: each declines the header's
+            # maybe-recipients (see roomstreams.core.room.Maybe), as real gateways do
+            for gw, mb in run.sink.maybes[maybes_before:]:
+                dc = LogEntry(
+                    kind="dc",
+                    session="",
+                    gateway=gw,
+                    stream_id=mb.stream_id,
+                    data=" ".join(mb.sessions).encode(),
+                )
+                run.room.apply(dc, run.sink)
         # the model does not predict lag aborts: follow the room for those
         for sid in list(m.streams):
             if sid not in run.room.streams:

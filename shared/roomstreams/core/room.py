@@ -245,7 +245,9 @@ class RoomState:
                 self.unresolved[st.stream_id] = st
             if st.held_bytes > MAYBE_HOLD_BYTES:
                 reason = "the stream outran the registration of its handler"
-                trailer = DeliveredTrailer(stream_id=st.stream_id, reason=reason, code=ErrorCode.LAGGED)
+                trailer = DeliveredTrailer(
+                    stream_id=st.stream_id, reason=reason, code=ErrorCode.LAGGED
+                )
                 self._end_maybe(sink, st, _frame(trailer))
 
     def _end_maybe(self, sink: Sink, st: OpenStream, trailer: bytes) -> None:
