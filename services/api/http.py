@@ -16,7 +16,6 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import redis.asyncio as aioredis
 import uvicorn
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from roomstreams._redisio import Client
 from roomstreams._redisio import client as redis_client
 from roomstreams._tasks import cancel_and_wait
 
@@ -38,7 +38,7 @@ READY_PING_TIMEOUT = 2.0
 
 
 def create_http_app(
-    r: aioredis.Redis,
+    r: Client,
     *,
     api_key: str,
     api_secret: str,

@@ -22,8 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from roomstreams._redisio import Client
 from roomstreams.core.room import SERVER_SESSION
 from roomstreams.exceptions import RoomStreamsError
 from roomstreams.protocol.binary import DeliveredDataMeta, encode_data_packet
@@ -132,14 +131,14 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def members(r: aioredis.Redis, room: str, partitions: int) -> list[Member]:
+async def members(r: Client, room: str, partitions: int) -> list[Member]:
     """A room's participants, by identity (none for a room that does not exist)."""
     raw = await r.hgetall(members_key(room, partitions))
     people = [Member.from_json(_s(s), v) for s, v in raw.items()]
     return sorted(people, key=lambda m: (m.identity, m.session))
 
 
-async def find_member(r: aioredis.Redis, room: str, identity: str, partitions: int) -> Member:
+async def find_member(r: Client, room: str, identity: str, partitions: int) -> Member:
     for m in await members(r, room, partitions):
         if m.identity == identity:
             return m
@@ -154,7 +153,7 @@ def _settings(raw: bytes | str | None) -> dict[str, Any]:
 
 
 async def list_rooms(
-    r: aioredis.Redis, partitions: int, names: list[str] | None = None
+    r: Client, partitions: int, names: list[str] | None = None
 ) -> list[RoomRecord]:
     """Live rooms and rooms created through the API that are still waiting for someone."""
     live = {_s(k): json.loads(v) for k, v in (await r.hgetall(ROOMS)).items()}
@@ -209,7 +208,7 @@ async def list_rooms(
     return out
 
 
-async def get_room(r: aioredis.Redis, room: str, partitions: int) -> RoomRecord:
+async def get_room(r: Client, room: str, partitions: int) -> RoomRecord:
     found = await list_rooms(r, partitions, [room])
     if not found:
         raise NotFound(f"room {room!r} does not exist")
@@ -217,7 +216,7 @@ async def get_room(r: aioredis.Redis, room: str, partitions: int) -> RoomRecord:
 
 
 async def create_room(
-    r: aioredis.Redis,
+    r: Client,
     partitions: int,
     name: str,
     *,
@@ -244,7 +243,7 @@ async def create_room(
 
 
 async def update_room_metadata(
-    r: aioredis.Redis, partitions: int, room: str, metadata: str
+    r: Client, partitions: int, room: str, metadata: str
 ) -> RoomRecord:
     await get_room(r, room, partitions)
     raw = await r.hget(ROOM_SETTINGS, room)
@@ -258,7 +257,7 @@ async def update_room_metadata(
     return await get_room(r, room, partitions)
 
 
-async def _append(r: aioredis.Redis, room: str, partitions: int, entry: LogEntry) -> bool:
+async def _append(r: Client, room: str, partitions: int, entry: LogEntry) -> bool:
     """Append to a live room's log; False when the room has no log (it is gone)."""
     got = await r.xadd(
         room_log_key(room, partitions),
@@ -269,7 +268,7 @@ async def _append(r: aioredis.Redis, room: str, partitions: int, entry: LogEntry
 
 
 async def _wait_gone(
-    r: aioredis.Redis, room: str, partitions: int, identities: set[str]
+    r: Client, room: str, partitions: int, identities: set[str]
 ) -> set[str]:
     """Wait until none of ``identities`` is listed in the room; those still there."""
     deadline = time.monotonic() + CONFIRM_TIMEOUT
@@ -283,7 +282,7 @@ async def _wait_gone(
 
 
 async def remove_participant(
-    r: aioredis.Redis, room: str, identity: str, partitions: int, reason: str
+    r: Client, room: str, identity: str, partitions: int, reason: str
 ) -> None:
     """Remove ``identity`` (its sockets are closed with the reason); returns once the router
     has it out of the room. :class:`NotFound` if it is not in the room; :class:`TimeoutError`
@@ -305,7 +304,7 @@ def _applied(m: Member, name: str | None, metadata: str | None, attrs: dict[str,
 
 
 async def update_participant(
-    r: aioredis.Redis,
+    r: Client,
     room: str,
     identity: str,
     partitions: int,
@@ -342,7 +341,7 @@ async def update_participant(
         delay = min(delay * 2, 0.1)
 
 
-async def delete_room(r: aioredis.Redis, room: str, partitions: int, reason: str) -> None:
+async def delete_room(r: Client, room: str, partitions: int, reason: str) -> None:
     """Remove every participant of ``room`` with ``reason`` and forget the room."""
     await get_room(r, room, partitions)
     people = {m.identity for m in await members(r, room, partitions)}
@@ -357,7 +356,7 @@ async def delete_room(r: aioredis.Redis, room: str, partitions: int, reason: str
 
 
 async def send_data(
-    r: aioredis.Redis,
+    r: Client,
     room: str,
     partitions: int,
     payload: bytes,

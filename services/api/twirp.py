@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import redis.asyncio as aioredis
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from livekit.protocol import models as lkm
@@ -29,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from roomstreams._redisio import Client
 from roomstreams.exceptions import AuthError, PermissionDenied, RoomStreamsError
 from roomstreams.token import CLAIM_LIMITS, Claims, verify_token
 
@@ -86,7 +86,7 @@ class TwirpError(RoomStreamsError):
 
 @dataclass(frozen=True, slots=True)
 class _Ctx:
-    r: aioredis.Redis
+    r: Client
     partitions: int
 
 
@@ -358,7 +358,7 @@ def _encode(msg: Message, media: str) -> Response:
 
 
 def twirp_routes(
-    r: aioredis.Redis,
+    r: Client,
     *,
     api_key: str,
     api_secret: str,

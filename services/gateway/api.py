@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from roomstreams._redisio import Client
 from roomstreams.exceptions import AuthError, PermissionDenied, RoomStreamsError
 from roomstreams.token import Claims, verify_token
 from services.api import store
@@ -45,7 +45,7 @@ class ApiError(RoomStreamsError):
 
 
 async def _call(
-    r: aioredis.Redis, claims: Claims, partitions: int, method: str, params: dict[str, Any]
+    r: Client, claims: Claims, partitions: int, method: str, params: dict[str, Any]
 ) -> Any:
     lk_method = _METHODS.get(method)
     if lk_method is None:
@@ -76,7 +76,7 @@ async def _call(
 async def serve_api(
     ws: ServerConnection,
     claims: Claims,
-    r: aioredis.Redis,
+    r: Client,
     partitions: int,
     *,
     api_key: str = "",

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from roomstreams._redisio import client as redis_client
-from roomstreams._redisio import xread
+from roomstreams._redisio import server_run_id, xread
 from roomstreams._tasks import cancel_and_wait
 from roomstreams.core.limits import RateLimits
 from roomstreams.exceptions import AuthError
@@ -397,10 +397,9 @@ class Gateway:
     async def _redis_run_id(self) -> str:
         """The Redis server's ``run_id`` (new at every start), or "" if it cannot be read."""
         try:
-            info = await self._inbox_redis.info("server")
+            return await server_run_id(self._inbox_redis, self.inbox)
         except RedisError:
             return ""
-        return str(info.get("run_id", ""))
 
     def _fenced_off(self, p: bytes, e: bytes) -> bool:
         """Fencing: once a newer owner of the partition has spoken, a deposed router that

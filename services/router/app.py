@@ -17,13 +17,14 @@ import secrets
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
 from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import RedisError
 
+from roomstreams._redisio import Client
 from roomstreams._redisio import client as redis_client
 from roomstreams._tasks import cancel_and_wait
+from roomstreams.events import broker as make_broker
 from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, inbox_key, lease_key
 from services.api.http import ApiHttpServer
 
@@ -60,10 +61,8 @@ class Router:
         self.s = settings
         self.id = secrets.token_hex(4)
         self.broker = broker
-        self._r = aioredis.Redis.from_url(
-            settings.redis_url, client_name=f"roomstreams-router-{self.id}"
-        )
-        self._workers: dict[int, tuple[PartitionWorker, asyncio.Task[None], aioredis.Redis]] = {}
+        self._r = redis_client(settings.redis_url, f"roomstreams-router-{self.id}")
+        self._workers: dict[int, tuple[PartitionWorker, asyncio.Task[None], Client]] = {}
         self._events: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=100_000)
         self._gateways: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -238,7 +237,7 @@ class Router:
 def create_app(settings: RouterSettings | None = None) -> tuple[FastStream, Router]:
     s = settings or RouterSettings()
     # consumed heartbeats are logged at DEBUG: one INFO line per beat would drown the log
-    broker = RedisBroker(
+    broker = make_broker(
         s.redis_url, logger=logging.getLogger("router.broker"), log_level=logging.DEBUG
     )
     router = Router(s, broker)

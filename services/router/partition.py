@@ -12,10 +12,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from roomstreams._redisio import last_id, xread, xrevrange
+from roomstreams._redisio import Client, last_id, xread, xrevrange
 from roomstreams.core.room import Maybe, RoomState
 from roomstreams.protocol.binary import DATA_PACKET
 from roomstreams.protocol.entries import LogEntry
@@ -48,7 +47,7 @@ return 0
 """
 
 
-async def live_gateways(r: aioredis.Redis, within_s: float) -> set[str]:
+async def live_gateways(r: Client, within_s: float) -> set[str]:
     """Gateways that sent a heartbeat in the last ``within_s`` seconds (and no bye since)."""
     since = int((time.time() - within_s) * 1000)
     entries = await xrevrange(r, GATEWAY_EVENTS, "+", f"{since}-0")
@@ -168,7 +167,7 @@ class PartitionWorker:
         partition: int,
         epoch: int,
         settings: RouterSettings,
-        redis: aioredis.Redis,
+        redis: Client,
         events: asyncio.Queue[dict[str, str]] | None = None,
         saw_gateway: Callable[[str], None] | None = None,
     ) -> None:

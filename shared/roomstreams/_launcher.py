@@ -28,6 +28,7 @@ from pathlib import Path
 import redis
 
 from ._redis_server import LocalRedisServer, die_with_parent
+from ._redisio import SyncClient, sync_client
 from .protocol.keys import lease_key
 
 __all__ = ["ChildExit", "LaunchError", "Launcher", "SystemConfig"]
@@ -80,7 +81,7 @@ class Launcher:
         self._router: _Child | None = None
         self._gateways: list[_Child] = []
         self._stop_requested = False
-        self._redis: redis.Redis | None = None  # for the router's readiness check
+        self._redis: SyncClient | None = None  # for the router's readiness check
 
     # -- public API -------------------------------------------------------------------------
 
@@ -233,9 +234,7 @@ class Launcher:
         """Ready when every partition's lease is held (by this router or, on a shared Redis,
         by another live one: lease values are router ids that are not published)."""
         if self._redis is None:
-            self._redis = redis.Redis.from_url(
-                self.redis_url, socket_timeout=2, socket_connect_timeout=2
-            )
+            self._redis = sync_client(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         try:
             pipe = self._redis.pipeline(transaction=False)
             for p in range(self.config.partitions):

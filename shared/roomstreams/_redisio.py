@@ -1,46 +1,124 @@
-"""Typed wrappers over the redis-py stream commands the services use (redis-py's own
-annotations are too loose for ``mypy --strict``)."""
+"""The services' Redis connections (standalone or Redis Cluster, chosen from the URL) and
+typed wrappers over the redis-py stream commands they use (redis-py's own annotations are
+too loose for ``mypy --strict``).
+
+A URL ``redis://`` / ``rediss://`` / ``unix://`` names one standalone server, as always.
+``redis+cluster://host:port[,host:port...]`` (or ``rediss+cluster://``) names a Redis
+Cluster by one or more seed nodes: the client discovers the rest and follows the slots
+(``MOVED``/``ASK``) as they move. Every multi-key command the services send stays within one
+hash slot (see :mod:`roomstreams.protocol.keys`); pipelines that span slots go through
+redis-py's cluster pipeline, which splits them per node."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any, TypeAlias, cast
+from urllib.parse import unquote, urlsplit
 
 import hiredis
+import redis
 import redis.asyncio as aioredis
+import redis.cluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-__all__ = ["StreamEntries", "client", "last_id", "xread", "xrevrange"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "Client",
+    "StreamEntries",
+    "SyncClient",
+    "client",
+    "cluster_seeds",
+    "is_cluster_url",
+    "last_id",
+    "server_run_id",
+    "sync_client",
+    "xread",
+    "xrevrange",
+]
+
+#: A client of either kind: every command the services send works on both.
+Client: TypeAlias = aioredis.Redis | RedisCluster
+SyncClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
+
+#: URL scheme of a Redis Cluster -> the scheme of its nodes' connections
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 Fields = dict[bytes, bytes]
 StreamEntries = list[tuple[bytes, list[tuple[bytes, Fields]]]]
 
 
+def is_cluster_url(url: str) -> bool:
+    """Does ``url`` name a Redis Cluster (``redis+cluster://`` or ``rediss+cluster://``)?"""
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
+
+
+def cluster_seeds(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """``redis+cluster://u:p@h1:1,h2:2/?q`` -> (``redis://u:p@h1:1/?q``, [(h1, 1), (h2, 2)]):
+    the URL of the first seed in the nodes' own scheme (credentials and options apply to
+    every node) and all seeds. A database other than 0 is an error: a cluster has only 0."""
+    scheme, rest = url.split("://", 1)
+    node_scheme = CLUSTER_SCHEMES.get(scheme.lower())
+    if node_scheme is None:
+        raise ValueError(f"not a Redis Cluster URL (redis+cluster://...): {url!r}")
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    auth, at, hosts = netloc.rpartition("@")
+    seeds: list[tuple[str, int]] = []
+    for hostport in hosts.split(","):
+        try:
+            parts = urlsplit(f"//{hostport}")
+            seed = (unquote(parts.hostname or ""), parts.port or 6379)
+        except ValueError as exc:
+            raise ValueError(f"bad seed {hostport!r} in Redis Cluster URL: {exc}") from None
+        if not seed[0]:
+            raise ValueError(f"a Redis Cluster URL needs host:port seeds: {url!r}")
+        seeds.append(seed)
+    db = tail.split("?", 1)[0].strip("/")
+    if db not in ("", "0"):
+        raise ValueError(f"a Redis Cluster has only database 0, not {db!r}")
+    node_url = f"{node_scheme}://{auth}{at}{hosts.split(',', 1)[0]}{tail}"
+    return node_url, seeds
+
+
 async def xread(
-    r: aioredis.Redis,
+    r: Client,
     streams: Mapping[str, bytes | str],
     *,
     block: int | None,
     count: int | None,
 ) -> StreamEntries:
-    """``XREAD [COUNT n] [BLOCK ms] STREAMS ...``: [(key, [(id, fields), ...]), ...]."""
+    """``XREAD [COUNT n] [BLOCK ms] STREAMS ...``: [(key, [(id, fields), ...]), ...].
+    On a cluster every key must hash to one slot (the services' reads always do)."""
     resp: Any = await r.xread(dict(streams), block=block, count=count)  # type: ignore[arg-type]
     return cast(StreamEntries, resp or [])
 
 
 async def xrevrange(
-    r: aioredis.Redis, key: str, end: str = "+", start: str = "-", *, count: int | None = None
+    r: Client, key: str, end: str = "+", start: str = "-", *, count: int | None = None
 ) -> list[tuple[bytes, Fields]]:
     """``XREVRANGE key end start [COUNT n]``: newest first."""
     resp: Any = await r.xrevrange(key, end, start, count=count)
     return cast(list[tuple[bytes, Fields]], resp or [])
 
 
-async def last_id(r: aioredis.Redis, key: str) -> bytes | None:
+async def last_id(r: Client, key: str) -> bytes | None:
     """Id of the newest entry of a stream, or None if it is empty or missing."""
     newest = await xrevrange(r, key, count=1)
     return newest[0][0] if newest else None
+
+
+async def server_run_id(r: Client, key: str) -> str:
+    """``run_id`` of the server that holds ``key`` (new at every start of that server; on a
+    cluster, also new when the key's slot moves to another node or fails over to a replica)."""
+    info: Any
+    if isinstance(r, RedisCluster):
+        await r.initialize()  # a no-op once the slots are known
+        node = r.get_node_from_key(key)
+        info = await r.info("server", target_nodes=node)
+    else:
+        info = await r.info("server")
+    return str(info.get("run_id", ""))
 
 
 class _HiredisPackingConnection(aioredis.Connection):
@@ -67,9 +145,10 @@ def _keepalive_options() -> dict[int, int]:
     return {getattr(socket, n): v for n, v in names.items() if hasattr(socket, n)}
 
 
-def client(url: str, name: str | None = None) -> aioredis.Redis:
+def client(url: str, name: str | None = None) -> Client:
     """A Redis client for the services' hot paths (hiredis packing on plain ``redis://``),
-    its connections named ``name`` in ``CLIENT LIST``.
+    its connections named ``name`` in ``CLIENT LIST``; a :class:`RedisCluster` for a
+    ``redis+cluster://`` URL.
 
     No per-reply socket timeout: redis-py wraps every reply read of a pipeline in its own
     ``asyncio.timeout``, a measurable cost per entry (blocking reads pass their own). TCP
@@ -80,9 +159,27 @@ def client(url: str, name: str | None = None) -> aioredis.Redis:
         "socket_keepalive": True,
         "socket_keepalive_options": _keepalive_options(),
     }
+    if is_cluster_url(url):
+        node_url, seeds = cluster_seeds(url)
+        cluster = RedisCluster.from_url(
+            node_url,
+            startup_nodes=[ClusterNode(h, p) for h, p in seeds],
+            **options,
+        )
+        return cluster
     if urlsplit(url).scheme == "redis":
         pool = aioredis.ConnectionPool.from_url(
             url, connection_class=_HiredisPackingConnection, **options
         )
         return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
     return aioredis.Redis.from_url(url, **options)
+
+
+def sync_client(url: str, **options: Any) -> SyncClient:
+    """A blocking client (CLI checks, tests) for either kind of URL; ``options`` go to
+    redis-py (``socket_timeout``, ``decode_responses``, ...)."""
+    if is_cluster_url(url):
+        node_url, seeds = cluster_seeds(url)
+        nodes = [redis.cluster.ClusterNode(h, p) for h, p in seeds]  # type: ignore[no-untyped-call]
+        return redis.cluster.RedisCluster.from_url(node_url, startup_nodes=nodes, **options)
+    return redis.Redis.from_url(url, **options)

@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 import redis
 import typer
+from redis.exceptions import RedisClusterException
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -40,6 +42,7 @@ from . import __version__
 from ._devstate import clear_state, read_state, write_state
 from ._launcher import ChildExit, Launcher, SystemConfig
 from ._redis_server import describe_server_binary
+from ._redisio import SyncClient, is_cluster_url, sync_client
 from .api import ParticipantDetails, RoomDetails, RoomService
 from .client import Room, TextStreamReader, TextStreamWriter
 from .exceptions import ConnectError, RoomStreamsError, StreamAborted
@@ -100,6 +103,8 @@ def _usage(message: str) -> typer.Exit:
 
 def _redact(url: str) -> str:
     """``url`` without its password (``redis://:secret@host`` -> ``redis://:***@host``)."""
+    if is_cluster_url(url):  # several host:port seeds: urlsplit cannot take them apart
+        return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -111,19 +116,20 @@ def _redact(url: str) -> str:
 
 def _check_redis(url: str) -> None:
     """``--redis-url`` must answer a PING, or ``up`` stops with one line."""
+    client: SyncClient | None = None
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        client = sync_client(url, socket_connect_timeout=3, socket_timeout=3)
+        client.ping()
     except ValueError as exc:
         raise _usage(f"--redis-url {_redact(url)!r} is not a Redis URL ({exc})") from None
-    try:
-        client.ping()
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:  # a cluster connects at once
         raise _usage(
             f"cannot reach Redis at {_redact(url)} ({exc}): start it, or leave out "
             "--redis-url and `roomstreams up` starts a local one"
         ) from None
     finally:
-        client.close()
+        if client is not None:
+            client.close()
 
 
 def _gateway_url(url: str) -> str:

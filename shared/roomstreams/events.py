@@ -4,10 +4,9 @@ FastStream; consume them with FastStream and a consumer group, so that a service
 behind or restarts misses nothing it has not acknowledged:
 
     from faststream import FastStream
-    from faststream.redis import RedisBroker
-    from roomstreams.events import RoomEvent, room_events
+    from roomstreams.events import RoomEvent, broker, room_events
 
-    broker = RedisBroker("redis://127.0.0.1:6379/0")
+    broker = broker("redis://127.0.0.1:6379/0")  # or redis+cluster://host:port,...
 
     @broker.subscriber(stream=room_events(group="agents", consumer="agent-1"))
     async def on_event(event: RoomEvent) -> None:
@@ -15,18 +14,33 @@ behind or restarts misses nothing it has not acknowledged:
             ...
 
     app = FastStream(broker)
+
+:func:`broker` is FastStream's ``RedisBroker`` for a standalone server, its
+``RedisClusterBroker`` for a ``redis+cluster://`` URL (the stream is one key: on a cluster
+it lives on whichever node owns its slot, and the broker follows it there).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from faststream.redis import StreamSub
+from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from pydantic import BaseModel
 
+from ._redisio import cluster_seeds, is_cluster_url
 from .protocol.keys import ROOM_EVENTS
 
-__all__ = ["ROOM_EVENTS", "RoomEvent", "room_events", "room_events_claimer"]
+__all__ = ["ROOM_EVENTS", "RoomEvent", "broker", "room_events", "room_events_claimer"]
+
+
+def broker(url: str, **options: Any) -> RedisBroker:
+    """FastStream's broker for ``url``: a ``RedisBroker`` on ``redis://`` (``rediss://``,
+    ``unix://``), a ``RedisClusterBroker`` (a ``RedisBroker`` too) on ``redis+cluster://``
+    seeds; ``options`` go to the broker (``logger``, ``log_level``, ...)."""
+    if is_cluster_url(url):
+        node_url, seeds = cluster_seeds(url)
+        return RedisClusterBroker(node_url, startup_nodes=seeds, **options)
+    return RedisBroker(url, **options)
 
 
 class RoomEvent(BaseModel):

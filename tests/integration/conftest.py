@@ -18,12 +18,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis
 
 import roomstreams
 from roomstreams import AccessToken, VideoGrants
+from roomstreams._redis_cluster import LocalRedisCluster
 from roomstreams._redis_server import free_port
+from roomstreams._redisio import sync_client
 from roomstreams.protocol.keys import lease_key
+from tests.conftest import redis_kinds
+
+#: suites whose tests run on a standalone Redis and on a Redis Cluster (``redis_kind``)
+BOTH_REDIS_KINDS = {
+    "test_text_streams",
+    "test_byte_streams",
+    "test_data_packets",
+    "test_failover",
+    "test_scaling",
+    "test_redis_cluster",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "redis_kind" in metafunc.fixturenames and module in BOTH_REDIS_KINDS:
+        metafunc.parametrize("redis_kind", redis_kinds(), indirect=True, scope="session")
+
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key"
@@ -38,6 +57,8 @@ class System:
     gateways: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
     partitions: int = 16
+    #: the Redis Cluster it runs on (None: a standalone server)
+    cluster: LocalRedisCluster | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -136,7 +157,7 @@ def _wait_router(
     url: str, partitions: int, proc: subprocess.Popen[bytes], timeout: float = 20
 ) -> None:
     """Ready when it holds every partition's lease."""
-    r = redis.Redis.from_url(url)
+    r = sync_client(url)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -165,9 +186,32 @@ def make_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def system(redis_url: str) -> Iterator[System]:
+def backend(
+    redis_kind: str, request: pytest.FixtureRequest
+) -> tuple[str, LocalRedisCluster | None]:
+    """(URL, cluster) of what the session's systems run on: ``redis_url`` or, for
+    ``redis_kind == "cluster"``, the session's Redis Cluster."""
+    if redis_kind == "cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url, cluster
+    return str(request.getfixturevalue("redis_url")), None
+
+
+@pytest.fixture(scope="session")
+def factory_cluster() -> Iterator[LocalRedisCluster]:
+    """A second Redis Cluster for ``system_factory`` (a cluster has no databases to give each
+    private system: this one is flushed for each; the session system keeps the other)."""
+    from tests.conftest import _cluster_binary
+
+    with LocalRedisCluster(_cluster_binary()) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def system(backend: tuple[str, LocalRedisCluster | None]) -> Iterator[System]:
     """One router and two gateways for the whole session."""
-    sys_ = System(redis_url, make_env(redis_url))
+    redis_url, cluster = backend
+    sys_ = System(redis_url, make_env(redis_url), cluster=cluster)
     try:
         sys_.start_router()
         sys_.start_gateway()
@@ -178,15 +222,28 @@ def system(redis_url: str) -> Iterator[System]:
 
 
 @pytest.fixture
-def system_factory(redis_url: str) -> Iterator[Callable[..., System]]:
+def system_factory(
+    redis_kind: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., System]]:
     """A private system (own Redis key space is shared; use unique rooms) with settings."""
     made: list[System] = []
+    cluster: LocalRedisCluster | None = None
+    if redis_kind == "cluster":
+        cluster = request.getfixturevalue("factory_cluster")
+    else:
+        redis_url: str = request.getfixturevalue("redis_url")
 
     def make(*, gateways: int = 2, router: bool = True, **env: str) -> System:
         # a Redis database of its own, so its router owns its partitions (the session
         # system's router would otherwise hold every lease on the shared key space)
-        url = _private_db(redis_url)
-        s = System(url, make_env(url, **env))
+        if cluster is not None:
+            if made:
+                raise RuntimeError("one system per test on a cluster (it has no databases)")
+            cluster.flushall()
+            url = cluster.url
+        else:
+            url = _private_db(redis_url)
+        s = System(url, make_env(url, **env), cluster=cluster)
         made.append(s)
         if router:
             s.start_router()
@@ -205,7 +262,7 @@ _next_db = iter(range(1, 1_000_000))
 def _private_db(url: str) -> str:
     db = next(_next_db) % 15 + 1
     private = url.rsplit("/", 1)[0] + f"/{db}"
-    r = redis.Redis.from_url(private)
+    r = sync_client(private)
     try:
         r.flushdb()
     finally:

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 import pytest
-import redis.asyncio as aioredis
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 import roomstreams
+from roomstreams._redisio import client as redis_client
 from roomstreams.protocol.keys import room_log_key
 
 from .conftest import System
@@ -170,7 +170,7 @@ def raw_connect_fixture(client: type[C]) -> Any:
 async def wait_logged(s: System, room: str, stream_id: str, kind: str = "h") -> None:
     """Until the room's log holds the entry of kind ``kind`` ("h" header, "t" trailer) of
     ``stream_id``: a blocking read of the log, so it wakes on the append."""
-    r = aioredis.Redis.from_url(s.redis_url)
+    r = redis_client(s.redis_url)
     try:
         key, sid, k = room_log_key(room, s.partitions), stream_id.encode(), kind.encode()
         last: bytes | str = "0-0"

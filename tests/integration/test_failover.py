@@ -10,9 +10,9 @@ import signal
 from collections.abc import Callable
 
 import pytest
-import redis.asyncio as aioredis
 
 import roomstreams
+from roomstreams._redisio import client as redis_client
 from roomstreams.protocol.keys import lease_key, members_key, partition_of
 
 from .conftest import System, _spawn
@@ -72,7 +72,7 @@ async def test_standby_router_takes_over_and_rooms_go_on(
 
 async def _listed(s: System, room: str, identity: str) -> None:
     """Until the router lists ``identity`` among the room's participants again."""
-    r = aioredis.Redis.from_url(s.redis_url)
+    r = redis_client(s.redis_url)
 
     async def listed() -> bool:
         members = await r.hvals(members_key(room, s.partitions))
@@ -217,12 +217,18 @@ async def test_joins_and_leaves_while_no_router_runs_are_announced_after_the_tak
 async def _router_partition_clients(s: System) -> set[str]:
     """Names of the partition readers connected to this system's Redis database (other
     systems of the test session use other databases of the same server)."""
-    db = s.redis_url.rsplit("/", 1)[1]
-    r = aioredis.Redis.from_url(s.redis_url)
-    try:
-        names = {str(c["name"]) for c in await r.client_list() if str(c["db"]) == db}
-    finally:
-        await r.aclose()
+    if s.cluster is not None:  # the whole cluster is this system's
+        names: set[str] = set()
+        for node in s.cluster.nodes:
+            with s.cluster.admin(node) as admin:
+                names |= {str(c["name"]) for c in admin.client_list()}
+    else:
+        db = s.redis_url.rsplit("/", 1)[1]
+        r = redis_client(s.redis_url)
+        try:
+            names = {str(c["name"]) for c in await r.client_list() if str(c["db"]) == db}
+        finally:
+            await r.aclose()
     return {n for n in names if n.startswith("roomstreams-router-") and "-p" in n}
 
 
@@ -304,7 +310,7 @@ async def test_after_a_redis_restart_gateways_listen_to_the_new_routers_epochs(
         srv = LocalRedisServer(port=port).start()  # empty: every counter starts over
         # the router finds its leases gone and takes the room's partition again, at epoch 1
         fence = f"{lease_key(partition_of(room_name, s.partitions))}:fence"
-        r = aioredis.Redis.from_url(srv.url)
+        r = redis_client(srv.url)
 
         async def retaken() -> bool:
             return await r.get(fence) == b"1"

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 import roomstreams
 import roomstreams.api
+from roomstreams._redisio import client as redis_client
 from roomstreams.protocol.keys import inbox_key
 
 from .conftest import System
@@ -118,7 +118,7 @@ async def test_sigkill_gateway_is_noticed_by_heartbeat(
     w = await alice.local_participant.stream_text(topic="chat")
     await w.write("about to die")
     await col.wait_count(1)
-    r = aioredis.Redis.from_url(s.redis_url)
+    r = redis_client(s.redis_url)
     gw_ids = [
         k.decode().split("{gw:")[1].split("}")[0] async for k in r.scan_iter("rs:{gw:*}:inbox")
     ]
@@ -264,7 +264,7 @@ async def test_participant_of_a_gateway_that_never_beats_is_dropped(
     bob = roomstreams.Room()
     ev = Events(bob)
     await bob.connect(s.urls[0], s.token(room_name, "bob"))
-    r = aioredis.Redis.from_url(s.redis_url)
+    r = redis_client(s.redis_url)
     ghost = LogEntry(
         kind="j",
         session="deadbeef.1",
