@@ -202,6 +202,8 @@ class Connection:
         self._inflight = 0
         self._window_open = asyncio.Event()
         self._window_open.set()
+        #: times the reader stopped reading (pacing, throttling), for the keepalive
+        self.pauses = 0
         #: room-log position of the last data packet delivered (see first_delivery_of_packet)
         self._last_packet = (0, 0)
         #: streams this socket is receiving, so the gateway can end them itself if needed
@@ -314,6 +316,29 @@ class Connection:
         # a close reason is at most 123 UTF-8 bytes
         await self.ws.close(code, reason.encode()[:120].decode(errors="ignore"))
 
+    async def keepalive(self, interval: float, timeout: float) -> None:
+        """Ping every ``interval`` s; a pong ``timeout`` s late means the peer is frozen or
+        gone: close. Only while this gateway reads the socket: when pacing or throttling
+        stops the reads, the peer's pong waits in TCP behind its data, through no fault of
+        its own (websockets' own keepalive cannot tell the two apart)."""
+        ws = self.ws
+        while self.close_code is None:
+            await asyncio.sleep(interval)
+            pauses = self.pauses
+            if not self._window_open.is_set():
+                continue
+            try:
+                pong = await ws.ping()
+                async with asyncio.timeout(timeout):
+                    await pong
+            except ConnectionClosed:
+                return
+            except TimeoutError:
+                if self.pauses != pauses or not self._window_open.is_set():
+                    continue  # we stopped reading meanwhile: no verdict
+                logger.warning("no pong for %.1fs; closing", timeout, extra=self._extra)
+                self.close(1011, "keepalive ping timeout: the peer stopped answering")
+
     async def writer(self) -> None:
         ws, q = self.ws, self._queue
         while True:
@@ -418,7 +443,9 @@ class Connection:
     async def reader(self) -> None:
         ws, meter, monotonic = self.ws, self._meter, time.monotonic
         while True:
-            await self._window_open.wait()
+            if not self._window_open.is_set():
+                self.pauses += 1  # the keepalive must not blame the peer for our pause
+                await self._window_open.wait()
             raw = await ws.recv(decode=False)
             verdict = meter.charge(len(raw), monotonic())
             self.handle(raw)
@@ -428,6 +455,7 @@ class Connection:
     async def _throttle(self, verdict: FloodVerdict) -> None:
         """Over its rate: stop reading this socket for a while (TCP pushes back); tell the
         client once per spell; close it when it keeps flooding."""
+        self.pauses += 1
         rates = self._limits.rates
         if verdict.close:
             logger.warning("closing a connection that kept flooding", extra=self._extra)

@@ -139,9 +139,10 @@ class Gateway:
                 max_queue=64,
                 # a peer that stops answering pings (frozen, or a dead NAT mapping) is given
                 # up within ping_interval + ping_timeout + close_timeout (the close handshake
-                # it will not answer either): it leaves, its streams end
-                ping_interval=s.ping_interval,
-                ping_timeout=s.ping_timeout,
+                # it will not answer either): it leaves, its streams end. The pings are the
+                # connection's own (Connection.keepalive), not websockets': they must not
+                # fire while the gateway itself stops reading the socket (pacing)
+                ping_interval=None,
                 close_timeout=s.close_timeout,
             ) as server:
                 sock = next(iter(server.sockets))
@@ -278,11 +279,15 @@ class Gateway:
         self._joining.add(conn)
         logger.info("connected %s to %s as %s", session, room, claims.identity, extra=extra)
         reason = "disconnected"
-        # This task reads the socket; one more writes it (memory per idle socket counts: a
-        # task group and a third task would cost ~2 KB each). The writer only ever stops on
-        # a closed connection, which ends the read too.
-        writer = asyncio.get_running_loop().create_task(conn.writer())
+        # This task reads the socket; one more writes it and one pings it (the keepalive
+        # replaces websockets' own, so the count is as before: memory per idle socket
+        # counts). Both only ever stop on a closed connection, which ends the read too.
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(conn.writer())
         writer.add_done_callback(_retrieve)
+        s = self.settings
+        keepalive = loop.create_task(conn.keepalive(s.ping_interval, s.ping_timeout))
+        keepalive.add_done_callback(_retrieve)
         try:
             self._append(
                 partition_ctl_key(ident.partition),
@@ -299,6 +304,7 @@ class Gateway:
                 reason = f"connection closed ({rcvd.code} {rcvd.reason})".strip()
         finally:
             writer.cancel()
+            keepalive.cancel()
             self.sessions.pop(session, None)
             self._joining.discard(conn)
             self._per_identity[who] -= 1

@@ -75,3 +75,38 @@ async def test_a_frozen_sender_is_given_up_and_its_stream_ends(system_factory: A
         if proc.stdout is not None:
             proc.stdout.close()
         await bob.disconnect()
+
+
+async def test_a_paced_sender_is_not_taken_for_a_frozen_one(system_factory: Any) -> None:
+    """While the gateway itself stops reading a socket (its pacing window is full because the
+    router is stalled), the sender's pongs wait in TCP behind its data: that must not count
+    as a missed pong."""
+    s = system_factory(
+        ROOMSTREAMS_PING_INTERVAL="0.3",
+        ROOMSTREAMS_PING_TIMEOUT="0.3",
+        ROOMSTREAMS_CLOSE_TIMEOUT="0.3",
+    )
+    room = f"paced-{uuid.uuid4().hex[:8]}"
+    col = Collector()
+    bob, alice = roomstreams.Room(), roomstreams.Room()
+    bob.register_text_stream_handler("chat", col)
+    reconnects: list[str] = []
+    alice.on("reconnecting", lambda *a: reconnects.append("alice"))
+    await bob.connect(s.urls[1], s.token(room, "bob"))
+    await alice.connect(s.urls[0], s.token(room, "alice"))
+    assert s.router is not None
+    text = "0123456789abcdef" * (4 * 1024 * 1024 // 16)  # 4 MiB: four pacing windows
+    try:
+        s.router.send_signal(signal.SIGSTOP)
+        sending = asyncio.create_task(alice.local_participant.send_text(text, topic="chat"))
+        done, _ = await asyncio.wait({sending}, timeout=3.0)  # ten ping periods, reads paused
+        assert not done, "the window should hold the sender while the router is stopped"
+        s.router.send_signal(signal.SIGCONT)
+        info = await asyncio.wait_for(sending, 30)
+        rec = await col.wait_done(info.stream_id, timeout=30)
+        assert rec.error is None and rec.text == text
+        assert reconnects == []
+    finally:
+        s.router.send_signal(signal.SIGCONT)
+        await alice.disconnect()
+        await bob.disconnect()
