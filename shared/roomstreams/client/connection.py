@@ -28,8 +28,11 @@ from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+from websockets.exceptions import InvalidURI
+from websockets.protocol import State
 
 from ..exceptions import (
+    ConnectError,
     ConnectionClosed,
     RoomStreamsError,
     ServerError,
@@ -45,6 +48,18 @@ __all__ = ["Connection", "ConnectionState", "PendingWriter"]
 
 logger = logging.getLogger("roomstreams.connection")
 
+
+
+def websocket_url(url: str) -> str:
+    """The gateway URL to open: ``http(s)://`` becomes ``ws(s)://`` as LiveKit's SDKs do, a
+    URL without a scheme gets ``ws://``; a trailing slash goes."""
+    url = url.strip().rstrip("/")
+    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
+        if url.lower().startswith(http):
+            return ws + url[len(http) :]
+    if "://" not in url:
+        return "ws://" + url
+    return url
 
 class ConnectionState(enum.IntEnum):
     """LiveKit's ``ConnectionState`` (same names and values). ``connect()`` in progress is
@@ -92,15 +107,21 @@ class Connection:
 
     async def open(self, url: str, token: str, *, timeout: float) -> ClientConnection:
         """Open the socket and start reading it (frames go to the callbacks)."""
-        target = f"{url.rstrip('/')}/rtc?access_token={quote(token)}"
+        target = f"{websocket_url(url)}/rtc?access_token={quote(token)}"
         self.close_reason = ""
-        ws = await connect(
-            target,
-            compression=None,
-            max_size=16 * 1024 * 1024,
-            max_queue=256,
-            open_timeout=timeout,
-        )
+        try:
+            ws = await connect(
+                target,
+                compression=None,
+                max_size=16 * 1024 * 1024,
+                max_queue=256,
+                open_timeout=timeout,
+            )
+        except InvalidURI:
+            # its message holds the whole URI, token included: never show that
+            raise ConnectError(
+                f"invalid gateway URL {url!r}: use ws://host:port or wss://host"
+            ) from None
         self.ws = ws
         self._recv_task = asyncio.get_running_loop().create_task(self._recv_loop(ws))
         return ws
@@ -179,6 +200,8 @@ class Connection:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._acks[req] = fut
         frame = make_frame(req)
+        if self._write_now(frame):
+            return fut
 
         async def send() -> None:
             try:
@@ -189,6 +212,22 @@ class Connection:
 
         self.spawn(send())
         return fut
+
+    def _write_now(self, frame: str) -> bool:
+        """Write a small JSON frame to the socket before returning, without yielding to the
+        event loop (what ``ws.send`` does first, minus its wait for the buffer to drain).
+        A handler registration sent this way has left before the caller's next line runs,
+        so it reaches the gateway before any stream sent after the call can come back to
+        it. False when it cannot be done now (then the caller sends it the usual way)."""
+        ws = self.ws
+        if ws is None or ws.send_in_progress is not None or ws.protocol.state is not State.OPEN:
+            return False
+        try:
+            ws.protocol.send_text(frame.encode())
+            ws.send_data()
+        except Exception:  # the usual path reports what went wrong
+            return False
+        return True
 
     def acked(self, req: int) -> None:
         fut = self._acks.pop(req, None)
