@@ -99,6 +99,10 @@ class VideoGrants:
     hidden: bool = False
     #: an agent (LiveKit sets it on agent dispatch tokens)
     agent: bool = False
+    #: LiveKit's media grants, accepted so that LiveKit code building grants runs
+    #: unchanged; there is no media here, so they change nothing
+    can_publish: bool = True
+    recorder: bool = False
 
     def to_claims(self) -> dict[str, Any]:
         claims: dict[str, Any] = {
@@ -115,9 +119,12 @@ class VideoGrants:
             ("canUpdateOwnMetadata", self.can_update_own_metadata),
             ("hidden", self.hidden),
             ("agent", self.agent),
+            ("recorder", self.recorder),
         ):
             if value:
                 claims[key] = True
+        if not self.can_publish:
+            claims["canPublish"] = False
         return claims
 
     @staticmethod
@@ -141,6 +148,8 @@ class VideoGrants:
             can_update_own_metadata=cls._flag(c, "canUpdateOwnMetadata", False),
             hidden=cls._flag(c, "hidden", False),
             agent=cls._flag(c, "agent", False),
+            can_publish=cls._flag(c, "canPublish", True),
+            recorder=cls._flag(c, "recorder", False),
         )
 
 

@@ -275,3 +275,14 @@ def test_new_grants_and_kind_round_trip() -> None:
 def test_agent_grant_makes_an_agent() -> None:
     c = verify_token(sign(livekit_claims(video=_video(agent=True))), API_KEY, API_SECRET)
     assert c.is_agent and c.kind == "standard"
+
+
+def test_livekit_media_grants_are_accepted_and_round_trip() -> None:
+    g = VideoGrants(room="r", room_join=True, can_publish=False, recorder=True)
+    c = verify_token(
+        AccessToken(API_KEY, API_SECRET).with_identity("a").with_grants(g).to_jwt(),
+        API_KEY,
+        API_SECRET,
+    )
+    assert c.video == g
+    assert verify_token(sign(livekit_claims()), API_KEY, API_SECRET).video.can_publish
