@@ -23,6 +23,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from livekit.protocol import models as lkm
 from livekit.protocol import room as lkr
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -95,6 +96,9 @@ Handler = Callable[[_Ctx, Any], Awaitable[Message]]
 
 # -- conversions -----------------------------------------------------------------------------
 
+
+#: calls that only read, retried once on a broken Redis connection
+_READ_ONLY = frozenset({"ListRooms", "ListParticipants", "GetParticipant"})
 
 def _room(x: store.RoomRecord) -> lkm.Room:
     return lkm.Room(
@@ -387,7 +391,13 @@ def twirp_routes(
                 authorize(claims, method, room)
             except PermissionDenied as exc:
                 raise TwirpError("unauthenticated", str(exc)) from None
-            answer = await asyncio.wait_for(handler(ctx, req), CALL_TIMEOUT)
+            try:
+                answer = await asyncio.wait_for(handler(ctx, req), CALL_TIMEOUT)
+            except RedisConnectionError:
+                if method not in _READ_ONLY:
+                    raise
+                # a pooled connection that broke under it: a read is safe to ask again once
+                answer = await asyncio.wait_for(handler(ctx, req), CALL_TIMEOUT)
             return _encode(answer, media)
         except TwirpError as exc:
             return exc.response()
