@@ -15,7 +15,6 @@ and the router lets it go (``ROOMSTREAMS_ROOM_EMPTY_TTL`` later).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roomstreams._redisio import Client
+from roomstreams._retry import Backoff
 from roomstreams.core.room import SERVER_SESSION
 from roomstreams.exceptions import RoomStreamsError
 from roomstreams.protocol.binary import DeliveredDataMeta, encode_data_packet
@@ -272,13 +272,12 @@ async def _wait_gone(
 ) -> set[str]:
     """Wait until none of ``identities`` is listed in the room; those still there."""
     deadline = time.monotonic() + CONFIRM_TIMEOUT
-    delay = 0.01
+    poll = Backoff(0.01, 0.1, jitter=False)
     while True:
         left = {m.identity for m in await members(r, room, partitions)} & identities
         if not left or time.monotonic() > deadline:
             return left
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        await poll.sleep()
 
 
 async def remove_participant(
@@ -330,15 +329,14 @@ async def update_participant(
     if not await _append(r, room, partitions, entry):
         raise NotFound(f"room {room!r} does not exist")
     deadline = time.monotonic() + CONFIRM_TIMEOUT
-    delay = 0.01
+    poll = Backoff(0.01, 0.1, jitter=False)
     while True:
         m = await find_member(r, room, identity, partitions)
         if _applied(m, name, metadata, attrs):
             return m
         if time.monotonic() > deadline:
             raise TimeoutError(f"the router did not confirm the update of {identity!r} in time")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        await poll.sleep()
 
 
 async def delete_room(r: Client, room: str, partitions: int, reason: str) -> None:

@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 
 from roomstreams._redisio import client as redis_client
 from roomstreams._redisio import server_run_id, xread
+from roomstreams._retry import Backoff
 from roomstreams._tasks import cancel_and_wait
 from roomstreams.core.limits import RateLimits
 from roomstreams.exceptions import AuthError
@@ -338,7 +339,7 @@ class Gateway:
 
     async def _write_batch(self, batch: list[tuple[str, LogEntry]]) -> None:
         maxlen = self.settings.log_maxlen
-        delay = 0.05
+        backoff = Backoff(0.05, 2.0)
         while True:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
@@ -350,12 +351,12 @@ class Gateway:
                     await pipe.execute()
                 return
             except RedisError:
-                if self._closing and delay > 0.4:
+                if self._closing and backoff.ceiling > 0.4:
                     logger.error("shutting down without Redis: %d entries not appended", len(batch))
                     return
+                delay = backoff.next()
                 logger.exception("appending to Redis failed; retrying in %.2fs", delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
     async def _append_loop(self) -> None:
         while not self._closing:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from .._retry import Backoff
 from ..core.incoming import Incoming, StreamChunk, StreamEnded, StreamOpened
 from ..exceptions import (
     AuthError,
@@ -372,11 +373,11 @@ class Room(EventEmitter):
         self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(reason))
 
     async def _reconnect(self, reason: str) -> None:
-        delay = _RECONNECT_FIRST_DELAY
+        # full jitter: the clients of a drained gateway must not come back in lockstep
+        backoff = Backoff(_RECONNECT_FIRST_DELAY, _RECONNECT_MAX_DELAY)
         deadline = asyncio.get_running_loop().time() + self.reconnect_timeout
         while asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _RECONNECT_MAX_DELAY)
+            await backoff.sleep()
             try:
                 await self._open()
             except AuthError as exc:
