@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+from roomstreams._logging import configure_service_logging
 from roomstreams._loop import run
 
 from .server import Gateway
@@ -14,10 +15,7 @@ from .settings import GatewaySettings
 
 async def _main() -> None:
     settings = GatewaySettings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_service_logging(settings.log_level)  # ROOMSTREAMS_LOG_FORMAT=json: one object a line
     # one INFO line per handshake and health probe is noise; our own loggers say what matters
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
     gw = Gateway(settings)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
+from roomstreams._logging import configure_service_logging
 from roomstreams._loop import run
 
 from .app import create_app
@@ -12,10 +11,7 @@ from .settings import RouterSettings
 
 def main() -> None:
     settings = RouterSettings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_service_logging(settings.log_level)  # ROOMSTREAMS_LOG_FORMAT=json: one object a line
     app, _ = create_app(settings)
     run(app.run())
 

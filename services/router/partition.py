@@ -202,7 +202,7 @@ class PartitionWorker:
     async def run(self) -> None:
         if self.epoch != "1":
             await self._take_over()
-        logger.info("partition %d: owned (epoch %s)", self.p, self.epoch)
+        logger.debug("partition %d: owned (epoch %s)", self.p, self.epoch)  # INFO: in router.app
         delay = 0.05
         while self.running:
             try:
