@@ -19,8 +19,10 @@ from roomstreams.core.outgoing import FrameRejected, OutgoingStreams
 from roomstreams.protocol.binary import (
     BYTE_CHUNK,
     DATA_PACKET,
+    FLAG_RELIABLE,
     BadBinaryFrame,
     DataMeta,
+    DataPacketFrame,
     DeliveredDataMeta,
     decode_byte_chunk,
     decode_data_packet,
@@ -30,6 +32,7 @@ from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.filenames import file_name_problem
 from roomstreams.protocol.frames import (
     ChunkFrame,
+    DataAckFrame,
     DeliveredHeader,
     DeliveredRpcAck,
     DeliveredRpcRequest,
@@ -206,6 +209,10 @@ class Connection:
         self.pauses = 0
         #: room-log position of the last data packet delivered (see first_delivery_of_packet)
         self._last_packet = (0, 0)
+        #: data-packet acks: the highest packet number this socket sent that was appended,
+        #: and the highest the router acknowledged (the client awaits those in between)
+        self.packets_appended = 0
+        self.packets_acked = 0
         #: streams this socket is receiving, so the gateway can end them itself if needed
         self.receiving: set[str] = set()
         #: streams this socket sends whose trailer is appended but not yet routed
@@ -263,6 +270,29 @@ class Connection:
             logger.warning("send queue full; disconnecting slow consumer", extra=self._extra)
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full, receiver too slow")
 
+    def push_packet(self, frame: bytes) -> None:
+        """A data packet to deliver. A lossy one (``reliable=False``) is dropped when the
+        send queue is half full: as LiveKit's lossy channel, it may be lost under pressure,
+        rather than push a slow receiver towards being disconnected."""
+        if not frame[1] & FLAG_RELIABLE and self._queue.qsize() * 2 >= self._queue.maxsize:
+            return  # a lossy packet under pressure
+        self.push(frame)
+
+    def packets_routed(self, number: int) -> None:
+        """The router routed this socket's numbered data packets up to ``number``: the
+        client's publish_data calls up to it complete (one data_ack frame per router ack)."""
+        if number > self.packets_acked:
+            self.packets_acked = number
+            self.push(DataAckFrame(n=number).model_dump_json().encode())
+
+    def fail_packets(self, code: str, reason: str) -> None:
+        """The numbered data packets appended but not acknowledged cannot be routed any
+        more (Redis restarted empty, acknowledgements trimmed unread): their calls fail."""
+        if self.packets_appended > self.packets_acked:
+            first, self.packets_acked = self.packets_acked + 1, self.packets_appended
+            frame = ErrorFrame(code=code, message=reason, packets=(first, self.packets_appended))
+            self.push(frame.model_dump_json().encode())
+
     def first_delivery_of_packet(self, at: tuple[int, int]) -> bool:
         """A data packet at room-log position ``at``: False if this connection already got
         it (a new router re-routes what its predecessor may have routed before it died)."""
@@ -285,6 +315,7 @@ class Connection:
         self.end_receiving(ErrorCode.LAGGED, reason)
         self._end_closing(ErrorCode.LAGGED, reason)
         self._reopen_window()
+        self.fail_packets(ErrorCode.LAGGED, reason)  # their acks may be among the lost
 
     def _end_closing(self, code: str, reason: str) -> None:
         """Fail the close() of every stream whose trailer is still waiting to be routed."""
@@ -761,10 +792,24 @@ class Connection:
         )
 
     def _data_packet(self, raw: bytes) -> None:
-        """A data packet: re-emitted with the sender's identity stamped in its meta."""
-        self._may_publish(None)
+        """A data packet: re-emitted with the sender's identity stamped in its meta. A
+        numbered one that is refused fails its sender's call (the error names it)."""
         try:
             p = decode_data_packet(raw)
+        except BadBinaryFrame as exc:
+            self._may_publish(None)
+            raise FrameRejected(ErrorCode.BAD_FRAME, f"malformed data packet: {exc}") from None
+        try:
+            self._data_packet_checked(p)
+        except FrameRejected as rej:
+            if not p.number:
+                raise
+            frame = ErrorFrame(code=rej.code, message=rej.message, packets=(p.number, p.number))
+            self.push(frame.model_dump_json().encode())
+
+    def _data_packet_checked(self, p: DataPacketFrame) -> None:
+        self._may_publish(None)
+        try:
             if len(p.meta) > MAX_DATA_META_BYTES:
                 raise BadBinaryFrame(f"meta of {len(p.meta)} bytes exceeds {MAX_DATA_META_BYTES}")
             meta = DataMeta.model_validate_json(p.meta)
@@ -796,8 +841,11 @@ class Connection:
                 destinations=tuple(meta.destination_identities),
                 data=data,
                 size=charged,
+                packet=p.number,
             )
         )
+        if p.number:
+            self.packets_appended = p.number
 
     def _trailer(self, t: TrailerFrame, raw: bytes) -> None:
         self._may_publish(t.stream_id)

@@ -467,7 +467,7 @@ class Gateway:
                 for s in f[b"to"].decode().split():
                     conn = sessions.get(s)
                     if conn is not None and conn.first_delivery_of_packet(at):
-                        conn.push(data)
+                        conn.push_packet(data)
                 return
             for s in f[b"to"].decode().split():
                 conn = sessions.get(s)
@@ -480,6 +480,12 @@ class Gateway:
                 conn = sessions.get(s)
                 if conn is not None:
                     conn.acked(int(n))
+            pk = f.get(b"pk")
+            if pk is not None:  # data-packet acks: numbered packets routed up to n
+                for s, n in json.loads(pk).items():
+                    conn = sessions.get(s)
+                    if conn is not None:
+                        conn.packets_routed(int(n))
         elif kind == b"r":
             self._resync(int(f[b"p"]), e.decode())
         elif kind == b"x":
@@ -543,6 +549,7 @@ class Gateway:
         reason = "Redis restarted; streams in flight were lost"
         rooms: set[tuple[int, str]] = set()
         for conn in list(self.sessions.values()):
+            conn.fail_packets(ErrorCode.ROUTER_RESTARTED, reason)  # lost with Redis
             conn.resync(self.id, reason)
             rooms.add((conn.ident.partition, conn.ident.room))
         for partition, room in sorted(rooms):

@@ -71,6 +71,8 @@ class Batch:
     def __init__(self) -> None:
         self.inbox: dict[str, list[dict[str, bytes | str]]] = defaultdict(list)
         self.acks: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        #: data-packet acks: gateway -> session -> highest numbered packet routed
+        self.packet_acks: dict[str, dict[str, int]] = defaultdict(dict)
         self.members: list[tuple[str, str, str, bytes | None, str, bool]] = []
         #: the room-log id of the entry being folded: stamped on the data packets it
         #: delivers (``li``), so gateways drop a packet routed twice across a takeover
@@ -108,6 +110,11 @@ class Batch:
     def ack(self, gateway: str, session: str, nbytes: int) -> None:
         self.acks[gateway][session] += nbytes
 
+    def packets_routed(self, gateway: str, session: str, number: int) -> None:
+        acks = self.packet_acks[gateway]  # data-packet acks, one per wake-up
+        if number > acks.get(session, 0):
+            acks[session] = number
+
     def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None:
         self.inbox[gateway].append({"k": "x", "to": " ".join(sessions), "d": frame})
 
@@ -124,7 +131,7 @@ class Batch:
         self.members.append((room, session, identity, info, reason, announce))
 
     def __bool__(self) -> bool:
-        return bool(self.inbox or self.acks or self.members)
+        return bool(self.inbox or self.acks or self.members or self.packet_acks)
 
 
 @dataclass
@@ -450,8 +457,10 @@ class PartitionWorker:
                         key = inbox_key(gw)
                         for f in entries:
                             pipe.xadd(key, f, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-                    for gw, acks in batch.acks.items():
-                        fields = {"k": "a", "d": json.dumps(acks)}
+                    for gw in {**batch.acks, **batch.packet_acks}:
+                        fields = {"k": "a", "d": json.dumps(batch.acks.get(gw, {}))}
+                        if gw in batch.packet_acks:  # data-packet acks
+                            fields["pk"] = json.dumps(batch.packet_acks[gw])
                         pipe.xadd(inbox_key(gw), fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
                     for key, last_id in trims.items():
                         pipe.xtrim(key, minid=last_id, approximate=True)

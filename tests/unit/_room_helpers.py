@@ -44,6 +44,8 @@ class RecordingSink:
 
     deliveries: list[Delivery] = field(default_factory=list)
     acks: list[tuple[str, str, int]] = field(default_factory=list)
+    #: data-packet acks: (gateway, session, highest numbered packet routed)
+    packet_acks: list[tuple[str, str, int]] = field(default_factory=list)
     closes: list[tuple[str, list[str], dict[str, Any]]] = field(default_factory=list)
     #: (room, session, identity, ParticipantInfo JSON or None for a departure, reason)
     presences: list[tuple[str, str, str, bytes | None, str]] = field(default_factory=list)
@@ -82,6 +84,9 @@ class RecordingSink:
     def ack(self, gateway: str, session: str, nbytes: int) -> None:
         self.acks.append((gateway, session, nbytes))
 
+    def packets_routed(self, gateway: str, session: str, number: int) -> None:
+        self.packet_acks.append((gateway, session, number))
+
     def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None:
         self.closes.append((gateway, list(sessions), json.loads(frame)))
 
@@ -114,6 +119,7 @@ class RecordingSink:
     def clear(self) -> None:
         self.deliveries.clear()
         self.acks.clear()
+        self.packet_acks.clear()
         self.closes.clear()
         self.presences.clear()
         self.silent.clear()
@@ -262,9 +268,16 @@ class LogWriter:
         )
 
     def packet(
-        self, session: str, data: bytes, *, topic: str = "", destinations: tuple[str, ...] = ()
+        self,
+        session: str,
+        data: bytes,
+        *,
+        topic: str = "",
+        destinations: tuple[str, ...] = (),
+        number: int = 0,
     ) -> LogEntry:
-        """A data packet (``data`` is the binary frame to deliver, as the gateway stamped it)."""
+        """A data packet (``data`` is the binary frame to deliver, as the gateway stamped it;
+        ``number``: its sender's packet number, awaiting the data-packet ack)."""
         return LogEntry(
             kind="p",
             session=session,
@@ -273,4 +286,5 @@ class LogWriter:
             destinations=destinations,
             data=data,
             size=len(data),
+            packet=number,
         )

@@ -461,3 +461,15 @@ async def test_write_to_file_removes_the_partial_file_on_abort(tmp_path: Path) -
         await r.write_to_file(tmp_path, name="renamed.bin")
     await task
     assert await asyncio.to_thread(os.listdir, tmp_path) == []
+
+
+def test_numbered_data_packet_round_trip() -> None:
+    frame = encode_data_packet(b'{"topic":"t"}', b"pay", reliable=True, number=70000)
+    p = decode_data_packet(frame)
+    assert (p.number, p.reliable, p.meta, p.payload) == (70000, True, b'{"topic":"t"}', b"pay")
+    # not numbered: as before, number 0
+    assert decode_data_packet(encode_data_packet(b"{}", b"x")).number == 0
+    with pytest.raises(BadBinaryFrame):
+        decode_data_packet(frame[:7])  # number, but no room for the meta length
+    with pytest.raises(BadBinaryFrame):
+        decode_data_packet(b"\x02\x03\x00\x00\x00\x00\x00\x00")  # number 0

@@ -48,6 +48,10 @@ __all__ = ["Connection", "ConnectionState", "PendingWriter"]
 
 logger = logging.getLogger("roomstreams.connection")
 
+#: numbered data packets (``publish_data(reliable=True)``) one connection keeps in flight
+#: at most: sent, not yet acknowledged by the router; a call beyond it waits for a slot
+PACKET_WINDOW = 256
+
 
 
 def websocket_url(url: str) -> str:
@@ -97,6 +101,11 @@ class Connection:
         self.writers: dict[str, PendingWriter] = {}
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._req = itertools.count(1)
+        #: data-packet acks: the last number given, the calls awaiting their ack (in number
+        #: order), and the window's slots
+        self._packet_no = 0
+        self._packets: dict[int, asyncio.Future[None]] = {}
+        self._packet_slots = asyncio.Semaphore(PACKET_WINDOW)
         self.tasks: set[asyncio.Task[Any]] = set()
         self._recv_task: asyncio.Task[None] | None = None
         self.on_text: Callable[[str | bytes], None] = lambda _m: None
@@ -242,6 +251,46 @@ class Connection:
         _set_exception(fut, err)
         return True
 
+    # -- numbered data packets, acknowledged cumulatively by the router ----------------------
+
+    async def send_packet(self, make_frame: Callable[[int], bytes]) -> None:
+        """Send ``make_frame(number)`` and return once the router acknowledged it (a
+        ``data_ack`` with a number at least its own). Calls do not wait for each other: up
+        to :data:`PACKET_WINDOW` are in flight, and one ack completes all those it covers."""
+        async with self._packet_slots:
+            self.ensure_connected()
+            self._packet_no += 1
+            n = self._packet_no
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._packets[n] = fut
+            try:
+                # numbers must follow the order frames hit the socket: nothing between
+                # taking the number and the write yields (ws.send writes before it awaits)
+                await self.send(make_frame(n))
+            except BaseException:
+                self._packets.pop(n, None)
+                raise
+            await fut
+
+    def packets_acked(self, n: int) -> None:
+        """The router routed our numbered packets up to ``n``."""
+        packets = self._packets
+        while packets:
+            first = next(iter(packets))
+            if first > n:
+                break
+            fut = packets.pop(first)
+            if not fut.done():
+                fut.set_result(None)
+
+    def packets_failed(self, first: int, last: int, err: RoomStreamsError) -> bool:
+        """Our numbered packets ``first``..``last`` failed (refused, or lost before routing):
+        their calls raise ``err``. False if none of them was pending."""
+        hit = [n for n in self._packets if first <= n <= last]
+        for n in hit:
+            _set_exception(self._packets.pop(n), err)
+        return bool(hit)
+
     # -- writers ------------------------------------------------------------------------------
 
     async def open_writer(self, writer: PendingWriter, header: HeaderFrame) -> None:
@@ -268,6 +317,14 @@ class Connection:
         for fut in self._acks.values():
             _set_exception(fut, err)
         self._acks.clear()
+        if self._packets:  # data packets sent but not acknowledged: maybe delivered, maybe not
+            lost = ConnectionClosed(
+                f"{reason} (data packet not acknowledged by the router: it may or may not "
+                "have been delivered)"
+            )
+            for fut in self._packets.values():
+                _set_exception(fut, lost)
+            self._packets.clear()
 
 
 def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:

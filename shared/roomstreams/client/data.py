@@ -11,8 +11,20 @@ when given), no handler needed::
         print(packet.participant_identity, packet.topic, packet.payload)
 
 The callback gets one :class:`DataPacket` (LiveKit's Python SDK shape) and may be a
-coroutine function. Every packet is delivered reliably and in order, ``reliable=False``
-included (the flag is carried to receivers, nothing is dropped on purpose).
+coroutine function.
+
+``publish_data(reliable=True)`` (the default) returns once the router has routed the packet
+(delivered it to the recipients' gateways): each such packet is numbered, the router
+acknowledges the highest number it routed once per wake-up, and up to
+:data:`~roomstreams.client.connection.PACKET_WINDOW` calls are in flight at once, so
+concurrent calls share acknowledgements (a loop that awaits each call waits one round trip
+per packet: use tasks or ``asyncio.gather`` for bursts). A call fails with
+:class:`~roomstreams.ConnectionClosed` if the connection drops before the ack (the packet may
+or may not have been delivered), or :class:`~roomstreams.ServerError` if the gateway refused
+it or it was lost before routing (Redis restarted empty: ``router_restarted``; lag:
+``lagged``). ``reliable=False`` returns once the packet is on the socket, as LiveKit's lossy
+channel; it goes through the room log too, in order, but a receiving gateway drops it when
+that receiver's send queue is congested (half full).
 """
 
 from __future__ import annotations
@@ -75,7 +87,11 @@ async def publish_data(
     if len(data) > MAX_DATA_BYTES:
         raise ValueError(f"data packet of {len(data)} bytes exceeds {MAX_DATA_BYTES} bytes")
     meta = DataMeta(topic=topic, destination_identities=list(destination_identities or []))
-    await conn.send(encode_data_packet(meta.model_dump_json().encode(), data, reliable=reliable))
+    raw_meta = meta.model_dump_json().encode()
+    if not reliable:
+        await conn.send(encode_data_packet(raw_meta, data, reliable=False))
+        return
+    await conn.send_packet(lambda n: encode_data_packet(raw_meta, data, number=n))
 
 
 def packet_from_frame(frame: bytes, participants: dict[str, RemoteParticipant]) -> DataPacket:

@@ -413,8 +413,11 @@ class LocalParticipant(Participant):
     ) -> None:
         """Send a data packet (``str`` is sent as UTF-8) to every other participant, or to
         ``destination_identities``; receivers get a ``data_received`` event. At most
-        15 KiB, LiveKit's limit for reliable packets (``ValueError`` beyond). Returns once
-        the packet is on its way (no delivery receipt)."""
+        15 KiB, LiveKit's limit for reliable packets (``ValueError`` beyond).
+        ``reliable=True`` returns once the router has routed the packet (its data-packet
+        ack; concurrent calls share acks), or raises ``ConnectionClosed`` / ``ServerError``
+        saying why it may not arrive; ``reliable=False`` returns once it is on the socket and
+        may be dropped under pressure (LiveKit's lossy channel). See ``client/data.py``."""
         self._conn.ensure_connected()
         self._check_publish()
         await data.publish_data(

@@ -29,6 +29,7 @@ from ..protocol.frames import (
     AckFrame,
     ChunkFrame,
     ClosedFrame,
+    DataAckFrame,
     DeliveredHeader,
     DeliveredRpcAck,
     DeliveredRpcRequest,
@@ -467,6 +468,8 @@ class Room(EventEmitter):
                 w._routed()
         elif isinstance(frame, AckFrame):
             self._conn.acked(frame.req)
+        elif isinstance(frame, DataAckFrame):
+            self._conn.packets_acked(frame.n)
         elif isinstance(frame, ErrorFrame):
             self._on_error(frame)
         elif isinstance(frame, JoinedFrame):
@@ -571,6 +574,9 @@ class Room(EventEmitter):
             writer._fail(err)
             return
         if f.req is not None and self._conn.refused(f.req, err):
+            return
+        if f.packets is not None:  # numbered data packets that failed: their calls raise
+            self._conn.packets_failed(*f.packets, err)
             return
         logger.warning("gateway reported an error: %s", err)
         self._emit("error", err)

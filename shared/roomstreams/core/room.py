@@ -76,6 +76,11 @@ class Sink(Protocol):
 
     def ack(self, gateway: str, session: str, nbytes: int) -> None: ...
 
+    def packets_routed(self, gateway: str, session: str, number: int) -> None:
+        """The sender's numbered data packets up to ``number`` are routed (data-packet
+        acks): the sink tells its gateway the highest number once per wake-up."""
+        ...
+
     def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None: ...
 
     def presence(
@@ -115,6 +120,8 @@ class Member:
     #: a hidden participant (token grant ``hidden``): never announced to the others, not in
     #: their participant lists, not listed by the server API, no room events
     hidden: bool = False
+    #: the highest number of its numbered data packets routed (acknowledged to it)
+    packets: int = 0
 
 
 #: Bytes of a stream's frames the router keeps for its unresolved maybe-recipients; past it,
@@ -603,6 +610,9 @@ class RoomState:
         ]
         for gw, sessions in self._group(recipients).items():
             sink.deliver(gw, sessions, e.data)
+        if e.packet:  # its sender awaits the data-packet ack (cumulative, per wake-up)
+            m.packets = max(m.packets, e.packet)
+            sink.packets_routed(m.gateway, m.session, m.packets)
         unknown = dests - {o.identity for o in self.members.values()}
         if unknown:
             names = ", ".join(repr(i) for i in sorted(unknown))
@@ -689,6 +699,12 @@ class RoomState:
         lost = seq - m.last_seq - 1
         reason = f"{lost} entries from {m.identity!r} were lost before routing (router lagged)"
         m.lagged = True
+        # numbered data packets after the last one routed may be among the lost: their
+        # calls fail (some may still come, after the gap: reported, never silently lost)
+        gone = ErrorFrame(
+            code=ErrorCode.LAGGED, message=reason, packets=(m.packets + 1, 0xFFFFFFFF)
+        )
+        self._to(sink, m, _frame(gone))
         for st in [s for s in self.streams.values() if s.sender == m.session]:
             self._abort(sink, st, ErrorCode.LAGGED, reason)
             m.aborted.add(st.stream_id)

@@ -14,12 +14,16 @@ count from 0 without gaps (see ``core/outgoing.py``), exactly as for text chunks
 
 Data packet (``0x02``)::
 
-    0x02 | u8 flags | u16 BE len(meta) | meta (JSON) | payload
+    0x02 | u8 flags | [u32 BE packet number] | u16 BE len(meta) | meta (JSON) | payload
 
-``flags`` bit 0 is ``reliable`` (the other bits are 0). From the client, ``meta`` is
-:class:`DataMeta` ``{"topic": "...", "destination_identities": [...]}``; the gateway
-re-emits the packet for receivers with :class:`DeliveredDataMeta`, the sender's identity
-(from its token) stamped as ``sender``. ``payload`` is at most
+``flags`` bit 0 is ``reliable``; bit 1 (``numbered``, from a client only) says a packet
+number follows: the sender wants the router's acknowledgement (a ``data_ack`` frame naming
+the highest number routed, see ``frames.py``). Numbers count 1, 2, ... per connection in the
+order the frames are sent; only reliable packets are numbered. The other bits are 0.
+From the client, ``meta`` is :class:`DataMeta`
+``{"topic": "...", "destination_identities": [...]}``; the gateway re-emits the packet for
+receivers with :class:`DeliveredDataMeta`, the sender's identity (from its token) stamped as
+``sender``, never numbered. ``payload`` is at most
 :data:`~roomstreams.protocol.limits.MAX_DATA_BYTES` (15 KiB) bytes.
 """
 
@@ -36,6 +40,7 @@ from .limits import MAX_STREAM_ID_BYTES
 __all__ = [
     "BYTE_CHUNK",
     "DATA_PACKET",
+    "FLAG_NUMBERED",
     "FLAG_RELIABLE",
     "BadBinaryFrame",
     "ByteChunk",
@@ -52,6 +57,8 @@ __all__ = [
 BYTE_CHUNK: Final = 0x01
 DATA_PACKET: Final = 0x02
 FLAG_RELIABLE: Final = 0x01
+#: a u32 packet number follows the flags: the sender awaits the router's acknowledgement
+FLAG_NUMBERED: Final = 0x02
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
@@ -122,17 +129,28 @@ class DataPacketFrame:
     flags: int
     meta: bytes
     payload: bytes
+    #: the sender's packet number (0: not numbered, no acknowledgement wanted)
+    number: int = 0
 
     @property
     def reliable(self) -> bool:
         return bool(self.flags & FLAG_RELIABLE)
 
 
-def encode_data_packet(meta: bytes, payload: bytes, *, reliable: bool = True) -> bytes:
+def encode_data_packet(
+    meta: bytes, payload: bytes, *, reliable: bool = True, number: int = 0
+) -> bytes:
+    """``number`` > 0 numbers the packet (a client's reliable packet awaiting its ack)."""
     if len(meta) > 0xFFFF:
         raise ValueError("data packet meta longer than 65535 bytes")
     flags = FLAG_RELIABLE if reliable else 0
-    return b"".join((bytes((DATA_PACKET, flags)), _U16.pack(len(meta)), meta, payload))
+    if number:
+        if not 0 < number <= 0xFFFFFFFF:
+            raise ValueError("data packet number out of range")
+        head = bytes((DATA_PACKET, flags | FLAG_NUMBERED)) + _U32.pack(number)
+    else:
+        head = bytes((DATA_PACKET, flags))
+    return b"".join((head, _U16.pack(len(meta)), meta, payload))
 
 
 def decode_data_packet(frame: bytes) -> DataPacketFrame:
@@ -141,9 +159,20 @@ def decode_data_packet(frame: bytes) -> DataPacketFrame:
     if len(frame) < 4 or frame[0] != DATA_PACKET:
         raise BadBinaryFrame("data packet frame too short")
     flags = frame[1]
-    if flags & ~FLAG_RELIABLE:
+    if flags & ~(FLAG_RELIABLE | FLAG_NUMBERED):
         raise BadBinaryFrame(f"unknown data packet flags 0x{flags:02x}")
-    (n,) = _U16.unpack_from(frame, 2)
-    if len(frame) < 4 + n:
+    at, number = 2, 0
+    if flags & FLAG_NUMBERED:
+        if len(frame) < 8:
+            raise BadBinaryFrame("data packet frame too short for its number")
+        (number,) = _U32.unpack_from(frame, 2)
+        if number == 0:
+            raise BadBinaryFrame("data packet number 0 (numbers start at 1)")
+        at = 6
+    (n,) = _U16.unpack_from(frame, at)
+    start = at + 2
+    if len(frame) < start + n:
         raise BadBinaryFrame("data packet frame too short for its meta")
-    return DataPacketFrame(flags, frame[4 : 4 + n], frame[4 + n :])
+    return DataPacketFrame(
+        flags, frame[start : start + n], frame[start + n :], number
+    )

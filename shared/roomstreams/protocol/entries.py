@@ -21,7 +21,8 @@ kind   fields
 ``c``  chunk: ``sid``, ``n``, ``d`` the ChunkFrame (text) or the binary byte chunk frame
 ``t``  trailer: ``sid``, ``n``, ``d`` the DeliveredTrailer frame
 ``p``  data packet: ``tp`` topic, ``ds`` destinations (JSON list, optional), ``n`` bytes,
-       ``d`` the binary data packet frame to deliver (sender stamped)
+       ``d`` the binary data packet frame to deliver (sender stamped), ``pn`` the sender's
+       packet number when it awaits an acknowledgement (optional)
 ``rd`` resync done (``s`` empty): gateway ``g`` has re-announced its participants of this
        room to the router of epoch ``e``
 ``m``  participant update: ``i`` identity, ``d`` JSON of the new values
@@ -52,7 +53,8 @@ re-announcements are appended.
 Inbox fields: ``to`` space-separated session ids, ``d`` frame, ``so``/``se`` stream id
 opened/ended by this frame (the gateway tracks what each socket is receiving), ``p``
 partition, ``e`` router epoch, ``q`` sequence per (partition, epoch). Kind ``k``: absent for a
-delivery, ``a`` for pacing acknowledgements (``d`` = JSON {session: bytes}), ``x`` to close
+delivery, ``a`` for pacing acknowledgements (``d`` = JSON {session: bytes}; ``pk`` = JSON
+{session: highest numbered data packet routed}, batched per router wake-up), ``x`` to close
 the sessions in ``to`` (``d`` = GoAwayFrame).
 """
 
@@ -111,6 +113,8 @@ class LogEntry:
     announced: bool = True
     #: the joining connection's pacing window in bytes (the router acknowledges in quarters)
     window: int = 0
+    #: a data packet's number (its sender awaits the router's acknowledgement), 0: none
+    packet: int = 0
     extra: dict[str, str] = field(default_factory=dict)
     #: the entry's id in its room log, set by the router when it reads it (never written)
     entry_id: bytes = b""
@@ -154,6 +158,9 @@ class LogEntry:
             ds = f.get(b"ds")
             if ds:
                 e.destinations = tuple(json.loads(ds))
+            pn = f.get(b"pn")
+            if pn:
+                e.packet = int(pn)
         elif kind == "rd":
             e.gateway = f[b"g"].decode()
             e.epoch = f[b"e"].decode()
@@ -216,6 +223,8 @@ def encode_log_entry(e: LogEntry) -> Fields:
         f["n"] = e.size
         if e.destinations:
             f["ds"] = json.dumps(list(e.destinations))
+        if e.packet:
+            f["pn"] = e.packet
     elif e.kind == "rd":
         f["g"] = e.gateway
         f["e"] = e.epoch

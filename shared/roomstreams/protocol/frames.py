@@ -58,6 +58,7 @@ __all__ = [
     "ChunkFrame",
     "ClientFrame",
     "ClosedFrame",
+    "DataAckFrame",
     "DeliveredHeader",
     "DeliveredRpcAck",
     "DeliveredRpcRequest",
@@ -338,6 +339,17 @@ class ErrorFrame(_Frame):
     message: str
     stream_id: str | None = None
     req: int | None = None
+    #: ``[first, last]``: the sender's numbered data packets in that range failed with this
+    #: error (refused by the gateway, or lost before routing: Redis restarted, lag)
+    packets: tuple[int, int] | None = None
+
+
+class DataAckFrame(_Frame):
+    """The router routed (delivered to the recipients' gateways) the sender's numbered data
+    packets up to ``n``: cumulative, one per sender and router wake-up at most."""
+
+    type: Literal["data_ack"] = "data_ack"
+    n: int
 
 
 class GoAwayFrame(_Frame):
@@ -376,6 +388,7 @@ ServerFrame = Annotated[
     | ParticipantJoinedFrame
     | ParticipantLeftFrame
     | AckFrame
+    | DataAckFrame
     | DeliveredHeader
     | ChunkFrame
     | DeliveredTrailer
