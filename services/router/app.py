@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from roomstreams._redisio import Client
 from roomstreams._redisio import client as redis_client
 from roomstreams._tasks import cancel_and_wait
+from roomstreams.events import ROOM_EVENTS_MAXLEN, room_events_publisher
 from roomstreams.events import broker as make_broker
 from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, inbox_key, lease_key
 from services.api.http import ApiHttpServer
@@ -61,6 +62,8 @@ class Router:
         self.s = settings
         self.id = secrets.token_hex(4)
         self.broker = broker
+        #: typed (RoomEvent): FastStream's AsyncAPI document shows what backends consume
+        self._events_pub = room_events_publisher(broker) if broker is not None else None
         self._r = redis_client(settings.redis_url, f"roomstreams-router-{self.id}")
         self._workers: dict[int, tuple[PartitionWorker, asyncio.Task[None], Client]] = {}
         self._events: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=100_000)
@@ -226,10 +229,10 @@ class Router:
         while not self._stopping:
             ev = await self._events.get()
             try:
-                if self.broker is not None:
-                    await self.broker.publish(ev, stream=ROOM_EVENTS, maxlen=100_000)
+                if self._events_pub is not None:  # typed publisher: MAXLEN ~ROOM_EVENTS_MAXLEN
+                    await self._events_pub.publish(ev)
                 else:
-                    await self._r.xadd(ROOM_EVENTS, ev, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+                    await self._r.xadd(ROOM_EVENTS, ev, maxlen=ROOM_EVENTS_MAXLEN, approximate=True)  # type: ignore[arg-type]
             except RedisError:
                 logger.exception("publishing a room event failed")
 

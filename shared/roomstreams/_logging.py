@@ -97,4 +97,3 @@ def configure_service_logging(level: str) -> None:
     except ValueError as exc:  # LogFormatError, or logging's "Unknown level"
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-

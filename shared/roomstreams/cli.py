@@ -790,6 +790,44 @@ def participants(
     _table(rows)
 
 
+# -- docs: the published contracts (roomstreams docs) ---------------------------------------
+
+
+@app.command()
+def docs(
+    which: Annotated[
+        str | None,
+        typer.Argument(
+            help="protocol (the client wire protocol's JSON Schema) or asyncapi (the room "
+            "events, AsyncAPI 3.0); without it, both (with --out).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", file_okay=False, help="Write the files into this directory."
+        ),
+    ] = None,
+) -> None:
+    """Print or write the published contracts (roomstreams docs): the JSON Schema of the
+    client wire protocol (protocol.schema.json) and the AsyncAPI document of the room-events
+    stream backend services consume (asyncapi.json), as shipped in the package."""
+    from . import _schemas
+
+    names = {"protocol": "protocol.schema.json", "asyncapi": "asyncapi.json"}
+    if which is not None and which not in names:
+        raise _usage(f"roomstreams docs {which!r}: choose protocol or asyncapi")
+    chosen = [names[which]] if which is not None else list(names.values())
+    if out is None:
+        if which is None:
+            raise _usage("roomstreams docs: name one (protocol or asyncapi) or give --out DIR")
+        typer.echo(_schemas.packaged(chosen[0]), nl=False)
+        return
+    for path in _schemas.write(out, chosen):
+        err_console.print(f"wrote {path} ({_schemas.FILES[path.name]})", highlight=False)
+
+
 def main() -> None:
     """Entry point of the ``roomstreams`` console script. A mistake in the command line is one
     line and exit code 2; an unexpected error is one line and exit code 1, its traceback only

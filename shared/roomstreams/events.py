@@ -25,12 +25,21 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
-from pydantic import BaseModel
+from faststream.redis.publisher.usecase import StreamPublisher
+from pydantic import BaseModel, ConfigDict
 
 from ._redisio import cluster_seeds, is_cluster_url
 from .protocol.keys import ROOM_EVENTS
 
-__all__ = ["ROOM_EVENTS", "RoomEvent", "broker", "room_events", "room_events_claimer"]
+__all__ = [
+    "ROOM_EVENTS",
+    "ROOM_EVENTS_MAXLEN",
+    "RoomEvent",
+    "broker",
+    "room_events",
+    "room_events_claimer",
+    "room_events_publisher",
+]
 
 
 def broker(url: str, **options: Any) -> RedisBroker:
@@ -44,12 +53,38 @@ def broker(url: str, **options: Any) -> RedisBroker:
 
 
 class RoomEvent(BaseModel):
+    """One entry of the ``rs:room-events`` stream: a room started or finished, or a
+    participant joined or left it (the router publishes them as it routes the room log)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     event: Literal["room_started", "participant_joined", "participant_left", "room_finished"]
+    """What happened."""
     room: str
-    #: milliseconds since the epoch, as a string (Redis field)
+    """The room's name."""
     t: str
+    """When, in milliseconds since the epoch, as a string (a Redis stream field)."""
     identity: str = ""
+    """The participant, for ``participant_joined`` / ``participant_left``."""
     reason: str = ""
+    """Why a participant left (``participant_left``), e.g. ``disconnected``, ``removed``."""
+
+
+#: what the router writes on each entry (approximate MAXLEN: old events are trimmed)
+ROOM_EVENTS_MAXLEN = 100_000
+
+
+def room_events_publisher(broker: RedisBroker) -> StreamPublisher:
+    """The router's typed publisher of :class:`RoomEvent` on ``rs:room-events`` (FastStream
+    puts its payload model in the AsyncAPI document: ``roomstreams docs asyncapi``)."""
+    return broker.publisher(
+        stream=StreamSub(ROOM_EVENTS, maxlen=ROOM_EVENTS_MAXLEN),
+        schema=RoomEvent,
+        title="rs:room-events:publish",
+        description="The router appends one entry per room lifecycle event (XADD, "
+        f"MAXLEN ~{ROOM_EVENTS_MAXLEN}); entries stay until trimmed, so consumer groups "
+        "that fall behind or restart miss nothing.",
+    )
 
 
 def room_events(*, group: str, consumer: str) -> StreamSub:
