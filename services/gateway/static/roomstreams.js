@@ -175,6 +175,14 @@ function header(o) {
     sender: str(o, "sender")
   };
 }
+function packetRange(o) {
+  const p = o["packets"];
+  if (p === void 0 || p === null) return null;
+  if (!Array.isArray(p) || p.length !== 2 || !p.every((n) => Number.isInteger(n))) {
+    fail("field packets must be [first, last]");
+  }
+  return [p[0], p[1]];
+}
 function parseServerFrame(text) {
   let raw;
   try {
@@ -205,6 +213,8 @@ function parseServerFrame(text) {
       return { type, identity: str(o, "identity"), reason: str(o, "reason", "") };
     case "ack":
       return { type, req: int(o, "req") };
+    case "data_ack":
+      return { type, n: int(o, "n") };
     case "header":
       return header(o);
     case "chunk": {
@@ -228,7 +238,8 @@ function parseServerFrame(text) {
         code: str(o, "code"),
         message: str(o, "message"),
         stream_id: optStr(o, "stream_id"),
-        req: o["req"] === void 0 || o["req"] === null ? null : int(o, "req")
+        req: o["req"] === void 0 || o["req"] === null ? null : int(o, "req"),
+        packets: packetRange(o)
       };
     case "goaway":
       return { type, code: str(o, "code"), reason: str(o, "reason") };
@@ -482,6 +493,7 @@ var MAX_RPC_PAYLOAD_BYTES = 15 * 1024;
 var BYTE_CHUNK = 1;
 var DATA_PACKET = 2;
 var FLAG_RELIABLE = 1;
+var FLAG_NUMBERED = 2;
 var encoder = new TextEncoder();
 var decoder = new TextDecoder("utf-8", { fatal: true });
 var BadBinaryFrame = class extends Error {
@@ -525,29 +537,46 @@ function decodeByteChunk(frame) {
   const chunkIndex = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(end, false);
   return { streamId, chunkIndex, payload: frame.subarray(end + 4) };
 }
-function encodeDataPacket(meta, payload, reliable = true) {
+function encodeDataPacket(meta, payload, reliable = true, number = 0) {
   if (meta.length > 65535) throw new RangeError("data packet meta longer than 65535 bytes");
-  const out = new Uint8Array(4 + meta.length + payload.length);
+  if (number < 0 || number > 4294967295 || !Number.isInteger(number)) {
+    throw new RangeError("data packet number out of range");
+  }
+  const head = number ? 6 : 2;
+  const out = new Uint8Array(head + 2 + meta.length + payload.length);
+  const view = new DataView(out.buffer);
   out[0] = DATA_PACKET;
-  out[1] = reliable ? FLAG_RELIABLE : 0;
-  new DataView(out.buffer).setUint16(2, meta.length, false);
-  out.set(meta, 4);
-  out.set(payload, 4 + meta.length);
+  out[1] = (reliable ? FLAG_RELIABLE : 0) | (number ? FLAG_NUMBERED : 0);
+  if (number) view.setUint32(2, number, false);
+  view.setUint16(head, meta.length, false);
+  out.set(meta, head + 2);
+  out.set(payload, head + 2 + meta.length);
   return out;
 }
 function decodeDataPacket(frame) {
   if (frame.length < 4 || frame[0] !== DATA_PACKET) throw new BadBinaryFrame("data packet frame too short");
   const flags = frame[1];
-  if (flags & ~FLAG_RELIABLE) {
+  if (flags & ~(FLAG_RELIABLE | FLAG_NUMBERED)) {
     throw new BadBinaryFrame(`unknown data packet flags 0x${flags.toString(16).padStart(2, "0")}`);
   }
-  const n = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint16(2, false);
-  if (frame.length < 4 + n) throw new BadBinaryFrame("data packet frame too short for its meta");
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  let at = 2;
+  let number = 0;
+  if (flags & FLAG_NUMBERED) {
+    if (frame.length < 8) throw new BadBinaryFrame("data packet frame too short for its number");
+    number = view.getUint32(2, false);
+    if (number === 0) throw new BadBinaryFrame("data packet number 0 (numbers start at 1)");
+    at = 6;
+  }
+  const n = view.getUint16(at, false);
+  const start = at + 2;
+  if (frame.length < start + n) throw new BadBinaryFrame("data packet frame too short for its meta");
   return {
     flags,
     reliable: (flags & FLAG_RELIABLE) !== 0,
-    meta: frame.subarray(4, 4 + n),
-    payload: frame.subarray(4 + n)
+    meta: frame.subarray(start, start + n),
+    payload: frame.subarray(start + n),
+    number
   };
 }
 function parseDeliveredMeta(meta) {
@@ -1261,7 +1290,7 @@ var TypedEmitter = class {
 };
 
 // src/client/data.ts
-function dataPacketFrame(payload, options = {}) {
+function dataPacketFrame(payload, options = {}, number = 0) {
   let data;
   if (typeof payload === "string") data = utf8.encode(payload);
   else if (payload instanceof Uint8Array) data = payload;
@@ -1276,7 +1305,7 @@ function dataPacketFrame(payload, options = {}) {
     topic: checkDataTopic(options.topic),
     destination_identities: checkDestinations(options.destinationIdentities)
   };
-  return encodeDataPacket(utf8.encode(JSON.stringify(meta)), data, options.reliable ?? true);
+  return encodeDataPacket(utf8.encode(JSON.stringify(meta)), data, options.reliable ?? true, number);
 }
 function packetFromFrame(frame) {
   const p = decodeDataPacket(frame);
@@ -1523,11 +1552,22 @@ var LocalParticipant = class extends Participant {
     return sendFile(this.room, file, options);
   }
   /** Send a data packet (at most 15000 bytes; a string is sent as UTF-8) to every other
-   * participant, or to `destinationIdentities`. Resolves once it is on its way. */
+   * participant, or to `destinationIdentities`. A reliable one (the default) resolves once the
+   * router routed it (its data-packet ack; calls in flight share acks) and rejects with a
+   * ServerError or ConnectionClosed saying why it may not arrive; `reliable: false` resolves
+   * once it is on the socket (lossy: may be dropped under pressure). */
   async publishData(data, options = {}) {
-    const frame = dataPacketFrame(data, options);
+    const lossy = options.reliable === false;
+    const frame = dataPacketFrame(data, options, lossy ? 0 : 1);
     this.room.ensureCanPublish();
-    await this.room.send(frame);
+    if (lossy) {
+      await this.room.send(frame);
+      return;
+    }
+    await this.room.sendPacket((n) => {
+      new DataView(frame.buffer, frame.byteOffset, frame.byteLength).setUint32(2, n, false);
+      return frame;
+    });
   }
 };
 
@@ -1718,6 +1758,7 @@ var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([4009, 4010, 4029]);
 var RECONNECT_FIRST_DELAY = 100;
 var RECONNECT_MAX_DELAY = 2e3;
 var DRAIN_POLL_MS = 2;
+var PACKET_WINDOW = 256;
 var Room = class extends TypedEmitter {
   constructor(options = {}) {
     super();
@@ -1736,6 +1777,10 @@ var Room = class extends TypedEmitter {
     __publicField(this, "writers", /* @__PURE__ */ new Map());
     __publicField(this, "acks", /* @__PURE__ */ new Map());
     __publicField(this, "nextReq", 1);
+    /** data-packet acks: numbered packets awaiting the router's data_ack (in number order) */
+    __publicField(this, "packets", /* @__PURE__ */ new Map());
+    __publicField(this, "packetNo", 0);
+    __publicField(this, "packetWaiters", []);
     __publicField(this, "joined");
     __publicField(this, "closeReason", "");
     __publicField(this, "url", "");
@@ -1755,7 +1800,8 @@ var Room = class extends TypedEmitter {
       ensureConnected: () => room.ensureConnected(),
       ensureCanPublish: () => room.ensureCanPublish(),
       openWriter: (writer, header2) => room.openWriter(writer, header2),
-      request: (build) => room.request(build)
+      request: (build) => room.request(build),
+      sendPacket: (build) => room.sendPacket(build)
     };
     this.rpc = new Rpcs({ send: (frame) => room.send(frame), ensureConnected: () => room.ensureConnected() });
     this.localParticipant = new LocalParticipant(this.link, this.rpc);
@@ -1936,6 +1982,13 @@ var Room = class extends TypedEmitter {
     const err = new ConnectionClosed(reason);
     for (const d of this.acks.values()) d.reject(err);
     this.acks.clear();
+    if (this.packets.size) {
+      const lost = new ConnectionClosed(
+        `${reason} (data packet not acknowledged by the router: it may or may not have been delivered)`
+      );
+      for (const d of this.packets.values()) d.reject(lost);
+      this.packets.clear();
+    }
     this.joined?.reject(err);
     this.rpc.connectionLost(reason);
   }
@@ -2001,6 +2054,45 @@ var Room = class extends TypedEmitter {
    * Waits first while the socket holds more than `sendBufferBytes` unsent (the pacing: the
    * gateway stops reading a sender that is ahead of the router, TCP fills up, and this
    * buffer with it). */
+  /** A numbered data packet: waits for a slot of the window (PACKET_WINDOW in flight), sends
+   * `build(n)` with the next number (taken right before the write, so numbers follow the
+   * socket's order), resolves on the router's `data_ack` covering `n`. */
+  async sendPacket(build) {
+    while (this.packets.size >= PACKET_WINDOW) await new Promise((r) => this.packetWaiters.push(r));
+    const d = deferred();
+    let n = 0;
+    try {
+      await this.send(() => {
+        n = ++this.packetNo;
+        this.packets.set(n, d);
+        return build(n);
+      });
+    } catch (e) {
+      if (n) this.packets.delete(n);
+      this.packetWaiters.shift()?.();
+      throw e;
+    }
+    try {
+      await d.promise;
+    } finally {
+      this.packetWaiters.shift()?.();
+    }
+  }
+  packetsAcked(n) {
+    for (const [k, d] of this.packets) {
+      if (k > n) break;
+      this.packets.delete(k);
+      d.resolve();
+    }
+  }
+  packetsFailed(first, last, err) {
+    for (const [k, d] of [...this.packets]) {
+      if (k >= first && k <= last) {
+        this.packets.delete(k);
+        d.reject(err);
+      }
+    }
+  }
   async send(frame) {
     const ws = this.ws;
     if (!ws || ws.readyState !== WS_OPEN) throw new ConnectionClosed(this.closeReason || "not connected");
@@ -2016,7 +2108,7 @@ var Room = class extends TypedEmitter {
       }
     }
     try {
-      ws.send(frame);
+      ws.send(typeof frame === "function" ? frame() : frame);
     } catch (e) {
       throw new ConnectionClosed(this.closeReason || `connection closed: ${String(e)}`);
     }
@@ -2122,6 +2214,8 @@ var Room = class extends TypedEmitter {
         d?.resolve();
         return;
       }
+      case "data_ack":
+        return this.packetsAcked(frame.n);
       case "error":
         return this.onError(frame);
       case "joined":
@@ -2247,6 +2341,10 @@ var Room = class extends TypedEmitter {
         d.reject(err);
         return;
       }
+    }
+    if (f.packets !== null) {
+      this.packetsFailed(f.packets[0], f.packets[1], err);
+      return;
     }
     if (this.listenerCount("serverError" /* ServerError */) === 0) logError(`gateway reported an error: ${err.message}`);
     this.emit("serverError" /* ServerError */, err);

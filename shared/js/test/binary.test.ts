@@ -68,3 +68,18 @@ test('delivered meta is parsed and checked', () => {
   assert.throws(() => parseDeliveredMeta(enc.encode('{"topic":"t"}')), BadBinaryFrame);
   assert.throws(() => parseDeliveredMeta(enc.encode('nope')), BadBinaryFrame);
 });
+
+test('numbered data packet: flag bit 1, u32 BE number after the flags, then meta length', () => {
+  const meta = new TextEncoder().encode('{"topic":"t"}');
+  const frame = encodeDataPacket(meta, new Uint8Array([9]), true, 70000);
+  assert.equal(frame[1], 0x03);
+  assert.equal(new DataView(frame.buffer).getUint32(2, false), 70000);
+  const p = decodeDataPacket(frame);
+  assert.equal(p.number, 70000);
+  assert.equal(p.reliable, true);
+  assert.deepEqual([...p.meta], [...meta]);
+  assert.deepEqual([...p.payload], [9]);
+  assert.equal(decodeDataPacket(encodeDataPacket(meta, new Uint8Array(), true)).number, 0);
+  assert.throws(() => decodeDataPacket(frame.subarray(0, 7)), BadBinaryFrame);
+  assert.throws(() => decodeDataPacket(new Uint8Array([2, 3, 0, 0, 0, 0, 0, 0])), BadBinaryFrame);
+});

@@ -96,7 +96,11 @@ test('server frames parse, with defaults for missing optional fields', () => {
     message: 'm',
     stream_id: null,
     req: null,
+    packets: null,
   });
+  assert.deepEqual(parseServerFrame('{"type":"data_ack","n":7}'), { type: 'data_ack', n: 7 });
+  const lost = parseServerFrame('{"type":"error","code":"lagged","message":"m","packets":[3,9]}');
+  assert.equal(lost.type === 'error' && lost.packets?.join(), '3,9');
   assert.deepEqual(parseServerFrame('{"type":"closed","stream_id":"s"}'), { type: 'closed', stream_id: 's' });
   assert.deepEqual(parseServerFrame('{"type":"goaway","code":"1001","reason":"draining"}'), {
     type: 'goaway',

@@ -2,8 +2,10 @@
  * Data packets: `LocalParticipant.publishData` and the `DataReceived` event (mirror of
  * `roomstreams/client/data.py`). A packet is one binary frame of at most 15000 bytes of
  * payload; it goes through the room log like everything else, so it is ordered with the room's
- * other traffic. Every packet is delivered reliably and in order, `reliable: false` included
- * (the flag is carried to receivers as `kind`).
+ * other traffic. `reliable` (the default) packets are numbered and `publishData` resolves once
+ * the router routed them (its `data_ack`, shared by the calls in flight); `reliable: false` ones
+ * resolve once on the socket and may be dropped by a receiver's gateway when that receiver's
+ * send queue is congested (LiveKit's lossy channel).
  */
 
 import { InvalidInput } from '../exceptions.js';
@@ -15,7 +17,8 @@ import { DataPacket_Kind } from './events.js';
 import { utf8 } from './util.js';
 
 export interface DataPublishOptions {
-  /** carried to receivers as `kind` (every packet is delivered reliably here) */
+  /** true (default): resolve once the router routed it (acknowledged); false: lossy, may be
+   * dropped under pressure (carried to receivers as `kind`) */
   reliable?: boolean;
   /** only these participants receive it (default: everyone else in the room) */
   destinationIdentities?: string[];
@@ -32,8 +35,13 @@ export interface ReceivedDataPacket {
   destinationIdentities: string[];
 }
 
-/** The binary frame of a packet to publish; throws {@link InvalidInput} on bad input. */
-export function dataPacketFrame(payload: Uint8Array | string, options: DataPublishOptions = {}): Uint8Array {
+/** The binary frame of a packet to publish (numbered `number` when > 0); throws
+ * {@link InvalidInput} on bad input. */
+export function dataPacketFrame(
+  payload: Uint8Array | string,
+  options: DataPublishOptions = {},
+  number = 0,
+): Uint8Array {
   let data: Uint8Array;
   if (typeof payload === 'string') data = utf8.encode(payload);
   else if (payload instanceof Uint8Array) data = payload;
@@ -48,7 +56,7 @@ export function dataPacketFrame(payload: Uint8Array | string, options: DataPubli
     topic: checkDataTopic(options.topic),
     destination_identities: checkDestinations(options.destinationIdentities),
   };
-  return encodeDataPacket(utf8.encode(JSON.stringify(meta)), data, options.reliable ?? true);
+  return encodeDataPacket(utf8.encode(JSON.stringify(meta)), data, options.reliable ?? true, number);
 }
 
 /** Decode a delivered data packet frame (throws BadBinaryFrame when malformed). */

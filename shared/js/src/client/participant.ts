@@ -325,10 +325,22 @@ export class LocalParticipant extends Participant {
   }
 
   /** Send a data packet (at most 15000 bytes; a string is sent as UTF-8) to every other
-   * participant, or to `destinationIdentities`. Resolves once it is on its way. */
+   * participant, or to `destinationIdentities`. A reliable one (the default) resolves once the
+   * router routed it (its data-packet ack; calls in flight share acks) and rejects with a
+   * ServerError or ConnectionClosed saying why it may not arrive; `reliable: false` resolves
+   * once it is on the socket (lossy: may be dropped under pressure). */
   async publishData(data: Uint8Array | string, options: DataPublishOptions = {}): Promise<void> {
-    const frame = dataPacketFrame(data, options);
+    const lossy = options.reliable === false;
+    // checks the input (throws before sending); a reliable one gets its number when written
+    const frame = dataPacketFrame(data, options, lossy ? 0 : 1);
     this.room.ensureCanPublish();
-    await this.room.send(frame);
+    if (lossy) {
+      await this.room.send(frame);
+      return;
+    }
+    await this.room.sendPacket((n) => {
+      new DataView(frame.buffer, frame.byteOffset, frame.byteLength).setUint32(2, n, false);
+      return frame;
+    });
   }
 }

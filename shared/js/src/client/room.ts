@@ -86,6 +86,10 @@ const DRAIN_POLL_MS = 2;
 
 type Reader = StreamReaderBase<BaseStreamInfo, string> | StreamReaderBase<BaseStreamInfo, Uint8Array>;
 
+/** Numbered data packets (`publishData` with `reliable` true) one room keeps in flight at most:
+ * sent, not yet acknowledged by the router; a call beyond it waits for a slot. */
+export const PACKET_WINDOW = 256;
+
 export class Room extends TypedEmitter<RoomEventCallbacks> {
   readonly localParticipant: LocalParticipant;
   /** The other participants, by identity. */
@@ -103,6 +107,10 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
   private readonly writers = new Map<string, StreamWriterBase<BaseStreamInfo>>();
   private readonly acks = new Map<number, Deferred<void>>();
   private nextReq = 1;
+  /** data-packet acks: numbered packets awaiting the router's data_ack (in number order) */
+  private readonly packets = new Map<number, Deferred<void>>();
+  private packetNo = 0;
+  private readonly packetWaiters: (() => void)[] = [];
   private joined: Deferred<void> | undefined;
   private closeReason = '';
   private url = '';
@@ -126,6 +134,7 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       ensureCanPublish: () => room.ensureCanPublish(),
       openWriter: (writer, header) => room.openWriter(writer, header),
       request: (build) => room.request(build),
+      sendPacket: (build) => room.sendPacket(build),
     };
     this.rpc = new Rpcs({ send: (frame) => room.send(frame), ensureConnected: () => room.ensureConnected() });
     this.localParticipant = new LocalParticipant(this.link, this.rpc);
@@ -324,6 +333,13 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
     const err = new ConnectionClosed(reason);
     for (const d of this.acks.values()) d.reject(err);
     this.acks.clear();
+    if (this.packets.size) {
+      const lost = new ConnectionClosed(
+        `${reason} (data packet not acknowledged by the router: it may or may not have been delivered)`,
+      );
+      for (const d of this.packets.values()) d.reject(lost);
+      this.packets.clear();
+    }
     this.joined?.reject(err);
     this.rpc.connectionLost(reason);
   }
@@ -396,7 +412,49 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
    * Waits first while the socket holds more than `sendBufferBytes` unsent (the pacing: the
    * gateway stops reading a sender that is ahead of the router, TCP fills up, and this
    * buffer with it). */
-  private async send(frame: string | Uint8Array): Promise<void> {
+  /** A numbered data packet: waits for a slot of the window (PACKET_WINDOW in flight), sends
+   * `build(n)` with the next number (taken right before the write, so numbers follow the
+   * socket's order), resolves on the router's `data_ack` covering `n`. */
+  private async sendPacket(build: (n: number) => Uint8Array): Promise<void> {
+    while (this.packets.size >= PACKET_WINDOW) await new Promise<void>((r) => this.packetWaiters.push(r));
+    const d = deferred<void>();
+    let n = 0;
+    try {
+      await this.send(() => {
+        n = ++this.packetNo;
+        this.packets.set(n, d);
+        return build(n);
+      });
+    } catch (e) {
+      if (n) this.packets.delete(n);
+      this.packetWaiters.shift()?.();
+      throw e;
+    }
+    try {
+      await d.promise;
+    } finally {
+      this.packetWaiters.shift()?.();
+    }
+  }
+
+  private packetsAcked(n: number): void {
+    for (const [k, d] of this.packets) {
+      if (k > n) break;
+      this.packets.delete(k);
+      d.resolve();
+    }
+  }
+
+  private packetsFailed(first: number, last: number, err: Error): void {
+    for (const [k, d] of [...this.packets]) {
+      if (k >= first && k <= last) {
+        this.packets.delete(k);
+        d.reject(err);
+      }
+    }
+  }
+
+  private async send(frame: string | Uint8Array | (() => string | Uint8Array)): Promise<void> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WS_OPEN) throw new ConnectionClosed(this.closeReason || 'not connected');
     const limit = this.options.sendBufferBytes ?? 256 * 1024;
@@ -411,7 +469,7 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       }
     }
     try {
-      ws.send(frame);
+      ws.send(typeof frame === 'function' ? frame() : frame);
     } catch (e) {
       throw new ConnectionClosed(this.closeReason || `connection closed: ${String(e)}`);
     }
@@ -532,6 +590,8 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
         d?.resolve();
         return;
       }
+      case 'data_ack':
+        return this.packetsAcked(frame.n);
       case 'error':
         return this.onError(frame);
       case 'joined':
@@ -665,6 +725,11 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
         d.reject(err);
         return;
       }
+    }
+    if (f.packets !== null) {
+      // numbered data packets that failed (refused, or lost before routing): their calls reject
+      this.packetsFailed(f.packets[0], f.packets[1], err);
+      return;
     }
     if (this.listenerCount(RoomEvent.ServerError) === 0) logError(`gateway reported an error: ${err.message}`);
     this.emit(RoomEvent.ServerError, err);

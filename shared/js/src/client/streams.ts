@@ -231,6 +231,10 @@ export interface RoomLink extends WriterTransport {
   /** Send a frame carrying `req` (built by `build`); resolves on its `ack`, rejects with its
    * `error` (a ServerError) or when the connection is lost. */
   request(build: (req: number) => string): Promise<void>;
+  /** Send a numbered data packet (built by `build` from its number right before it is
+   * written); resolves on the router's `data_ack` covering it, rejects with a ServerError
+   * naming it or when the connection is lost. */
+  sendPacket(build: (n: number) => Uint8Array): Promise<void>;
   /** Register `writer` (so the server's answers about it reach it) and send its header. */
   openWriter(writer: StreamWriterBase<BaseStreamInfo>, header: HeaderFrame): Promise<void>;
 }

@@ -15,6 +15,8 @@ import { MAX_STREAM_ID_BYTES } from './limits.js';
 export const BYTE_CHUNK = 0x01;
 export const DATA_PACKET = 0x02;
 export const FLAG_RELIABLE = 0x01;
+/** a u32 packet number follows the flags: the sender awaits the router's `data_ack` */
+export const FLAG_NUMBERED = 0x02;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -76,6 +78,8 @@ export interface DataPacketFrame {
   reliable: boolean;
   meta: Uint8Array;
   payload: Uint8Array;
+  /** the sender's packet number (0: not numbered) */
+  number: number;
 }
 
 /** The JSON meta of a data packet as a client sends it. */
@@ -89,14 +93,22 @@ export interface DeliveredDataMeta extends DataMeta {
   sender: string;
 }
 
-export function encodeDataPacket(meta: Uint8Array, payload: Uint8Array, reliable = true): Uint8Array {
+/** `number` > 0 numbers the packet: the sender awaits the router's `data_ack` covering it
+ * (flag bit 1, a u32 BE number after the flags). */
+export function encodeDataPacket(meta: Uint8Array, payload: Uint8Array, reliable = true, number = 0): Uint8Array {
   if (meta.length > 0xffff) throw new RangeError('data packet meta longer than 65535 bytes');
-  const out = new Uint8Array(4 + meta.length + payload.length);
+  if (number < 0 || number > 0xffffffff || !Number.isInteger(number)) {
+    throw new RangeError('data packet number out of range');
+  }
+  const head = number ? 6 : 2;
+  const out = new Uint8Array(head + 2 + meta.length + payload.length);
+  const view = new DataView(out.buffer);
   out[0] = DATA_PACKET;
-  out[1] = reliable ? FLAG_RELIABLE : 0;
-  new DataView(out.buffer).setUint16(2, meta.length, false);
-  out.set(meta, 4);
-  out.set(payload, 4 + meta.length);
+  out[1] = (reliable ? FLAG_RELIABLE : 0) | (number ? FLAG_NUMBERED : 0);
+  if (number) view.setUint32(2, number, false);
+  view.setUint16(head, meta.length, false);
+  out.set(meta, head + 2);
+  out.set(payload, head + 2 + meta.length);
   return out;
 }
 
@@ -104,16 +116,27 @@ export function encodeDataPacket(meta: Uint8Array, payload: Uint8Array, reliable
 export function decodeDataPacket(frame: Uint8Array): DataPacketFrame {
   if (frame.length < 4 || frame[0] !== DATA_PACKET) throw new BadBinaryFrame('data packet frame too short');
   const flags = frame[1]!;
-  if (flags & ~FLAG_RELIABLE) {
+  if (flags & ~(FLAG_RELIABLE | FLAG_NUMBERED)) {
     throw new BadBinaryFrame(`unknown data packet flags 0x${flags.toString(16).padStart(2, '0')}`);
   }
-  const n = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint16(2, false);
-  if (frame.length < 4 + n) throw new BadBinaryFrame('data packet frame too short for its meta');
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  let at = 2;
+  let number = 0;
+  if (flags & FLAG_NUMBERED) {
+    if (frame.length < 8) throw new BadBinaryFrame('data packet frame too short for its number');
+    number = view.getUint32(2, false);
+    if (number === 0) throw new BadBinaryFrame('data packet number 0 (numbers start at 1)');
+    at = 6;
+  }
+  const n = view.getUint16(at, false);
+  const start = at + 2;
+  if (frame.length < start + n) throw new BadBinaryFrame('data packet frame too short for its meta');
   return {
     flags,
     reliable: (flags & FLAG_RELIABLE) !== 0,
-    meta: frame.subarray(4, 4 + n),
-    payload: frame.subarray(4 + n),
+    meta: frame.subarray(start, start + n),
+    payload: frame.subarray(start + n),
+    number,
   };
 }
 

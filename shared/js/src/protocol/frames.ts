@@ -226,6 +226,12 @@ export interface AckFrame {
   req: number;
 }
 
+/** The router routed our numbered data packets up to `n` (cumulative). */
+export interface DataAckFrame {
+  type: 'data_ack';
+  n: number;
+}
+
 /** A header as a receiver sees it: the gateway stamped the sender's identity. */
 export interface DeliveredHeader extends HeaderFrame {
   sender: string;
@@ -247,6 +253,8 @@ export interface ErrorFrame {
   message: string;
   stream_id: string | null;
   req: number | null;
+  /** `[first, last]`: our numbered data packets in that range failed with this error */
+  packets: [number, number] | null;
 }
 
 export interface GoAwayFrame {
@@ -281,6 +289,7 @@ export type ServerFrame =
   | ParticipantJoinedFrame
   | ParticipantLeftFrame
   | AckFrame
+  | DataAckFrame
   | DeliveredHeader
   | ChunkFrame
   | DeliveredTrailer
@@ -414,6 +423,16 @@ function header(o: Obj): DeliveredHeader {
   };
 }
 
+/** An error's `packets` field: `[first, last]` or null. */
+function packetRange(o: Obj): [number, number] | null {
+  const p = o['packets'];
+  if (p === undefined || p === null) return null;
+  if (!Array.isArray(p) || p.length !== 2 || !p.every((n) => Number.isInteger(n))) {
+    fail('field packets must be [first, last]');
+  }
+  return [p[0] as number, p[1] as number];
+}
+
 /** Parse one JSON frame from the gateway; throws {@link BadFrame} when it is not one. */
 export function parseServerFrame(text: string): ServerFrame {
   let raw: unknown;
@@ -445,6 +464,8 @@ export function parseServerFrame(text: string): ServerFrame {
       return { type, identity: str(o, 'identity'), reason: str(o, 'reason', '') };
     case 'ack':
       return { type, req: int(o, 'req') };
+    case 'data_ack':
+      return { type, n: int(o, 'n') };
     case 'header':
       return header(o);
     case 'chunk': {
@@ -469,6 +490,7 @@ export function parseServerFrame(text: string): ServerFrame {
         message: str(o, 'message'),
         stream_id: optStr(o, 'stream_id'),
         req: o['req'] === undefined || o['req'] === null ? null : int(o, 'req'),
+        packets: packetRange(o),
       };
     case 'goaway':
       return { type, code: str(o, 'code'), reason: str(o, 'reason') };
