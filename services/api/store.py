@@ -27,7 +27,7 @@ from roomstreams.core.room import SERVER_SESSION
 from roomstreams.exceptions import RoomStreamsError
 from roomstreams.protocol.binary import DeliveredDataMeta, encode_data_packet
 from roomstreams.protocol.entries import LogEntry, encode_log_entry
-from roomstreams.protocol.keys import ROOMS, members_key, room_log_key
+from roomstreams.protocol.keys import ROOMS, ctl_key_of_log_key, members_key, room_log_key
 from roomstreams.protocol.limits import MAX_DATA_BYTES
 
 __all__ = [
@@ -259,11 +259,10 @@ async def update_room_metadata(
 
 async def _append(r: Client, room: str, partitions: int, entry: LogEntry) -> bool:
     """Append to a live room's log; False when the room has no log (it is gone)."""
-    got = await r.xadd(
-        room_log_key(room, partitions),
-        encode_log_entry(entry),  # type: ignore[arg-type]
-        nomkstream=True,
-    )
+    key = room_log_key(room, partitions)
+    got = await r.xadd(key, encode_log_entry(entry), nomkstream=True)  # type: ignore[arg-type]
+    if got is not None:  # the router may have idled the room: wake it (a rare append)
+        await r.xadd(ctl_key_of_log_key(key), {"room": room}, maxlen=100_000, approximate=True)
     return got is not None
 
 

@@ -31,9 +31,11 @@ from roomstreams.protocol.entries import LogEntry, encode_log_entry
 from roomstreams.protocol.frames import ErrorCode
 from roomstreams.protocol.keys import (
     GATEWAY_EVENTS,
+    ctl_key_of_log_key,
     inbox_key,
     partition_ctl_key,
     partition_of,
+    room_from_log_key,
     room_log_key,
 )
 from roomstreams.token import Claims, verify_token
@@ -49,6 +51,7 @@ from .connection import (
 )
 from .http import GatewayHttp
 from .settings import GatewaySettings
+from .wake import WakeNotices
 
 __all__ = ["Gateway"]
 
@@ -84,6 +87,7 @@ class Gateway:
         self._api: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         # bounded in _append (data entries only)
         self._appends: asyncio.Queue[tuple[str, LogEntry]] = asyncio.Queue()
+        self._wake = WakeNotices(settings.room_idle_after)
         self._stop = asyncio.Event()
         self._draining = False
         self._drained = asyncio.Event()
@@ -340,14 +344,20 @@ class Gateway:
     async def _write_batch(self, batch: list[tuple[str, LogEntry]]) -> None:
         maxlen = self.settings.log_maxlen
         backoff = Backoff(0.05, 2.0)
+        # rooms the router may have idled (see .wake): named on their control stream too
+        now = time.monotonic()
+        wake = {k for k, _ in batch if ":room:" in k and self._wake.needed(k, now)}
         while True:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for key, e in batch:
                         if e.kind == "room":
-                            pipe.xadd(key, {"room": e.topic}, maxlen=1000, approximate=True)
+                            pipe.xadd(key, {"room": e.topic}, maxlen=maxlen, approximate=True)
                         else:
                             pipe.xadd(key, encode_log_entry(e), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+                    for key in wake:  # after the appends: the router finds them when it wakes
+                        room = {"room": room_from_log_key(key)}
+                        pipe.xadd(ctl_key_of_log_key(key), room, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
                     await pipe.execute()
                 return
             except RedisError:

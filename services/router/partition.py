@@ -1,6 +1,13 @@
 """The router's read loop for one partition: one blocking multi-key XREAD over the
-partition's control stream and all its room logs, fold each entry into its room, and write
-all deliveries of the wake-up in one pipeline."""
+partition's control stream and its active room logs, fold each entry into its room, and
+write all deliveries of the wake-up in one pipeline.
+
+Only active rooms are named in the read: a room whose log had no entry for
+``room_idle_after`` seconds is set aside (its state and position stay), so a wake-up costs
+what the rooms with traffic cost, not what the partition holds. A room comes back when its
+name appears on the control stream: gateways put it there with an append to a room they
+have not appended to for a while (``services.gateway.wake`` says why none is missed), and
+a slow sweep of the idle rooms' logs backs that up."""
 
 from __future__ import annotations
 
@@ -185,7 +192,12 @@ class PartitionWorker:
         self.r = redis
         self.ctl = partition_ctl_key(partition)
         self.rooms: dict[str, RoomState] = {}
+        #: read positions of the active rooms (named in every XREAD) and of the idle ones
         self.last: dict[str, bytes | str] = {}
+        self.idle: dict[str, bytes | str] = {}
+        #: when each active room last had an entry (or was woken)
+        self._active: dict[str, float] = {}
+        self._idle_checked = self._swept = time.monotonic()
         self.ctl_last: bytes | str = "0-0"
         self._seq: dict[str, int] = defaultdict(int)
         self._empty_since: dict[str, float] = {}
@@ -201,6 +213,15 @@ class PartitionWorker:
         self._moved: set[str] = set()
         #: cleared to stop: the loop ends after the current read (at most a second)
         self.running = True
+
+    @property
+    def settled(self) -> bool:
+        """Not waiting for the gateways' re-announcements after a takeover."""
+        return self._resync is None
+
+    def open_streams(self) -> int:
+        """Streams open in this partition's rooms (a hand-over would end them)."""
+        return sum(len(r.streams) for r in self.rooms.values())
 
     def drop_gateway(self, gateway: str, reason: str) -> None:
         """Called from outside the loop; applied at the next wake-up."""
@@ -238,6 +259,7 @@ class PartitionWorker:
             room = room_from_log_key(key)
             self.rooms[key] = RoomState(room, settled=False)
             self.last[key] = positions.get(key_b) or await last_id(self.r, key) or "0-0"
+            self._active[key] = time.monotonic()
             # who the previous router had: re-announced members are listed again as they
             # come; the others left meanwhile (told when the room settles)
             mkey = members_key(room, self.s.partitions)
@@ -297,6 +319,9 @@ class PartitionWorker:
                         self.rooms[k] = RoomState(room)
                         self.last[k] = "0-0"
                         self._started.append(room)
+                    elif k in self.idle:  # a wake notice: read it again
+                        self.last[k] = self.idle.pop(k)
+                    self._active[k] = time.monotonic()
                 continue
             state = self.rooms.get(key)
             if state is None:
@@ -323,6 +348,7 @@ class PartitionWorker:
                 self._fold(state, e, batch)
             last_id = entries[-1][0]
             self.last[key] = last_id
+            self._active[key] = time.monotonic()
             self._moved.add(key)
             # XTRIM ~ removes whole stream nodes (100 entries): trimming more often than
             # that would cost a command per wake-up and remove nothing; never while entries
@@ -343,6 +369,36 @@ class PartitionWorker:
             self._end_resync(rs, batch)
         await self._flush(batch, trims)
         await self._expire_rooms()
+        await self._set_aside_idle_rooms()
+
+    def position(self, key: str) -> bytes | str:
+        """Where this router stands in a room's log (active or idle)."""
+        return self.last.get(key) or self.idle.get(key) or "0-0"
+
+    async def _set_aside_idle_rooms(self) -> None:
+        """Once a second: rooms without entries for ``room_idle_after`` leave the read. Now
+        and then (``idle_sweep``): read the idle rooms' logs without blocking, in case a
+        wake notice was missed (none should be: a room found this way is logged)."""
+        now = time.monotonic()
+        if now - self._idle_checked < 1.0 or self._resync is not None:
+            return
+        self._idle_checked = now
+        idle_after = self.s.room_idle_after
+        for key in [k for k in self.last if now - self._active.get(k, now) > idle_after]:
+            self.idle[key] = self.last.pop(key)
+            self._active.pop(key, None)
+        if now - self._swept < self.s.idle_sweep or not self.idle:
+            return
+        self._swept = now
+        keys = list(self.idle)
+        for i in range(0, len(keys), 512):
+            part = {k: self.idle[k] for k in keys[i : i + 512] if k in self.idle}
+            for key_b, _entries in await xread(self.r, part, block=None, count=1):
+                key = key_b.decode()
+                if key in self.idle:
+                    logger.warning("partition %d: idle room %s had entries", self.p, key)
+                    self.last[key] = self.idle.pop(key)
+                    self._active[key] = time.monotonic()
 
     async def _deposed(self) -> bool:
         """The read took far longer than it blocks (this process stalled), maybe past the
@@ -435,7 +491,7 @@ class PartitionWorker:
             return
         # where this router stands, for the next owner (not while entries are held back:
         # they are read but not routed yet); written last, after what it routed
-        moved = {} if self._resync is not None else {k: self.last[k] for k in self._moved}
+        moved = {} if self._resync is not None else {k: self.position(k) for k in self._moved}
         for gw, entries in batch.inbox.items():
             for f in entries:
                 self._seq[gw] += 1
@@ -496,7 +552,7 @@ class PartitionWorker:
             if now - since < self.s.room_empty_ttl:
                 continue
             state = self.rooms[key]
-            last = self.last.get(key, "0-0")
+            last = self.position(key)
             mkey = members_key(state.name, self.s.partitions)
             deleted = await self._delete(keys=[key, mkey], args=[last])
             if deleted:
@@ -504,7 +560,10 @@ class PartitionWorker:
                 self._moved.discard(key)
                 await self.r.hdel(ROOMS, state.name)
                 await self.r.hdel(self._pos, key)
-                del self.rooms[key], self.last[key], self._empty_since[key]
+                del self.rooms[key], self._empty_since[key]
+                self.last.pop(key, None)
+                self.idle.pop(key, None)
+                self._active.pop(key, None)
                 self._publish("room_finished", state.name)
                 logger.info("room %s finished; keys deleted", room_from_log_key(key))
             else:

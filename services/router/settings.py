@@ -23,6 +23,13 @@ class RouterSettings(CommonSettings):
     #: After taking a partition over, how long to wait for the live gateways to re-announce
     #: their participants before routing what was sent meanwhile (it is held, not lost).
     resync_timeout: float = Field(default=5.0, gt=0)
+    #: How often the idle rooms' logs are read without blocking, to back up the gateways'
+    #: wake notices (see ``room_idle_after``).
+    idle_sweep: float = Field(default=15.0, gt=0)
+    #: When a router joins, the others hand partitions over to it: one with no stream open
+    #: at once, a busy one after waiting this long for its streams to end (those still open
+    #: then end with ``router_restarted``).
+    handover_wait: float = Field(default=10.0, ge=0)
     #: Entries read per room per wake-up.
     read_count: int = Field(default=512, ge=1)
     #: The router's HTTP port: LiveKit's RoomService over Twirp, ``/healthz``, ``/readyz``.

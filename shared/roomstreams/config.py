@@ -23,3 +23,9 @@ class CommonSettings(BaseSettings):
     log_maxlen: int = Field(default=100_000, ge=10)
     #: Safety cap on a gateway inbox, same rule.
     inbox_maxlen: int = Field(default=100_000, ge=10)
+    #: A room whose log had no entry for this many seconds leaves its partition's blocking
+    #: read (its key is no longer named in every XREAD, so idle rooms cost nothing per
+    #: wake-up). A gateway that appends to a room it has not appended to for a quarter of
+    #: this long also names the room on the partition's control stream, which brings it
+    #: back (see docs/architecture.md, "Idle rooms").
+    room_idle_after: float = Field(default=10.0, ge=1.0)

@@ -9,6 +9,8 @@ __all__ = [
     "GATEWAY_EVENTS",
     "ROOMS",
     "ROOM_EVENTS",
+    "ROUTERS",
+    "ctl_key_of_log_key",
     "inbox_key",
     "lease_key",
     "members_key",
@@ -25,6 +27,8 @@ GATEWAY_EVENTS = "rs:gateways"
 ROOM_EVENTS = "rs:room-events"
 #: Hash of live rooms: room name -> JSON {"created": ms, "partition": n}, kept by the router.
 ROOMS = "rs:rooms"
+#: Sorted set of live routers: router id -> when its registration lapses (ms, server clock).
+ROUTERS = "rs:routers"
 
 
 def partition_of(room: str, partitions: int) -> int:
@@ -49,6 +53,14 @@ def partition_ctl_key(partition: int) -> str:
     """Control stream of a partition: a gateway appends a room's name when it joins someone to
     it, which wakes the router's blocked read so it starts reading that room's log."""
     return f"rs:{{p{partition}}}:ctl"
+
+
+def ctl_key_of_log_key(log_key: str) -> str:
+    """The control stream of the partition a room log key belongs to (same hash tag)."""
+    tag, sep, _ = log_key.partition("}:")
+    if not sep:
+        raise ValueError(f"not a partitioned key: {log_key!r}")
+    return f"{tag}}}:ctl"
 
 
 def positions_key(partition: int) -> str:
