@@ -380,10 +380,14 @@ def run_cli(
     workloads: str = "all", out: Path | None = None, quick: bool = False, receivers: str = "python"
 ) -> None:
     """Run the benchmark; print the JSON report to stdout and, if ``out`` is given, write it
-    there too. Progress goes to stderr."""
+    there too. Progress goes to stderr, and last a short table for people (bench/summary.py)."""
+    from .summary import summary_table
+
     doc = run(workloads, quick=quick, receivers=receivers)
     text = json.dumps(doc, indent=2)
     if out is not None:
         Path(out).write_text(text + "\n")
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+    sys.stderr.write(summary_table(doc))
+    sys.stderr.flush()

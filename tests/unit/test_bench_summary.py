@@ -1,0 +1,63 @@
+"""``roomstreams bench`` ends with a short table for people on stderr; stdout stays the JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from roomstreams.bench import runner
+from roomstreams.bench.summary import summary_rows, summary_table
+
+
+def _doc() -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "date": "2026-12-02T18:00:00+00:00",
+        "workloads": ["floors", "w1", "w2", "w3", "w5", "w6"],
+        "floors": {
+            "redis_xadd_xread": {"p50_ms": 0.11},
+            "websocket_echo": {"p50_ms": 0.09},
+        },
+        "w1": {"p50_ms": 0.62, "p99_ms": 3.4},
+        "w2": {"mb_per_s": 71.5},
+        "w3": {"error": "TimeoutError()"},
+        "w5": {"mb_per_s": 120.0, "max_growth_mb": 80.0, "complete": True},
+        "w6": {"p50_ms": 0.5},
+    }
+    doc["ratios"], doc["targets"] = runner.derived(doc)
+    return doc
+
+
+def test_rows_give_figures_targets_verdicts_and_floor_ratios() -> None:
+    rows = {(r[0], r[1].split()[0]): r for r in summary_rows(_doc())}
+    w1_p50 = rows[("w1 latency", "p50")]
+    assert w1_p50[1:4] == ("p50 0.62 ms", "< 1 ms", "yes")
+    assert w1_p50[4] == "2.00x"  # 0.62 / (0.09 + 2 * 0.11)
+    assert rows[("w1 latency", "p99")][3] == "NO"  # 3.4 ms is over the 3 ms target
+    assert rows[("w2 throughput", "71.5")][2:4] == (">= 60 MB/s", "yes")
+    assert rows[("w3", "failed:")][3] == "NO"
+    assert rows[("w5 bytes", "memory")][3] == "NO"  # 80 MB grown, 64 allowed
+    assert rows[("floors", "path")][1].startswith("path floor p50 0.31 ms")
+    assert rows[("w6 data packets", "p50")][4] == "1.61x"
+
+
+def test_table_is_plain_text_with_one_line_per_row() -> None:
+    text = summary_table(_doc())
+    assert "\x1b[" not in text  # no colour codes in a log
+    assert "roomstreams bench 2026-12-02" in text
+    for needle in ("w1 latency", "p50 0.62 ms", "w2 throughput", "failed: TimeoutError()"):
+        assert needle in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_run_cli_prints_json_on_stdout_and_the_table_on_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = _doc()
+    monkeypatch.setattr(runner, "run", lambda *a, **k: doc)  # the report, without the system
+    runner.run_cli("w1")
+    out, err = capsys.readouterr()
+    assert json.loads(out) == doc  # stdout: the JSON document and nothing else
+    assert err.rstrip().splitlines()[-1].startswith("└")  # stderr ends with the table
+    assert "w1 latency" in err
