@@ -41,6 +41,7 @@ from rich.progress import (
 from . import __version__
 from ._devstate import clear_state, read_state, write_state
 from ._launcher import ChildExit, Launcher, SystemConfig
+from ._logging import LogFormatError, log_format
 from ._redis_server import describe_server_binary
 from ._redisio import SyncClient, is_cluster_url, sync_client
 from .api import ParticipantDetails, RoomDetails, RoomService
@@ -196,6 +197,10 @@ def up(
     if log_level.upper() not in _LOG_LEVELS:
         raise _usage(f"--log-level {log_level!r} is not a log level: use {', '.join(_LOG_LEVELS)}")
     log_level = log_level.upper()
+    try:  # the services read ROOMSTREAMS_LOG_FORMAT (text or json) from our environment
+        log_format()
+    except LogFormatError as exc:
+        raise _usage(str(exc)) from None
     if api_port in range(port, port + gateways):
         raise _usage(f"--api-port {api_port} is also a gateway's port: choose another")
     if redis_url is not None:

@@ -127,3 +127,18 @@ def test_text_format_shows_the_context_keys() -> None:
     )
     rec.__dict__.update(session="s1", room="demo")
     assert TextFormatter().format(rec).endswith("send queue full [session=s1 room=demo]")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-m", "roomstreams.cli", "up"], ["-m", "services.gateway"], ["-m", "services.router"]],
+)
+def test_an_unknown_log_format_is_one_line_and_exit_2(argv: list[str]) -> None:
+    env = make_env("redis://127.0.0.1:1/0", ROOMSTREAMS_LOG_FORMAT="yaml")
+    proc = subprocess.run(
+        [sys.executable, *argv], env=env, cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "ROOMSTREAMS_LOG_FORMAT='yaml' is not a log format: use text or json" in lines[0]
