@@ -227,7 +227,12 @@ class Connection:
         self.close_code: int | None = None
         self._closer: asyncio.Task[None] | None = None
         self.close_reason = ""
-        self._extra = {"session": ident.session, "room": ident.room}
+        #: what its log lines are about (fields of their own in ROOMSTREAMS_LOG_FORMAT=json)
+        self._extra = {
+            "session": ident.session,
+            "room": ident.room,
+            "identity": ident.claims.identity,
+        }
         #: the sender identity stamped on what it sends: blank for a hidden participant, as
         #: LiveKit blanks a hidden participant's identity on its data packets
         self._stamp = "" if ident.claims.video.hidden else ident.claims.identity

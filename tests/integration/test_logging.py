@@ -84,7 +84,10 @@ def json_system(redis_url: str, tmp_path: Path) -> Iterator[JsonSystem]:
             _wait_router(url, s.system.partitions, router)
             _wait_ready(f"{s.system.api_url}/readyz", router)
             port = free_port()
-            gw = _spawn("services.gateway", {**env, "ROOMSTREAMS_GATEWAY_PORT": str(port)}, gerr)
+            # a low frame rate, so that a short burst gets a connection's own log line
+            gw_env = {**env, "ROOMSTREAMS_GATEWAY_PORT": str(port)}
+            gw_env["ROOMSTREAMS_MAX_FRAMES_PER_SECOND"] = "20"
+            gw = _spawn("services.gateway", gw_env, gerr)
             s.procs.append(gw)
             _wait_healthy(port, gw)
             s.system.ports.append(port)
@@ -99,6 +102,9 @@ async def test_json_lines_carry_session_room_and_identity(
     system = json_system.system
     async with roomstreams.Room() as room:
         await room.connect(system.urls[0], system.token(room_name, "alice"))
+        for _ in range(30):  # over 20 frames/s: the gateway throttles this connection
+            await room.local_participant.publish_data(b"x", reliable=False)
+        await room.local_participant.publish_data(b"x")  # acked: every frame before was read
     logs = json_system.stop()  # every line of both services parsed as JSON
 
     gw = logs["gateway"]
@@ -111,6 +117,14 @@ async def test_json_lines_carry_session_room_and_identity(
     left = [r for r in gw if r["message"].startswith("disconnected ")]
     assert [r["session"] for r in left] == [line["session"]]
     assert [r["room"] for r in left] == [room_name]
+    throttled = [r for r in gw if r["message"] == "throttling a connection over its rate"]
+    assert throttled, gw  # a connection's own line (gateway.connection) has the ids too
+    assert throttled[0]["logger"] == "gateway.connection"
+    assert (throttled[0]["session"], throttled[0]["room"], throttled[0]["identity"]) == (
+        line["session"],
+        room_name,
+        "alice",
+    )
 
     # startup at INFO: one line for the partitions, none per partition
     router = logs["router"]
