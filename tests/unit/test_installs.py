@@ -179,6 +179,8 @@ def test_client_wheel_carries_the_library_and_its_three_dependencies(client_whee
         names = z.namelist()
         meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
         meta = Parser().parsestr(z.read(meta_name).decode())
+        licence = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+        assert z.read(licence) == (ROOT / "LICENSE").read_bytes()  # shared/LICENSE: a link
     assert meta["Name"] == "roomstreams-client"
     assert sorted(meta.get_all("Requires-Dist") or []) == sorted(CLIENT_DEPS)
     assert "roomstreams/__init__.py" in names
