@@ -590,7 +590,7 @@ class Gateway:
         listed = json.dumps(sorted(rooms)).encode()
         done = LogEntry(kind="rd", session="", gateway=self.id, epoch=epoch, data=listed)
         self._append(partition_ctl_key(partition), done)
-        logger.warning(
+        logger.info(
             "partition %d has a new router (epoch %s): %d rooms re-announced",
             partition,
             epoch,

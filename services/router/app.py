@@ -2,9 +2,17 @@
 around the room-log read loops, one per owned partition.
 
 Partitions are owned under a lease (``SET NX PX``) with a fencing token (``INCR``) that
-stamps every inbox entry, so a gateway can tell two owners of a partition apart. A router
-takes every free partition; a second router is a hot standby that takes over the partitions
-of one that stops renewing.
+stamps every inbox entry, so a gateway can tell two owners of a partition apart.
+
+Routers share the partitions: each one registers in ``rs:routers`` (a sorted set scored by
+the expiry of its registration, renewed with its leases) and owns at most an even share
+(``partitions // routers``, one more for the first ``partitions % routers`` by id). A router that joins takes free partitions up to its
+share; the others hand partitions over until they are down to theirs, quiet ones first
+(a partition with no stream open moves at once, a busy one within ``handover_wait``): the
+worker stops after its current read, its position is already written, and the new owner
+takes over as after a failure (hold-back, fencing), so nothing logged is skipped. A router
+that stops (SIGTERM) deregisters and releases its leases; one that dies (SIGKILL) lets them
+lapse; either way the others' share grows and they take the partitions.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from roomstreams._redisio import client as redis_client
 from roomstreams._tasks import cancel_and_wait
 from roomstreams.events import ROOM_EVENTS_MAXLEN, room_events_publisher
 from roomstreams.events import broker as make_broker
-from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, inbox_key, lease_key
+from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, ROUTERS, inbox_key, lease_key
 from services.api.http import ApiHttpServer
 
 from .partition import PartitionWorker
@@ -48,6 +56,15 @@ if not owner and tonumber(redis.call('GET', KEYS[2])) == tonumber(ARGV[3]) then
   return 2
 end
 return 0
+"""
+# Register (or renew) this router until now + ARGV[2] ms by the server's clock, forget the
+# routers whose registration lapsed, and list the live ones.
+_REGISTER = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -75,12 +92,28 @@ class Router:
         self._stopping = False
         self._renew = self._r.register_script(_RENEW)
         self._release = self._r.register_script(_RELEASE)
+        self._register = self._r.register_script(_REGISTER)
+        #: live routers, as last counted (this one included), and this one's place among
+        #: them by id
+        self.routers = 1
+        self._rank = 0
+        #: since when this router owns more than its share (None: it does not)
+        self._over_since: float | None = None
+        self._handing_over: set[asyncio.Task[None]] = set()
 
     @property
     def owned(self) -> list[int]:
         return sorted(self._workers)
 
+    @property
+    def share(self) -> int:
+        """How many partitions this router may own: an even split among the live ones (the
+        first ``partitions % routers`` by id take one more)."""
+        n = max(1, self.routers)
+        return self.s.partitions // n + (1 if self._rank < self.s.partitions % n else 0)
+
     async def start(self) -> None:
+        await self._count_routers()
         await self._acquire()
         self._tasks = [
             asyncio.create_task(self._lease_loop(), name="router-leases"),
@@ -100,17 +133,30 @@ class Router:
         stuck |= await cancel_and_wait([task for _, (_, task, _) in workers], timeout=3.0)
         if stuck:
             logger.error("tasks did not stop: %s", sorted(t.get_name() for t in stuck))
+        stuck |= await cancel_and_wait(list(self._handing_over), timeout=3.0)
         for p, (_, _task, conn) in workers:
             with contextlib.suppress(RedisError):
                 await conn.aclose()
                 await self._release(keys=[lease_key(p)], args=[self.id])
+        with contextlib.suppress(RedisError):  # the others' share grows at once
+            await self._r.zrem(ROUTERS, self.id)
         await self._r.aclose()
 
     # -- leases -----------------------------------------------------------------------------
 
+    async def _count_routers(self) -> None:
+        live = await self._register(keys=[ROUTERS], args=[self.id, self.s.lease_ms])
+        ids = sorted(i.decode() if isinstance(i, bytes) else str(i) for i in live)
+        self.routers = len(ids)
+        self._rank = ids.index(self.id) if self.id in ids else 0
+
     async def _acquire(self) -> None:
-        for p in range(self.s.partitions):
-            if self._stopping:
+        # start at a place of this router's own, so that routers joining together do not
+        # all race for partition 0, 1, ...
+        start = int(self.id, 16) % self.s.partitions
+        for i in range(self.s.partitions):
+            p = (start + i) % self.s.partitions
+            if self._stopping or len(self._workers) >= self.share:
                 return
             if p in self._workers:
                 continue
@@ -157,9 +203,54 @@ class Router:
                         w.running = False  # in case the cancellation is swallowed
                         task.cancel()
                         await conn.aclose()
+                await self._count_routers()
+                self._rebalance()
                 await self._acquire()
             except RedisError:
                 logger.exception("lease renewal failed")
+
+    def _rebalance(self) -> None:
+        """Owning more than the share (a router joined): hand partitions over, those with
+        no stream open at once, the busiest last, any that are left after
+        ``handover_wait``."""
+        excess = len(self._workers) - self.share
+        if excess <= 0:
+            self._over_since = None
+            return
+        now = time.monotonic()
+        if self._over_since is None:
+            self._over_since = now
+        patient = now - self._over_since < self.s.handover_wait
+        candidates = sorted(
+            (w.open_streams(), p) for p, (w, _, _) in self._workers.items() if w.settled
+        )
+        for streams, p in candidates[:excess]:
+            if streams and patient:
+                break
+            w, task, conn = self._workers.pop(p)
+            logger.info(
+                "handing partition %d over (%d routers; %d streams open)", p, self.routers, streams
+            )
+            handover = asyncio.get_running_loop().create_task(self._hand_over(p, w, task, conn))
+            self._handing_over.add(handover)
+            handover.add_done_callback(self._handing_over.discard)
+
+    async def _hand_over(
+        self, p: int, w: PartitionWorker, task: asyncio.Task[None], conn: Client
+    ) -> None:
+        """Stop the worker after its current read and flush (its position is written with
+        every flush), then free the lease for the router that is short of partitions."""
+        w.running = False
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=self.s.lease_ms / 1000)
+        except (TimeoutError, Exception):
+            task.cancel()
+        try:
+            await self._release(keys=[lease_key(p)], args=[self.id])
+        except RedisError:
+            logger.warning("could not release partition %d; its lease lapses", p)
+        finally:
+            await conn.aclose()
 
     # -- gateway liveness ---------------------------------------------------------------------
 

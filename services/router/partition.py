@@ -283,7 +283,7 @@ class PartitionWorker:
                 fields = {"k": "r", "p": str(self.p), "e": self.epoch}
                 pipe.xadd(inbox_key(gw), fields)  # type: ignore[arg-type]
             await pipe.execute()
-        logger.warning(
+        logger.info(
             "partition %d taken over (epoch %s): %d rooms, resync asked of %d gateways",
             self.p,
             self.epoch,
