@@ -6,13 +6,14 @@ stamps every inbox entry, so a gateway can tell two owners of a partition apart.
 
 Routers share the partitions: each one registers in ``rs:routers`` (a sorted set scored by
 the expiry of its registration, renewed with its leases) and owns at most an even share
-(``partitions // routers``, one more for the first ``partitions % routers`` by id). A router that joins takes free partitions up to its
-share; the others hand partitions over until they are down to theirs, quiet ones first
-(a partition with no stream open moves at once, a busy one within ``handover_wait``): the
-worker stops after its current read, its position is already written, and the new owner
-takes over as after a failure (hold-back, fencing), so nothing logged is skipped. A router
-that stops (SIGTERM) deregisters and releases its leases; one that dies (SIGKILL) lets them
-lapse; either way the others' share grows and they take the partitions.
+(``partitions // routers``, one more for the first ``partitions % routers`` by id). A router
+that joins takes free partitions up to its share; the others hand partitions over until
+they are down to theirs, quiet ones first (a partition with no stream open moves at once, a
+busy one within ``handover_wait``): the worker stops after its current read, its position
+is already written, and the new owner takes over as after a failure (hold-back, fencing),
+so nothing logged is skipped. A router that stops (SIGTERM) deregisters and releases its
+leases; one that dies (SIGKILL) lets them lapse; either way the others' share grows and
+they take the partitions.
 """
 
 from __future__ import annotations
