@@ -49,14 +49,22 @@ class LocalRedisCluster:
         masters: number of masters (the slots are split evenly between them).
         node_timeout_ms: ``cluster-node-timeout``: how long a node may be unreachable before
             it is failed (and its replica, if any, promoted).
+        replicas: replicas per master, each attached with ``CLUSTER REPLICATE`` and synced
+            before :meth:`start` returns (:meth:`add_replica` adds one later).
     """
 
     def __init__(
-        self, binary: str | None = None, *, masters: int = 3, node_timeout_ms: int = 5000
+        self,
+        binary: str | None = None,
+        *,
+        masters: int = 3,
+        node_timeout_ms: int = 5000,
+        replicas: int = 0,
     ) -> None:
         self.binary = binary if binary is not None else find_redis_server()
         self.masters = masters
         self.node_timeout_ms = node_timeout_ms
+        self.replicas = replicas
         self.nodes: list[LocalRedisServer] = []
         self.startup_seconds: float | None = None
 
@@ -102,6 +110,9 @@ class LocalRedisCluster:
                 for node in masters[1:]:
                     r.execute_command("CLUSTER", "MEET", _HOST, node.port, self.bus_port(node))
             self.wait_ok()
+            for node in masters:
+                for _ in range(self.replicas):
+                    self.add_replica(node)
         except BaseException:
             self.stop()
             raise
@@ -146,6 +157,82 @@ class LocalRedisCluster:
             )
         self.wait_ok(timeout)
         return replica
+
+    def replicas_of(self, master: LocalRedisServer) -> list[LocalRedisServer]:
+        """The running replicas of ``master`` (by ``CLUSTER NODES`` on each)."""
+        master_id = self.node_id(master)
+        out = []
+        for node in self.nodes:
+            if node is master or not node.running:
+                continue
+            with self.admin(node) as r:
+                info = r.info("replication")
+                if info.get("role") == "slave" and int(info.get("master_port", 0)) == master.port:
+                    out.append(node)
+                    continue
+                myself = [
+                    ln for ln in str(r.execute_command("CLUSTER", "NODES")).splitlines()
+                    if "myself" in ln.split()[2]
+                ]  # fmt: skip
+                if myself and myself[0].split()[3] == master_id:
+                    out.append(node)
+        return out
+
+    def takeover(self, replica: LocalRedisServer, timeout: float = 30.0) -> None:
+        """Promote ``replica`` now (``CLUSTER FAILOVER TAKEOVER``: no vote of the other
+        masters, no agreement of its master, which may be dead) and wait until every running
+        node sees a healthy cluster with it as a master."""
+        with self.admin(replica) as r:
+            r.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+            _wait(
+                "the replica becoming a master",
+                lambda: r.info("replication").get("role") == "master",
+                timeout,
+            )
+        self.wait_ok(timeout)
+
+    def migrate_slot(
+        self,
+        slot: int,
+        target: LocalRedisServer,
+        *,
+        batch: int = 1,
+        between_batches: Callable[[], None] | None = None,
+        timeout_ms: int = 5000,
+    ) -> int:
+        """Move ``slot`` to master ``target`` as ``redis-cli --cluster reshard`` does:
+        ``SETSLOT IMPORTING`` on the target, ``MIGRATING`` on the source, ``MIGRATE ... KEYS``
+        ``batch`` keys at a time (``between_batches`` runs after each, e.g. to let traffic
+        hit the half-moved slot), then ``SETSLOT NODE`` on target, source and the other
+        masters. Returns the number of keys moved."""
+        source = self.master_of_slot(slot)
+        if source is target:
+            return 0
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        moved = 0
+        with self.admin(source) as src, self.admin(target) as dst:
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while True:
+                keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch)
+                if not keys:
+                    break
+                src.execute_command(
+                    "MIGRATE", _HOST, target.port, "", 0, timeout_ms, "REPLACE", "KEYS", *keys
+                )
+                moved += len(keys)
+                if between_batches is not None:
+                    between_batches()
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        for node in self.nodes:
+            if node in (source, target) or not node.running:
+                continue
+            with self.admin(node) as r:
+                if r.info("replication").get("role") == "master":
+                    r.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        self.wait_ok()
+        return moved
 
     def master_of_slot(self, slot: int) -> LocalRedisServer:
         for node in self.nodes:
