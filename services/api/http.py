@@ -1,8 +1,8 @@
 """The router's HTTP port (``ROOMSTREAMS_ROUTER_HTTP_PORT``, 7890): health (``/healthz``: the
 process answers; ``/readyz``: started and Redis answers, whether it owns partitions or is a
-standby) and LiveKit's ``RoomService`` over Twirp (:mod:`services.api.twirp`). A small
-Starlette app served by uvicorn inside the router's event loop; the router's own signal
-handling stays in charge (uvicorn's is switched off).
+standby), Prometheus metrics (``/metrics``) and LiveKit's ``RoomService`` over Twirp
+(:mod:`services.api.twirp`). A small Starlette app served by uvicorn inside the router's
+event loop; the router's own signal handling stays in charge (uvicorn's is switched off).
 
 If the port is taken (a second router on the same host, a standby in tests) the router goes
 on without it and says so in one ERROR line: routing does not depend on it."""
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -36,6 +36,9 @@ logger = logging.getLogger("api.http")
 #: /readyz answers 503 when Redis does not answer a PING within this many seconds
 READY_PING_TIMEOUT = 2.0
 
+#: renders /metrics with the server's Redis client: (body, content type)
+Metrics = Callable[[Client], Awaitable[tuple[bytes, str]]]
+
 
 def create_http_app(
     r: Client,
@@ -45,9 +48,11 @@ def create_http_app(
     partitions: int,
     status: Callable[[], dict[str, Any]],
     ready: Callable[[], bool],
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """Health routes and the RoomService. ``status()`` adds fields to the health answers;
-    ``ready()`` says whether the service is started and not stopping."""
+    ``ready()`` says whether the service is started and not stopping; ``metrics(r)``, when
+    given, renders ``GET /metrics`` (Prometheus' text format, services/observability.py)."""
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", **status()})
@@ -62,9 +67,15 @@ def create_http_app(
             return JSONResponse(body, status_code=503)
         return JSONResponse({"status": "ready", **status()})
 
+    async def metrics_page(request: Request) -> Response:
+        assert metrics is not None
+        body, content_type = await metrics(r)
+        return Response(body, headers={"Content-Type": content_type})
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *([Route("/metrics", metrics_page, methods=["GET"])] if metrics is not None else []),
         *twirp_routes(
             r,
             api_key=api_key,
@@ -95,6 +106,7 @@ class ApiHttpServer:
         partitions: int,
         status: Callable[[], dict[str, Any]],
         name: str = "roomstreams-api",
+        metrics: Metrics | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._r = redis_client(redis_url, name)
@@ -106,6 +118,7 @@ class ApiHttpServer:
             partitions=partitions,
             status=status,
             ready=lambda: self._ready,
+            metrics=metrics,
         )
         self._server: _Server | None = None
         self._sock: socket.socket | None = None

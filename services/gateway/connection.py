@@ -69,6 +69,8 @@ from roomstreams.protocol.limits import (
 from roomstreams.protocol.rpc import MAX_RPC_PAYLOAD_BYTES, RpcErrorCode
 from roomstreams.token import Claims
 
+from ..observability import GATEWAY as _stats
+
 __all__ = [
     "CLOSE_DUPLICATE_IDENTITY",
     "CLOSE_RATE_LIMITED",
@@ -132,6 +134,7 @@ _TRAILER: TypeAdapter[TrailerFrame] = TypeAdapter(TrailerFrame)
 def _error(
     code: str, message: str, *, stream_id: str | None = None, req: int | None = None
 ) -> bytes:
+    _stats.errors[code] += 1
     return (
         ErrorFrame(code=code, message=message, stream_id=stream_id, req=req)
         .model_dump_json()
@@ -271,6 +274,7 @@ class Connection:
             self.closing.discard(ends)
         try:
             self._queue.put_nowait(frame)
+            _stats.deliveries += 1
         except asyncio.QueueFull:
             logger.warning("send queue full; disconnecting slow consumer", extra=self._extra)
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full, receiver too slow")
@@ -295,6 +299,7 @@ class Connection:
         more (Redis restarted empty, acknowledgements trimmed unread): their calls fail."""
         if self.packets_appended > self.packets_acked:
             first, self.packets_acked = self.packets_acked + 1, self.packets_appended
+            _stats.errors[code] += 1
             frame = ErrorFrame(code=code, message=reason, packets=(first, self.packets_appended))
             self.push(frame.model_dump_json().encode())
 
@@ -337,6 +342,7 @@ class Connection:
         :class:`ErrorCode`, default: the close code) and ``reason``."""
         if self.close_code is not None:
             return
+        _stats.closes[code] += 1
         self.close_code, self.close_reason = code, reason
         goaway = GoAwayFrame(code=why or str(code), reason=reason).model_dump_json().encode()
         # kept, so the task cannot be collected before it ran
@@ -381,6 +387,9 @@ class Connection:
             frame = await q.get()
             # JSON frames start with "{"; binary ones (byte chunks, data packets) never do
             await ws.send(frame, text=frame[:1] == b"{")
+            kind = frame[0] if frame else 0  # counted by first byte: _stats, not labels
+            _stats.frames_sent[kind] += 1
+            _stats.bytes_sent[kind] += len(frame)
 
     # -- pacing -----------------------------------------------------------------------------
 
@@ -483,6 +492,8 @@ class Connection:
                 self.pauses += 1  # the keepalive must not blame the peer for our pause
                 await self._window_open.wait()
             raw = await ws.recv(decode=False)
+            _stats.frames_received += 1
+            _stats.bytes_received += len(raw)
             verdict = meter.charge(len(raw), monotonic())
             self.handle(raw)
             if verdict.wait:
@@ -523,6 +534,7 @@ class Connection:
         except FrameRejected as rej:
             self.push(_error(rej.code, rej.message, stream_id=rej.stream_id, req=rej.req))
             if rej.abort is not None:
+                _stats.streams_aborted[rej.code] += 1
                 data = rej.abort.model_dump_json().encode()
                 self._entry(
                     LogEntry(
@@ -809,6 +821,7 @@ class Connection:
         except FrameRejected as rej:
             if not p.number:
                 raise
+            _stats.errors[rej.code] += 1
             frame = ErrorFrame(code=rej.code, message=rej.message, packets=(p.number, p.number))
             self.push(frame.model_dump_json().encode())
 

@@ -40,6 +40,8 @@ from roomstreams.protocol.keys import (
 )
 from roomstreams.token import Claims, verify_token
 
+from ..observability import GATEWAY as _stats
+from ..observability import metrics_route
 from .api import serve_api
 from .connection import (
     CLOSE_DUPLICATE_IDENTITY,
@@ -138,7 +140,7 @@ class Gateway:
                 self._handler,
                 s.gateway_host,
                 s.gateway_port,
-                process_request=self._process_request,
+                process_request=metrics_route(self, self._process_request),  # + GET /metrics
                 compression=None,
                 max_size=1 << 20,
                 max_queue=64,
@@ -275,6 +277,7 @@ class Gateway:
             window_bytes=self.settings.window_bytes,
             limits=self._limits,
         )
+        _stats.connected(ws.request.path if ws.request else "")
         extra = {"session": session, "room": room, "identity": claims.identity}
         # counted only once its join is queued (a join that cannot be built ends here)
         conn.append_join(self.id)
@@ -329,6 +332,8 @@ class Gateway:
         if entry.kind in _DATA_KINDS and self._appends.qsize() >= self.settings.append_queue_limit:
             raise Overloaded(f"{self._appends.qsize()} entries waiting for Redis")
         self._appends.put_nowait((key, entry))
+        _stats.appended[entry.kind] += 1
+        _stats.appended_bytes[entry.kind] += len(entry.data)
 
     async def _flush_appends(self) -> None:
         while not self._appends.empty():
@@ -371,7 +376,9 @@ class Gateway:
     async def _append_loop(self) -> None:
         while not self._closing:
             first = await self._appends.get()
+            began = time.perf_counter()
             await self._write_batch(self._take_batch(first))
+            _stats.append_pipeline.observe(time.perf_counter() - began)
 
     # -- inbox ------------------------------------------------------------------------------
 
@@ -400,6 +407,7 @@ class Gateway:
             if not resp:
                 continue
             entries = resp[0][1]
+            _stats.read_inbox(entries)  # once per read: count, position, delay
             for entry_id, fields in entries:
                 self._dispatch_safely(entry_id, fields)
                 last = entry_id
@@ -458,6 +466,7 @@ class Gateway:
                 lost = q - prev - 1
                 reason = f"{lost} deliveries were trimmed before this gateway read them (lagged)"
                 logger.error("inbox gap in partition %s: %s", p.decode(), reason)
+                _stats.inbox_gaps += 1
                 partition = int(p)
                 for c in self.sessions.values():
                     if c.ident.partition == partition:
@@ -557,6 +566,7 @@ class Gateway:
         so the router (which starts over at epoch 1) reads it. The participants stay
         connected and go on exchanging streams."""
         reason = "Redis restarted; streams in flight were lost"
+        _stats.redis_restarts += 1
         rooms: set[tuple[int, str]] = set()
         for conn in list(self.sessions.values()):
             conn.fail_packets(ErrorCode.ROUTER_RESTARTED, reason)  # lost with Redis
@@ -578,6 +588,7 @@ class Gateway:
         tell the router on the partition's control stream which rooms to wait for. The
         router holds back the rooms' other entries until every gateway has answered, so a
         stream sent right after the failover still finds every handler."""
+        _stats.resyncs += 1
         rooms: set[str] = set()
         for conn in list(self.sessions.values()):
             if conn.ident.partition == partition:

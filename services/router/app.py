@@ -37,6 +37,8 @@ from roomstreams.events import ROOM_EVENTS_MAXLEN, room_events_publisher
 from roomstreams.events import broker as make_broker
 from roomstreams.protocol.keys import GATEWAY_EVENTS, ROOM_EVENTS, ROUTERS, inbox_key, lease_key
 from services.api.http import ApiHttpServer
+from services.observability import ROUTER as _stats
+from services.observability import router_metrics
 
 from .partition import PartitionWorker
 from .settings import RouterSettings
@@ -171,6 +173,8 @@ class Router:
                 task = asyncio.create_task(w.run(), name=f"partition-{p}")
                 task.add_done_callback(self._worker_done)
                 self._workers[p] = (w, task, conn)
+                _stats.partitions_acquired += 1
+                _stats.takeovers += epoch > 1
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -200,6 +204,7 @@ class Router:
                     )
                     if not ok:
                         logger.error("lost the lease on partition %d", p)
+                        _stats.leases_lost += 1
                         w, task, conn = self._workers.pop(p)
                         w.running = False  # in case the cancellation is swallowed
                         task.cancel()
@@ -229,6 +234,7 @@ class Router:
             if streams and patient:
                 break
             w, task, conn = self._workers.pop(p)
+            _stats.handovers += 1
             logger.info(
                 "handing partition %d over (%d routers; %d streams open)", p, self.routers, streams
             )
@@ -350,6 +356,7 @@ def create_app(settings: RouterSettings | None = None) -> tuple[FastStream, Rout
         api_secret=s.api_secret,
         partitions=s.partitions,
         status=lambda: {"router": router.id, "partitions": router.owned},
+        metrics=router_metrics(router),  # GET /metrics (services/observability.py)
         name=f"roomstreams-router-{router.id}-api",
     )
     app.after_startup(router.start)

@@ -37,6 +37,7 @@ from roomstreams.protocol.keys import (
     room_log_key,
 )
 
+from ..observability import ROUTER as _stats
 from .settings import RouterSettings
 
 __all__ = ["Batch", "PartitionWorker"]
@@ -303,6 +304,7 @@ class PartitionWorker:
         stalled = time.monotonic() - began > block / 1000 + self.s.lease_ms / 2000
         if stalled and await self._deposed():
             return
+        folding = _stats.woke(resp)  # /metrics: once per wake-up, never per entry
         batch = Batch()
         trims: dict[str, bytes] = {}
         for key_b, entries in resp:
@@ -367,7 +369,9 @@ class PartitionWorker:
                     self._empty_since.setdefault(key, time.monotonic())
         if rs is not None and (rs.complete or time.monotonic() >= rs.deadline):
             self._end_resync(rs, batch)
+        flushing = _stats.folded(folding)
         await self._flush(batch, trims)
+        _stats.flushed(flushing, batch, self)
         await self._expire_rooms()
         await self._set_aside_idle_rooms()
 

@@ -169,11 +169,20 @@ class OpenStream:
 
 
 def _frame(model: object) -> bytes:
+    if type(model) is ErrorFrame:  # counted for the router's /metrics (RoomState.errors)
+        RoomState.errors[model.code] += 1
     return model.model_dump_json().encode()  # type: ignore[attr-defined,no-any-return]
 
 
 class RoomState:
     """Members and open streams of one room."""
+
+    #: process-wide counters the router's /metrics reads (services/observability.py):
+    #: streams opened; streams ended by reason ("completed", "aborted_at_gateway", or the
+    #: code the fold ended it with); error frames the fold sent, by code
+    opened = 0
+    ended: defaultdict[str, int] = defaultdict(int)
+    errors: defaultdict[str, int] = defaultdict(int)
 
     def __init__(self, name: str, *, settled: bool = True) -> None:
         self.name = name
@@ -233,7 +242,8 @@ class RoomState:
 
     def _abort(self, sink: Sink, st: OpenStream, code: str, reason: str) -> None:
         """End ``st`` abnormally at its receivers and forget it."""
-        self.streams.pop(st.stream_id, None)
+        if self.streams.pop(st.stream_id, None) is not None:
+            RoomState.ended[code] += 1
         frame = _frame(DeliveredTrailer(stream_id=st.stream_id, reason=reason, code=code))
         for gw, sessions in st.targets.items():
             sink.deliver(gw, sessions, frame, ends=st.stream_id)
@@ -328,6 +338,8 @@ class RoomState:
             st = self.streams.get(e.stream_id)
             if st is not None and st.sender == e.session:
                 del self.streams[e.stream_id]
+                # a trailer the gateway appended for bad input carries no pacing charge
+                RoomState.ended["completed" if e.size else "aborted_at_gateway"] += 1
                 self._stream_deliver(sink, st, e.data, ends=e.stream_id)
                 # ends=: the sender's gateway stops waiting for this trailer to be routed
                 self._to(sink, m, _frame(ClosedFrame(stream_id=e.stream_id)), ends=e.stream_id)
@@ -574,6 +586,7 @@ class RoomState:
             topic=topic,
         )
         self.streams[e.stream_id] = st
+        RoomState.opened += 1
         maybe_targets = st.maybe_targets
         for gw in {**st.targets, **maybe_targets} if maybe_targets else st.targets:
             mb = maybe_targets.get(gw)
