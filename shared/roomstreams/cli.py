@@ -371,6 +371,16 @@ def bench(
             "client, shared/js; needs Node 20 and `npm ci && npm run build` there)."
         ),
     ] = "python",
+    rooms: Annotated[
+        int | None,
+        typer.Option(
+            help="W7's and W8's room count (default 10000 and 100000; --quick: 200, 1000)."
+        ),
+    ] = None,
+    routers: Annotated[int, typer.Option(help="Routers sharing the partitions.")] = 1,
+    redis: Annotated[
+        str, typer.Option(help="'standalone' (one server) or 'cluster' (a local 3-master cluster).")
+    ] = "standalone",
 ) -> None:
     """Run benchmarks (roomstreams.bench)."""
     if receivers not in ("python", "node"):
@@ -389,7 +399,18 @@ def bench(
             parse_workloads(workloads)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--workloads") from exc
-    result = run_cli(workloads=workloads, out=out, quick=quick, receivers=receivers)
+    if redis not in ("standalone", "cluster"):
+        raise typer.BadParameter(
+            f"{redis!r} is not one of 'standalone', 'cluster'", param_hint="--redis"
+        )
+    if routers < 1:
+        raise typer.BadParameter("at least 1", param_hint="--routers")
+    if rooms is not None and rooms < 1:
+        raise typer.BadParameter("at least 1", param_hint="--rooms")
+    extra: dict[str, object] = {}
+    if (rooms, routers, redis) != (None, 1, "standalone"):  # older run_cli()s lack them
+        extra = {"rooms": rooms, "routers": routers, "redis": redis}
+    result = run_cli(workloads=workloads, out=out, quick=quick, receivers=receivers, **extra)
     if isinstance(result, int) and result != 0:
         raise typer.Exit(result)
 

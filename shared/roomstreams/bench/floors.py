@@ -20,6 +20,8 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from .._redisio import client as cluster_client
+from .._redisio import is_cluster_url
 from .stats import latency_summary
 from .system import HOST
 
@@ -34,9 +36,14 @@ async def _echo(ws: ServerConnection) -> None:
 
 
 async def redis_floor(url: str, iterations: int, warmup: int) -> dict[str, Any]:
-    """XADD -> blocked XREAD wake-up, one entry at a time."""
-    writer = aioredis.Redis.from_url(url)
-    reader = aioredis.Redis.from_url(url)
+    """XADD -> blocked XREAD wake-up, one entry at a time (on a ``redis+cluster://`` URL,
+    through redis-py's cluster client, as the services talk to a cluster)."""
+    writer: Any
+    reader: Any
+    if is_cluster_url(url):
+        writer, reader = cluster_client(url), cluster_client(url)
+    else:
+        writer, reader = aioredis.Redis.from_url(url), aioredis.Redis.from_url(url)
     key = f"bench:floor:{uuid.uuid4().hex}"
     samples: list[float] = []
     try:

@@ -26,8 +26,9 @@ import psutil
 from .bytedata import w5_bytes, w6_data
 from .flood import wflood
 from .floors import run_floors
+from .rooms import w7_many_rooms, w8_idle
 from .stats import rnd
-from .system import BenchSystem, repo_root
+from .system import REDIS_KINDS, BenchSystem, repo_root
 from .w3p import w3p_fanout
 from .workloads import w1_latency, w2_throughput, w3_fanout, w4_memory
 
@@ -35,7 +36,9 @@ __all__ = ["PEERS", "RECEIVERS", "TARGETS", "WORKLOADS", "parse_workloads", "run
 
 #: what W3p's receiver processes run: this package's client, or the TypeScript one
 RECEIVERS = ("python", "node")
-WORKLOADS = ("floors", "w1", "w2", "w3", "w3p", "w4", "w5", "w6", "wflood")
+WORKLOADS = ("floors", "w1", "w2", "w3", "w3p", "w4", "w5", "w6", "wflood", "w7", "w8")
+#: workloads that ``all`` leaves out: minutes each, and tens of thousands of sockets
+_ONLY_BY_NAME = ("w7", "w8")
 
 #: Per-workload time limits (seconds); a workload past its limit is reported as an error.
 _LIMITS = {
@@ -48,6 +51,8 @@ _LIMITS = {
     "w5": 400.0,
     "w6": 90.0,
     "wflood": 120.0,
+    "w7": 1800.0,
+    "w8": 1800.0,
 }
 
 #: The per-connection flood limits, lifted for every workload but ``wflood`` (which
@@ -95,7 +100,7 @@ def parse_workloads(spec: str) -> list[str]:
     run order."""
     names = {s.strip().lower() for s in spec.split(",") if s.strip()}
     if not names or "all" in names:
-        return list(WORKLOADS)
+        return [w for w in WORKLOADS if w not in _ONLY_BY_NAME or w in names]
     unknown = names - set(WORKLOADS)
     if unknown:
         raise ValueError(
@@ -159,6 +164,16 @@ def environment(system: BenchSystem | None) -> dict[str, Any]:
         "fd_limit": [soft, hard],
         "load_average_at_start": [rnd(x, 2) for x in os.getloadavg()],
     }
+    if system is not None and system.router is not None:
+        with contextlib.suppress(Exception):
+            env["routers_partitions"] = system.routers_partitions()
+    if system is not None and system.redis_cluster is not None:
+        try:
+            env["redis_server"] = {**system.server_info(), "redis_mode": "cluster"}
+        except Exception as exc:
+            env["redis_server"] = {"error": repr(exc)}
+        env["redis_binary"] = system.redis_cluster.binary
+        env["redis_cluster_masters"] = system.redis_cluster.masters
     if system is not None and system.redis_server is not None:
         try:
             env["redis_server"] = system.server_info()
@@ -274,7 +289,11 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 async def _run_guarded(
-    system: BenchSystem, selected: list[str], quick: bool, receivers: str = "python"
+    system: BenchSystem,
+    selected: list[str],
+    quick: bool,
+    receivers: str = "python",
+    rooms: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """SIGTERM/SIGINT cancel the run (so every workload's ``finally`` disconnects its
     participants while the system is still up), then end the process with SystemExit."""
@@ -296,7 +315,7 @@ async def _run_guarded(
                 loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
     try:
-        return await _run_workloads(system, selected, quick, receivers)
+        return await _run_workloads(system, selected, quick, receivers, rooms)
     except asyncio.CancelledError:
         if got:
             raise SystemExit(128 + got[0]) from None
@@ -307,7 +326,11 @@ async def _run_guarded(
 
 
 async def _run_workloads(
-    system: BenchSystem, selected: list[str], quick: bool, receivers: str = "python"
+    system: BenchSystem,
+    selected: list[str],
+    quick: bool,
+    receivers: str = "python",
+    rooms: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     jobs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "floors": lambda: run_floors(system.redis_url, quick=quick),
@@ -319,6 +342,8 @@ async def _run_workloads(
         "w5": lambda: w5_bytes(system, quick=quick),
         "w6": lambda: w6_data(system, quick=quick),
         "wflood": lambda: wflood(system, quick=quick),
+        "w7": lambda: w7_many_rooms(system, quick=quick, rooms=rooms),
+        "w8": lambda: w8_idle(system, quick=quick, rooms=rooms),
     }
     results: dict[str, dict[str, Any]] = {}
     for name in selected:
@@ -336,24 +361,36 @@ async def _run_workloads(
 
 
 def run(
-    workloads: str = "all", *, quick: bool = False, receivers: str = "python"
+    workloads: str = "all",
+    *,
+    quick: bool = False,
+    receivers: str = "python",
+    rooms: int | None = None,
+    routers: int = 1,
+    redis: str = "standalone",
 ) -> dict[str, Any]:
     """Start the system, run ``workloads``, stop the system; the report as a dict.
     ``receivers``: W3p's receiver processes, ``"python"`` or ``"node"`` (the TypeScript
-    client's ``shared/js/bench/receivers.mjs``)."""
+    client's ``shared/js/bench/receivers.mjs``). ``rooms``: W7's and W8's room count (default
+    10,000 and 100,000). ``routers``: routers sharing the partitions. ``redis``:
+    ``"standalone"`` or ``"cluster"`` (a local three-master Redis Cluster)."""
     selected = parse_workloads(workloads)
     if receivers not in RECEIVERS:
         raise ValueError(f"receivers must be one of {', '.join(RECEIVERS)}, not {receivers!r}")
+    if redis not in REDIS_KINDS:
+        raise ValueError(f"redis must be one of {', '.join(REDIS_KINDS)}, not {redis!r}")
+    if routers < 1 or (rooms is not None and rooms < 1):
+        raise ValueError("routers and rooms must be at least 1")
     started = time.perf_counter()
     date = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     _raise_fd_limit()
-    system = BenchSystem(gateway_env=dict(LIFTED_LIMITS))
+    system = BenchSystem(gateway_env=dict(LIFTED_LIMITS), routers=routers, redis=redis)
     with _sigterm_exits():
         try:
-            _say("starting redis, router and two gateways on 127.0.0.1 ...")
+            _say(f"starting redis ({redis}), {routers} router(s) and two gateways on 127.0.0.1 ...")
             system.start()
             env = environment(system)
-            results = asyncio.run(_run_guarded(system, selected, quick, receivers))
+            results = asyncio.run(_run_guarded(system, selected, quick, receivers, rooms))
         finally:
             _say("stopping the system ...")
             t_stop = time.perf_counter()
@@ -363,7 +400,10 @@ def run(
         "benchmark": "roomstreams",
         "date": date,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None,
-        "call": f"run_cli(workloads={workloads!r}, quick={quick}, receivers={receivers!r})",
+        "call": f"run_cli(workloads={workloads!r}, quick={quick}, receivers={receivers!r}, "
+        f"rooms={rooms!r}, routers={routers}, redis={redis!r})",
+        "redis": redis,
+        "routers": routers,
         "quick": quick,
         "workloads": selected,
         "units": "ms = milliseconds; MB = 10^6 bytes; KB = 10^3 bytes",
@@ -377,13 +417,21 @@ def run(
 
 
 def run_cli(
-    workloads: str = "all", out: Path | None = None, quick: bool = False, receivers: str = "python"
+    workloads: str = "all",
+    out: Path | None = None,
+    quick: bool = False,
+    receivers: str = "python",
+    rooms: int | None = None,
+    routers: int = 1,
+    redis: str = "standalone",
 ) -> None:
     """Run the benchmark; print the JSON report to stdout and, if ``out`` is given, write it
     there too. Progress goes to stderr, and last a short table for people (bench/summary.py)."""
     from .summary import summary_table
 
-    doc = run(workloads, quick=quick, receivers=receivers)
+    doc = run(
+        workloads, quick=quick, receivers=receivers, rooms=rooms, routers=routers, redis=redis
+    )
     text = json.dumps(doc, indent=2)
     if out is not None:
         Path(out).write_text(text + "\n")

@@ -99,6 +99,18 @@ def summary_rows(doc: dict[str, Any]) -> list[Row]:
             alone = _ms(_get(g, "alone", "p99_ms"))
             ratio = _times(_get(g, "tiny_same_room", "p99_ratio_to_alone"))
             rows.append(("wflood", f"p99 alone {alone}, {ratio} beside a flood", "-", "-", "-"))
+        elif w == "w7":
+            rows.append(
+                ("w7 many rooms", f"{_num(g.get('rooms'))} rooms: W1 p99 "
+                 f"{_ms(_get(g, 'w1_under_load', 'p99_ms'))}, {_times(g.get('w1_p99_ratio'))} "
+                 "alone", "<= 2.00x", _met(g.get("target_met")), "-")
+            )  # fmt: skip
+        elif w == "w8":
+            cpu = _get(g, "router_idle_cpu_percent_of_one_core", "created_and_joined_rooms")
+            rows.append(
+                ("w8 idle rooms", f"router idle {_num(cpu, '%')} of a core",
+                 "< 2 %", _met(g.get("target_met")), "-")
+            )  # fmt: skip
     return rows
 
 

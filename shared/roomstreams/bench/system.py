@@ -1,5 +1,7 @@
 """The system under test, started by the benchmark itself: a private Redis-compatible
-server, one router and two gateways, each its own process, all on 127.0.0.1.
+server (or, ``redis="cluster"``, a private three-master Redis Cluster), one router (or
+``routers`` of them, sharing the partitions) and two gateways, each its own process, all on
+127.0.0.1.
 
 Nothing here reads ``ROOMSTREAMS_*`` settings from the caller's environment: they are
 removed from the children's environment and replaced, so a benchmark can never reach a
@@ -27,17 +29,21 @@ from typing import IO, Any
 import psutil
 import redis
 
+from .._redis_cluster import LocalRedisCluster
 from .._redis_server import LocalRedisServer, free_port
+from .._redisio import sync_client
 from ..protocol.keys import lease_key
 from ..token import AccessToken, VideoGrants
 
-__all__ = ["HOST", "BenchSystem", "Service", "repo_root", "rss_bytes"]
+__all__ = ["HOST", "REDIS_KINDS", "BenchSystem", "Service", "repo_root", "rss_bytes"]
 
 HOST = "127.0.0.1"
 API_KEY = "bench-key"
 PARTITIONS = 16
 _READY_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
+#: what ``BenchSystem(redis=...)`` can start
+REDIS_KINDS = ("standalone", "cluster")
 
 
 def repo_root() -> Path | None:
@@ -125,13 +131,29 @@ class BenchSystem:
     #: extra settings for the gateways (the runner lifts the per-connection flood limits,
     #: so that the throughput workloads measure the engine, not the default limits)
     gateway_env: dict[str, str] = field(default_factory=dict)
+    #: routers to run: the first takes every partition, each later one its share of them
+    routers: int = 1
+    #: ``"standalone"`` (one server) or ``"cluster"`` (a local three-master Redis Cluster)
+    redis: str = "standalone"
+    redis_cluster: LocalRedisCluster | None = None
+    #: the routers after the first (``router`` stays the first, for the workloads)
+    more_routers: list[Service] = field(default_factory=list)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> BenchSystem:
-        self.redis_server = LocalRedisServer().start()
-        self.router = self._spawn("router", {})
+        if self.redis not in REDIS_KINDS:
+            raise ValueError(f"redis must be one of {', '.join(REDIS_KINDS)}, not {self.redis!r}")
+        if self.redis == "cluster":
+            self.redis_cluster = LocalRedisCluster().start()
+        else:
+            self.redis_server = LocalRedisServer().start()
+        self.router = self._start_router("router")
         self._wait_router(self.router)
+        for i in range(1, self.routers):
+            self.more_routers.append(self._start_router(f"router{i}"))
+        if self.routers > 1:
+            self._wait_shared()
         for _ in range(self.gateways):
             self.gateway_services.append(self._start_gateway(len(self.gateway_services)))
         return self
@@ -140,12 +162,15 @@ class BenchSystem:
         procs = [g.proc for g in self.gateway_services]
         self.gateway_services = []
         _stop_procs(procs)  # gateways first: they append their participants' leaves
-        if self.router is not None:
-            _stop_procs([self.router.proc])
-            self.router = None
+        routers = [r.proc for r in [*([self.router] if self.router else []), *self.more_routers]]
+        self.router, self.more_routers = None, []
+        _stop_procs(routers)
         if self.redis_server is not None:
             self.redis_server.stop()
             self.redis_server = None
+        if self.redis_cluster is not None:
+            self.redis_cluster.stop()
+            self.redis_cluster = None
 
     def restart_gateway(self, index: int) -> Service:
         """Replace gateway ``index`` with a fresh process (on a new port)."""
@@ -158,8 +183,48 @@ class BenchSystem:
 
     @property
     def redis_url(self) -> str:
+        """What the services are given (``redis+cluster://...`` on a cluster)."""
+        if self.redis_cluster is not None:
+            return self.redis_cluster.url
         assert self.redis_server is not None, "system not started"
         return self.redis_server.url
+
+    @property
+    def node_urls(self) -> list[str]:
+        """``redis://`` URLs of each server: the one standalone server, or every cluster
+        master (for per-node facts: ``INFO``, the floors)."""
+        if self.redis_cluster is not None:
+            c = self.redis_cluster
+            return [f"redis://{HOST}:{n.port}/0" for n in c.nodes[: c.masters]]
+        return [self.redis_url]
+
+    @property
+    def api_url(self) -> str:
+        """The first router's HTTP port (LiveKit's RoomService over Twirp)."""
+        assert self.router is not None, "system not started"
+        return f"http://{HOST}:{self.router.port}"
+
+    def redis_used_memory(self) -> int:
+        """``used_memory`` of the server, summed over the masters on a cluster (bytes)."""
+        total = 0
+        for url in self.node_urls:
+            r = redis.Redis.from_url(url)
+            try:
+                total += int(r.info("memory")["used_memory"])
+            finally:
+                r.close()
+        return total
+
+    def routers_partitions(self) -> list[int]:
+        """How many partitions each router says it owns (``/healthz``), in start order."""
+        out = []
+        for svc in [*([self.router] if self.router else []), *self.more_routers]:
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{svc.port}/healthz", timeout=5) as rs:
+                    out.append(len(json.loads(rs.read()).get("partitions", [])))
+            except OSError:
+                out.append(-1)
+        return out
 
     @property
     def urls(self) -> list[str]:
@@ -170,8 +235,14 @@ class BenchSystem:
         out: dict[str, int] = {}
         if self.redis_server is not None and self.redis_server.process is not None:
             out["redis"] = self.redis_server.process.pid
+        if self.redis_cluster is not None:  # redis, redis1, redis2: the masters
+            for i, n in enumerate(self.redis_cluster.nodes):
+                if n.process is not None:
+                    out["redis" if i == 0 else f"redis{i}"] = n.process.pid
         if self.router is not None:
             out["router"] = self.router.pid
+        for r in self.more_routers:
+            out[r.name] = r.pid
         for i, g in enumerate(self.gateway_services):
             out[f"gateway{i}"] = g.pid
         out["bench"] = os.getpid()
@@ -188,7 +259,7 @@ class BenchSystem:
 
     def server_info(self) -> dict[str, str]:
         """``INFO server`` of the Redis-compatible server (name and versions)."""
-        r = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        r = redis.Redis.from_url(self.node_urls[0], decode_responses=True)
         try:
             info: dict[str, Any] = r.info("server")
         finally:
@@ -241,6 +312,30 @@ class BenchSystem:
         )
         return Service(name, proc, port)
 
+    def _start_router(self, name: str) -> Service:
+        port = free_port()
+        svc = self._spawn("router", {"ROOMSTREAMS_ROUTER_HTTP_PORT": str(port)}, port)
+        svc.name = name
+        return svc
+
+    def _wait_shared(self) -> None:
+        """Until every router owns at least its floor share of the partitions (the routers
+        of this checkout share them); if they do not within the timeout, go on and let the
+        report's ``routers_partitions`` say what they owned."""
+        n = 1 + len(self.more_routers)
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while time.monotonic() < deadline:
+            owned = self.routers_partitions()
+            if sum(owned) == PARTITIONS and min(owned) >= PARTITIONS // n:
+                return
+            time.sleep(0.1)
+        print(
+            f"bench: routers did not share the partitions within {_READY_TIMEOUT:g} s: "
+            f"{self.routers_partitions()}",
+            file=sys.stderr,
+            flush=True,
+        )
+
     def _start_gateway(self, index: int) -> Service:
         port = free_port()
         svc = self._spawn(
@@ -270,7 +365,7 @@ class BenchSystem:
 
     def _wait_router(self, svc: Service) -> None:
         """Ready when it holds the lease of every partition."""
-        r = redis.Redis.from_url(self.redis_url)
+        r = sync_client(self.redis_url)
         try:
             deadline = time.monotonic() + _READY_TIMEOUT
             while time.monotonic() < deadline:
