@@ -155,9 +155,18 @@ def _settings(raw: bytes | str | None) -> dict[str, Any]:
 async def list_rooms(
     r: Client, partitions: int, names: list[str] | None = None
 ) -> list[RoomRecord]:
-    """Live rooms and rooms created through the API that are still waiting for someone."""
-    live = {_s(k): json.loads(v) for k, v in (await r.hgetall(ROOMS)).items()}
-    raw = {_s(k): v for k, v in (await r.hgetall(ROOM_SETTINGS)).items()}
+    """Live rooms and rooms created through the API that are still waiting for someone.
+    With ``names``, only those fields are read (``HMGET``): a CreateRoom or a call about one
+    room costs the same with 100,000 rooms as with ten (``HGETALL`` made it O(rooms))."""
+    if names:
+        fields = list(dict.fromkeys(names))
+        got_live = await r.hmget(ROOMS, fields)
+        got_settings = await r.hmget(ROOM_SETTINGS, fields)
+        live = {n: json.loads(v) for n, v in zip(fields, got_live, strict=True) if v}
+        raw = {n: v for n, v in zip(fields, got_settings, strict=True) if v}
+    else:
+        live = {_s(k): json.loads(v) for k, v in (await r.hgetall(ROOMS)).items()}
+        raw = {_s(k): v for k, v in (await r.hgetall(ROOM_SETTINGS)).items()}
     settings = {k: _settings(v) for k, v in raw.items()}
     wanted = set(names) if names else None
     candidates = sorted(n for n in set(live) | set(settings) if wanted is None or n in wanted)
