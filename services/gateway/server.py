@@ -394,6 +394,12 @@ class Gateway:
                 logger.exception("reading inbox failed; retrying")
                 await asyncio.sleep(0.2)
                 run_id = await self._redis_run_id()
+                while not run_id and not self._closing:
+                    # Redis is not answering: wait until it does and compare its run_id
+                    # then; reading the inbox again first would miss a restart (the read
+                    # of an empty new server just blocks: no error to notice it by)
+                    await asyncio.sleep(0.1)
+                    run_id = await self._redis_run_id()
                 if run_id and server and run_id != server:
                     # a new Redis: its fencing counters and inbox numbering start over
                     logger.error("Redis restarted (run_id %s); router epochs start over", run_id)

@@ -77,6 +77,10 @@ return 0
 """
 
 
+#: after a Redis error, how much longer than the gateway timeout no gateway is given up for
+#: dead: FastStream's stream subscriber waits 5 s after a failed read before it reads again
+_HEARTBEAT_GRACE_S = 6.0
+
 class Router:
     def __init__(self, settings: RouterSettings, broker: RedisBroker | None = None) -> None:
         self.s = settings
@@ -88,6 +92,8 @@ class Router:
         self._workers: dict[int, tuple[PartitionWorker, asyncio.Task[None], Client]] = {}
         self._events: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=100_000)
         self._gateways: dict[str, float] = {}
+        #: when this router last failed to reach Redis (heartbeat grace, see _liveness_loop)
+        self._redis_error_at = -1e9
         self._tasks: list[asyncio.Task[None]] = []
         self._cleanup: set[asyncio.Task[None]] = set()
         self._dropped: set[str] = set()
@@ -213,6 +219,7 @@ class Router:
                 self._rebalance()
                 await self._acquire()
             except RedisError:
+                self._redis_error_at = time.monotonic()  # heartbeat grace
                 logger.exception("lease renewal failed")
 
     def _rebalance(self) -> None:
@@ -314,6 +321,11 @@ class Router:
         while not self._stopping:
             await asyncio.sleep(min(1.0, timeout / 4))
             now = time.monotonic()
+            if now - self._redis_error_at < timeout + _HEARTBEAT_GRACE_S:
+                # heartbeat grace: Redis just failed (restarted?): beats could not arrive, and
+                # FastStream's subscriber backs off 5 s after a fetch error; judging now
+                # dropped every live gateway (their participants left, then reconnected)
+                continue
             for gw, seen in list(self._gateways.items()):
                 if now - seen > timeout:
                     logger.warning("gateway %s missed heartbeats for %.1fs; dropping", gw, timeout)

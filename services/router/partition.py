@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
-from roomstreams._redisio import Client, last_id, xread, xrevrange
+from roomstreams._redisio import Client, last_id, server_run_id, xread, xrevrange
 from roomstreams.core.room import Maybe, RoomState
 from roomstreams.protocol.binary import DATA_PACKET
 from roomstreams.protocol.entries import LogEntry
@@ -214,6 +214,8 @@ class PartitionWorker:
         self._moved: set[str] = set()
         #: cleared to stop: the loop ends after the current read (at most a second)
         self.running = True
+        #: the Redis server this worker took the partition on (see _redis_replaced)
+        self._run_id = ""
 
     @property
     def settled(self) -> bool:
@@ -229,6 +231,7 @@ class PartitionWorker:
         self._pending_drop.append((gateway, reason))
 
     async def run(self) -> None:
+        self._run_id = await server_run_id(self.r, self.ctl)
         if self.epoch != "1":
             await self._take_over()
         logger.debug("partition %d: owned (epoch %s)", self.p, self.epoch)  # INFO: in router.app
@@ -243,6 +246,8 @@ class PartitionWorker:
                 logger.exception("partition %d: Redis error; retrying in %.2fs", self.p, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+                if await self._redis_replaced():
+                    return
 
     async def _take_over(self) -> None:
         """Another router owned this partition before (it stopped or died): its room state
@@ -404,6 +409,26 @@ class PartitionWorker:
                     self.last[key] = self.idle.pop(key)
                     self._active[key] = time.monotonic()
 
+    async def _redis_replaced(self) -> bool:
+        """After a Redis error: wait until Redis answers, and stop if it is another server
+        (restarted empty). This worker's state and epoch belong to the old one; routing on
+        the new server with them delivered packets the gateways then dropped as repeats
+        (the new owner numbers from 1 at epoch 1 again) and acknowledged them to their
+        senders: lost. The lease loop finds the lease gone and takes the partition afresh."""
+        while self.running:
+            try:
+                run_id = await server_run_id(self.r, self.ctl)
+            except RedisError:
+                run_id = ""
+            if run_id:
+                if run_id == self._run_id:
+                    return False
+                logger.error("partition %d: Redis restarted; this worker stops", self.p)
+                self.running = False
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
     async def _deposed(self) -> bool:
         """The read took far longer than it blocks (this process stalled), maybe past the
         lease: if another router took the partition meanwhile (the fencing counter moved on),
@@ -543,6 +568,8 @@ class PartitionWorker:
                 logger.exception("partition %d: flushing failed; retrying in %.2fs", self.p, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+                if await self._redis_replaced():
+                    return  # what this batch routed went with the old server
         if moved:
             self._moved.clear()
         for event, room, identity, reason in events:
