@@ -242,13 +242,22 @@ class _PacketReceipt:
 async def _paced_publish(sender: Room, total: int, rate: float) -> dict[str, Any]:
     """Publish ``total`` packets at ``rate``/s against absolute deadlines (loop time), like
     W1's ``paced_send``; each payload carries its sequence number and the ``perf_counter``
-    taken just before ``publish_data``."""
+    taken just before ``publish_data``. Each call runs as a task (``publish_data`` returns
+    once the router acknowledged the packet, about a round trip: awaited one by one, the
+    pace could not be kept), and the time each call took is the ack latency."""
     loop = asyncio.get_running_loop()
     publish = sender.local_participant.publish_data
     perf, pack = time.perf_counter, _PKT.pack
     start = loop.time() + 0.01
     behind = 0
     first = last = 0.0
+    acks: list[float] = []
+    calls: list[asyncio.Task[None]] = []
+
+    async def one(payload: bytes, t: float) -> None:
+        await publish(payload, topic=TOPIC)
+        acks.append(perf() - t)
+
     for i in range(total):
         delay = start + i / rate - loop.time()
         if delay > 0:
@@ -258,15 +267,41 @@ async def _paced_publish(sender: Room, total: int, rate: float) -> dict[str, Any
                 behind += 1
             await asyncio.sleep(0)
         t = perf()
-        await publish(pack(i, t) + _PAD, topic=TOPIC)
+        calls.append(asyncio.ensure_future(one(pack(i, t) + _PAD, t)))
         if i == 0:
             first = t
         last = t
+    await asyncio.gather(*calls)
     span = last - first
+    ack = latency_summary(acks)
     return {
         "packets_sent": total,
         "send_rate_achieved_per_s": rnd((total - 1) / span, 1) if span > 0 else None,
         "packets_sent_over_5ms_late": behind,
+        "ack_p50_ms": ack.get("p50_ms"),
+        "ack_p99_ms": ack.get("p99_ms"),
+    }
+
+
+async def _publish_rates(sender: Room, n: int) -> dict[str, Any]:
+    """Packets per second a sender gets: awaiting each call in a loop (one acknowledgement
+    round trip per packet), and ``n`` calls at once (acknowledgements shared)."""
+    publish = sender.local_participant.publish_data
+    perf = time.perf_counter
+    loop_n = max(50, n // 5)
+    t = perf()
+    for i in range(loop_n):
+        await publish(_PKT.pack(10**9 + i, 0.0) + _PAD, topic="w6-rate")
+    looped = perf() - t
+    t = perf()
+    await asyncio.gather(
+        *(publish(_PKT.pack(2 * 10**9 + i, 0.0) + _PAD, topic="w6-rate") for i in range(n))
+    )
+    burst = perf() - t
+    return {
+        "awaited_loop_packets_per_s": rnd(loop_n / looped, 1),
+        "concurrent_burst_packets": n,
+        "concurrent_burst_packets_per_s": rnd(n / burst, 1),
     }
 
 
@@ -279,6 +314,7 @@ async def w6_data(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
     room = new_room("w6")
     rooms: list[Room] = []
     problems: list[str] = []
+    foreign = 0
     try:
         receiver = Room()
         receiver.on("data_received", rx.callback())
@@ -295,10 +331,12 @@ async def w6_data(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
         except TimeoutError:
             problems.append(f"{total - rx.count} packets not received 30 s after the last one")
         cpu = meter.stop(total, "packet")
+        foreign = rx.foreign  # (the rate measures below use a topic of their own)
+        rates = await _publish_rates(sender, 500 if quick else 2000)
     finally:
         await disconnect_all(rooms)
-    if rx.foreign:
-        problems.append(f"{rx.foreign} packets from another sender or topic")
+    if foreign:
+        problems.append(f"{foreign} packets from another sender or topic")
     if rx.malformed:
         problems.append(f"{rx.malformed} packets of the wrong length")
     return {
@@ -313,4 +351,5 @@ async def w6_data(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
         "problems": problems,
         **latency_summary(rx.latencies),
         **cpu,
+        **rates,
     }
