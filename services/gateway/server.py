@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from roomstreams._redisio import client as redis_client
-from roomstreams._redisio import server_run_id, xread
+from roomstreams._redisio import execute, server_run_id, xadd_command, xread
 from roomstreams._retry import Backoff
 from roomstreams._tasks import cancel_and_wait
 from roomstreams.core.limits import RateLimits
@@ -352,18 +352,18 @@ class Gateway:
         # rooms the router may have idled (see .wake): named on their control stream too
         now = time.monotonic()
         wake = {k for k, _ in batch if ":room:" in k and self._wake.needed(k, now)}
+        cmds = [
+            xadd_command(
+                key, {"room": e.topic} if e.kind == "room" else encode_log_entry(e), maxlen=maxlen
+            )
+            for key, e in batch
+        ]
+        for key in wake:  # after the appends: the router finds them when it wakes
+            room = {"room": room_from_log_key(key)}
+            cmds.append(xadd_command(ctl_key_of_log_key(key), room, maxlen=maxlen))
         while True:
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key, e in batch:
-                        if e.kind == "room":
-                            pipe.xadd(key, {"room": e.topic}, maxlen=maxlen, approximate=True)
-                        else:
-                            pipe.xadd(key, encode_log_entry(e), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-                    for key in wake:  # after the appends: the router finds them when it wakes
-                        room = {"room": room_from_log_key(key)}
-                        pipe.xadd(ctl_key_of_log_key(key), room, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-                    await pipe.execute()
+                await execute(self._redis, cmds)
                 return
             except RedisError:
                 if self._closing and backoff.ceiling > 0.4:

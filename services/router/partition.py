@@ -19,9 +19,22 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from roomstreams._redisio import Client, last_id, server_run_id, xread, xrevrange
+from roomstreams._redisio import (
+    Client,
+    Command,
+    StreamEntries,
+    execute,
+    last_id,
+    parse_xread,
+    server_run_id,
+    xadd_command,
+    xread,
+    xread_command,
+    xrevrange,
+)
 from roomstreams.core.room import Maybe, RoomState
 from roomstreams.protocol.binary import DATA_PACKET
 from roomstreams.protocol.entries import LogEntry
@@ -214,6 +227,11 @@ class PartitionWorker:
         self._moved: set[str] = set()
         #: cleared to stop: the loop ends after the current read (at most a second)
         self.running = True
+        #: the next read goes out in the same pipeline as a wake-up's writes (one round trip
+        #: per wake-up instead of two); on a cluster the pipeline spans nodes, so it does not
+        self._fused = isinstance(redis, aioredis.Redis)
+        #: what that read returned, routed at the next step
+        self._next: StreamEntries | None = None
         #: the Redis server this worker took the partition on (see _redis_replaced)
         self._run_id = ""
 
@@ -297,18 +315,29 @@ class PartitionWorker:
             len(gateways),
         )
 
-    async def _step(self) -> None:
+    def _read_args(self) -> tuple[dict[str, bytes | str], int]:
+        """The next read: the control stream and the active rooms, and how long it blocks."""
         streams: dict[str, bytes | str] = {self.ctl: self.ctl_last}
         streams.update(self.last)
         rs = self._resync
         block = 1000
         if rs is not None:  # wake up in time to end the wait at its deadline
             block = max(1, min(block, int((rs.deadline - time.monotonic()) * 1000) + 1))
-        began = time.monotonic()
-        resp = await xread(self.r, streams, block=block, count=self.s.read_count)
-        stalled = time.monotonic() - began > block / 1000 + self.s.lease_ms / 2000
-        if stalled and await self._deposed():
-            return
+        return streams, block
+
+    def _stalled(self, began: float, block: int) -> bool:
+        return time.monotonic() - began > block / 1000 + self.s.lease_ms / 2000
+
+    async def _step(self) -> None:
+        rs = self._resync
+        if self._next is not None:  # read with the last wake-up's writes
+            resp, self._next = self._next, None
+        else:
+            streams, block = self._read_args()
+            began = time.monotonic()
+            resp = await xread(self.r, streams, block=block, count=self.s.read_count)
+            if self._stalled(began, block) and await self._deposed():
+                return
         folding = _stats.woke(resp)  # /metrics: once per wake-up, never per entry
         batch = Batch()
         trims: dict[str, bytes] = {}
@@ -355,6 +384,7 @@ class PartitionWorker:
                 self._fold(state, e, batch)
             last_id = entries[-1][0]
             self.last[key] = last_id
+            self.idle.pop(key, None)  # set aside after this read was sent: active again
             self._active[key] = time.monotonic()
             self._moved.add(key)
             # XTRIM ~ removes whole stream nodes (100 entries): trimming more often than
@@ -529,38 +559,46 @@ class PartitionWorker:
         events: list[tuple[str, str, str, str]] = [("room_started", r, "", "") for r in started]
         for room, _session, identity, info, reason, announce in batch.members:
             if info is None:
-                events.append(("participant_left", room, identity, reason))
+                if announce:  # not when a session resume renamed it
+                    events.append(("participant_left", room, identity, reason))
             elif announce:
                 events.append(("participant_joined", room, identity, ""))
         now = int(time.time() * 1000)
         maxlen = self.s.inbox_maxlen
+        cmds: list[Command] = []
+        for gw, entries in batch.inbox.items():
+            key = inbox_key(gw)
+            cmds.extend(xadd_command(key, f, maxlen=maxlen) for f in entries)
+        for gw in {**batch.acks, **batch.packet_acks}:
+            fields = {"k": "a", "d": json.dumps(batch.acks.get(gw, {}))}
+            if gw in batch.packet_acks:  # data-packet acks
+                fields["pk"] = json.dumps(batch.packet_acks[gw])
+            cmds.append(xadd_command(inbox_key(gw), fields, maxlen=maxlen))
+        cmds.extend(("XTRIM", key, "MINID", "~", last_id) for key, last_id in trims.items())
+        for room in started:
+            cmds.append(("HSET", ROOMS, room, json.dumps({"created": now, "partition": self.p})))
+        for room, session, _identity, info, _reason, _ann in batch.members:
+            mkey = members_key(room, self.s.partitions)
+            cmds.append(
+                ("HSET", mkey, session, info) if info is not None else ("HDEL", mkey, session)
+            )
+        if moved:
+            cmds.append(("HSET", self._pos, *(x for kv in moved.items() for x in kv)))
         delay = 0.05
         while True:
+            fused = self._fused and self.running
             try:
-                async with self.r.pipeline(transaction=False) as pipe:
-                    for gw, entries in batch.inbox.items():
-                        key = inbox_key(gw)
-                        for f in entries:
-                            pipe.xadd(key, f, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-                    for gw in {**batch.acks, **batch.packet_acks}:
-                        fields = {"k": "a", "d": json.dumps(batch.acks.get(gw, {}))}
-                        if gw in batch.packet_acks:  # data-packet acks
-                            fields["pk"] = json.dumps(batch.packet_acks[gw])
-                        pipe.xadd(inbox_key(gw), fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-                    for key, last_id in trims.items():
-                        pipe.xtrim(key, minid=last_id, approximate=True)
-                    for room in started:
-                        meta = json.dumps({"created": now, "partition": self.p})
-                        pipe.hset(ROOMS, room, meta)
-                    for room, session, _identity, info, _reason, _ann in batch.members:
-                        mkey = members_key(room, self.s.partitions)
-                        if info is not None:
-                            pipe.hset(mkey, session, info)
-                        else:
-                            pipe.hdel(mkey, session)
-                    if moved:
-                        pipe.hset(self._pos, mapping=moved)  # type: ignore[arg-type]
-                    await pipe.execute()
+                if fused:  # the next read, after the writes (it sees their positions)
+                    streams, block = self._read_args()
+                    read_cmd = xread_command(streams, block=block, count=self.s.read_count)
+                    began = time.monotonic()
+                    replies = await execute(self.r, [*cmds, read_cmd])
+                    read = parse_xread(replies[-1])
+                    # a stall past the lease while it blocked: route nothing of it
+                    if not (self._stalled(began, block) and await self._deposed()):
+                        self._next = read
+                else:
+                    await execute(self.r, cmds)
                 break
             except RedisError:
                 if not self.running:

@@ -12,7 +12,7 @@ redis-py's cluster pipeline, which splits them per node."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias, cast
 from urllib.parse import unquote, urlsplit
 
@@ -25,15 +25,20 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 __all__ = [
     "CLUSTER_SCHEMES",
     "Client",
+    "Command",
     "StreamEntries",
     "SyncClient",
     "client",
     "cluster_seeds",
+    "execute",
     "is_cluster_url",
     "last_id",
+    "parse_xread",
     "server_run_id",
     "sync_client",
+    "xadd_command",
     "xread",
+    "xread_command",
     "xrevrange",
 ]
 
@@ -46,6 +51,8 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 Fields = dict[bytes, bytes]
 StreamEntries = list[tuple[bytes, list[tuple[bytes, Fields]]]]
+#: one command as its arguments: ``("XADD", key, "*", field, value)``
+Command = tuple[bytes | str | int | float, ...]
 
 
 def is_cluster_url(url: str) -> bool:
@@ -81,6 +88,74 @@ def cluster_seeds(url: str) -> tuple[str, list[tuple[str, int]]]:
     return node_url, seeds
 
 
+def xread_command(
+    streams: Mapping[str, bytes | str], *, block: int | None, count: int | None
+) -> Command:
+    """``XREAD [COUNT n] [BLOCK ms] STREAMS k1 k2 ... id1 id2 ...`` as a :data:`Command`."""
+    args: list[bytes | str | int | float] = ["XREAD"]
+    if count is not None:
+        args += ["COUNT", count]
+    if block is not None:
+        args += ["BLOCK", block]
+    args.append("STREAMS")
+    args.extend(streams.keys())
+    args.extend(streams.values())
+    return tuple(args)
+
+
+def xadd_command(
+    key: str, fields: Mapping[Any, bytes | str | int | float], *, maxlen: int
+) -> Command:
+    """``XADD key MAXLEN ~ n * f1 v1 ...`` as a :data:`Command`."""
+    args: list[bytes | str | int | float] = ["XADD", key, "MAXLEN", "~", maxlen, "*"]
+    for k, v in fields.items():
+        args += [k, v]
+    return tuple(args)
+
+
+def parse_xread(reply: Any) -> StreamEntries:
+    """An ``XREAD`` reply (RESP3: a map of key -> entries; RESP2: a list of [key, entries];
+    nil when nothing came) -> :data:`StreamEntries`."""
+    if not reply:
+        return []
+    out: StreamEntries = []
+    for key, entries in reply.items() if isinstance(reply, dict) else reply:
+        parsed = []
+        for entry_id, flat in entries:
+            it = iter(flat)
+            parsed.append((entry_id, dict(zip(it, it, strict=True))))
+        out.append((key, parsed))
+    return out
+
+
+async def execute(r: Client, commands: Sequence[Command]) -> list[Any]:
+    """Send ``commands`` as one pipeline (not a transaction) and return their replies.
+
+    On a standalone server the commands go straight through one pooled connection: packed
+    together, written once, the raw replies read back (bytes, ints, nested lists: no
+    response callbacks). redis-py's ``Pipeline`` costs about as much CPU again as the
+    round trip itself (measured: 158 µs against 76 µs for the same two commands), and the
+    services' hot paths are one such pipeline per wake-up. Any error (an error reply too)
+    drops the connection, so no reply is left unread on it, and is raised. On a cluster,
+    redis-py's cluster pipeline splits the commands per node, replies parsed as usual."""
+    if isinstance(r, RedisCluster):
+        async with r.pipeline(transaction=False) as pipe:
+            for cmd in commands:
+                pipe.execute_command(*cmd)
+            return await pipe.execute()
+    pool = r.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        replies = [await conn.read_response() for _ in commands]
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+    return replies
+
+
 async def xread(
     r: Client,
     streams: Mapping[str, bytes | str],
@@ -90,8 +165,11 @@ async def xread(
 ) -> StreamEntries:
     """``XREAD [COUNT n] [BLOCK ms] STREAMS ...``: [(key, [(id, fields), ...]), ...].
     On a cluster every key must hash to one slot (the services' reads always do)."""
-    resp: Any = await r.xread(dict(streams), block=block, count=count)  # type: ignore[arg-type]
-    return cast(StreamEntries, resp or [])
+    if isinstance(r, RedisCluster):
+        resp: Any = await r.xread(dict(streams), block=block, count=count)  # type: ignore[arg-type]
+        return cast(StreamEntries, resp or [])
+    (reply,) = await execute(r, [xread_command(streams, block=block, count=count)])
+    return parse_xread(reply)
 
 
 async def xrevrange(
