@@ -42,6 +42,11 @@ def test_rows_give_figures_targets_verdicts_and_floor_ratios() -> None:
     assert rows[("w6 data packets", "p50")][4] == "1.61x"
 
 
+def test_a_workload_the_table_does_not_know_still_gets_a_row() -> None:
+    rows = summary_rows({"workloads": ["w9"], "w9": {"x": 1}})
+    assert rows == [("w9", "see the JSON report", "-", "-", "-")]
+
+
 def test_table_is_plain_text_with_one_line_per_row() -> None:
     text = summary_table(_doc())
     assert "\x1b[" not in text  # no colour codes in a log

@@ -111,6 +111,8 @@ def summary_rows(doc: dict[str, Any]) -> list[Row]:
                 ("w8 idle rooms", f"router idle {_num(cpu, '%')} of a core",
                  "< 2 %", _met(g.get("target_met")), "-")
             )  # fmt: skip
+        else:  # a workload this table does not know yet: its figures are in the JSON
+            rows.append((w, "see the JSON report", "-", "-", "-"))
     return rows
 
 
