@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from roomstreams.core.limits import FloodVerdict, RateLimits, RateMeter
 from roomstreams.core.outgoing import FrameRejected, OutgoingStreams
@@ -83,6 +84,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("gateway.connection")
+
+#: frames written to a socket in one transport write at most (the queue may hold more)
+_WRITE_BATCH = 64
 
 #: Close code when the gateway cannot append to Redis fast enough (WebSocket "try again later").
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -382,14 +386,36 @@ class Connection:
                 self.close(1011, "keepalive ping timeout: the peer stopped answering")
 
     async def writer(self) -> None:
+        """Write what is queued, in batches: every frame waiting is framed by the sans-I/O
+        protocol and the batch goes to the transport in one write, with no coroutine, lock
+        or context manager per frame (as websockets' ``broadcast()`` does, but with
+        backpressure: past the transport's write limit the writer waits for it to drain,
+        and meanwhile frames wait in the bounded queue, which disconnects a slow consumer
+        when full)."""
         ws, q = self.ws, self._queue
+        protocol, transport = ws.protocol, ws.transport
+        frames_sent, bytes_sent = _stats.frames_sent, _stats.bytes_sent
         while True:
             frame = await q.get()
-            # JSON frames start with "{"; binary ones (byte chunks, data packets) never do
-            await ws.send(frame, text=frame[:1] == b"{")
-            kind = frame[0] if frame else 0  # counted by first byte: _stats, not labels
-            _stats.frames_sent[kind] += 1
-            _stats.bytes_sent[kind] += len(frame)
+            if protocol.state is not State.OPEN:
+                return  # closing: the reader ends the connection
+            n = 0
+            while True:
+                # JSON frames start with "{"; binary ones (byte chunks, data packets) never do
+                if frame[:1] == b"{":
+                    protocol.send_text(frame)
+                else:
+                    protocol.send_binary(frame)
+                kind = frame[0] if frame else 0  # counted by first byte: _stats, not labels
+                frames_sent[kind] += 1
+                bytes_sent[kind] += len(frame)
+                n += 1
+                if n >= _WRITE_BATCH or q.empty():
+                    break
+                frame = q.get_nowait()
+            # only data frames were framed since the state check (no close frame, no EOF)
+            transport.write(b"".join(protocol.data_to_send()))
+            await ws.drain()  # returns at once unless the transport is over its limit
 
     # -- pacing -----------------------------------------------------------------------------
 
