@@ -32,6 +32,7 @@ from roomstreams.protocol.binary import (
 from roomstreams.protocol.entries import LogEntry
 from roomstreams.protocol.filenames import file_name_problem
 from roomstreams.protocol.frames import (
+    SEEN_PREFIX,
     ChunkFrame,
     DataAckFrame,
     DeliveredHeader,
@@ -48,6 +49,7 @@ from roomstreams.protocol.frames import (
     RpcAckFrame,
     RpcRequestFrame,
     RpcResponseFrame,
+    SeenFrame,
     SubscribeFrame,
     TrailerFrame,
     UnsubscribeFrame,
@@ -102,6 +104,12 @@ CLOSE_RATE_LIMITED = 4029
 #: The least an entry counts against a connection's pacing window, in bytes: with the
 #: default 1 MiB window, at most 1024 entries of one connection wait to be routed.
 MIN_ENTRY_CHARGE = 1024
+
+
+def _position(entry_id: bytes) -> tuple[int, int]:
+    """An inbox entry id as a comparable pair (``ValueError`` if it is not one)."""
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 class Overloaded(Exception):
@@ -243,6 +251,14 @@ class Connection:
         #: the sender identity stamped on what it sends: blank for a hidden participant, as
         #: LiveKit blanks a hidden participant's identity on its data packets
         self._stamp = "" if ident.claims.video.hidden else ident.claims.identity
+        #: session resume (services/gateway/resume.py): the client asked for marks; frames
+        #: pushed since the last one, when it went, and the inbox position the client has
+        #: acknowledged (this gateway trims its inbox no further)
+        self.marks = False
+        self.unmarked = 0
+        self.marked_at = 0.0
+        self.floor: tuple[int, int] | None = None
+        self.touched: set[Connection] = set()
 
     # -- toward the socket ------------------------------------------------------------------
 
@@ -276,6 +292,10 @@ class Connection:
         elif ends:
             self.receiving.discard(ends)
             self.closing.discard(ends)
+        if self.marks:  # session resume: a mark follows (Gateway._send_marks)
+            self.unmarked += 1
+            if self.unmarked == 1:
+                self.touched.add(self)
         try:
             self._queue.put_nowait(frame)
             _stats.deliveries += 1
@@ -470,6 +490,7 @@ class Connection:
                 resync=resync,
                 announced=self.announced or not resync,
                 window=self._window,
+                resumable=self.marks,
             )
         )
 
@@ -510,6 +531,32 @@ class Connection:
 
     def append_leave(self, reason: str) -> None:
         self._entry(LogEntry(kind="l", session=self.session, reason=reason))
+
+    def append_suspend(self, reason: str) -> None:
+        """Session resume: the socket is gone but the client may resume (the participant
+        stays for the resume window; its streams end at their readers)."""
+        self._entry(LogEntry(kind="sp", session=self.session, reason=reason))
+
+    def mark(self, at: bytes, now: float) -> None:
+        """Session resume: tell the client every delivery up to inbox entry ``at`` went."""
+        self.unmarked, self.marked_at = 0, now
+        if self.floor is None:
+            self.floor = _position(at)
+        if self.close_code is None:
+            try:
+                self._queue.put_nowait(b'{"type":"mark","at":"' + at + b'"}')
+            except asyncio.QueueFull:
+                self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full, receiver too slow")
+
+    def _seen(self, raw: bytes) -> None:
+        """Session resume: the client got the mark ``at``: the inbox may go up to there."""
+        try:
+            at = _position(SeenFrame.model_validate_json(raw).at.encode())
+        except (ValidationError, ValueError):
+            raise FrameRejected(ErrorCode.BAD_FRAME, "bad seen frame") from None
+        if self.floor is None or at > self.floor:
+            self.floor = at
+
 
     async def reader(self) -> None:
         ws, meter, monotonic = self.ws, self._meter, time.monotonic
@@ -582,6 +629,9 @@ class Connection:
             return
         if raw[:1] == bytes((DATA_PACKET,)):
             self._data_packet(raw)
+            return
+        if raw[:14] == SEEN_PREFIX:  # session resume
+            self._seen(raw)
             return
         try:
             raw.decode("utf-8")

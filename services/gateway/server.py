@@ -52,6 +52,14 @@ from .connection import (
     Overloaded,
 )
 from .http import GatewayHttp
+from .resume import (
+    CLOSE_RESUME_FAILED,
+    Resumer,
+    ResumeRefused,
+    mark_sessions,
+    read_resume_frame,
+    trim_floor,
+)
 from .settings import GatewaySettings
 from .wake import WakeNotices
 
@@ -85,6 +93,14 @@ class Gateway:
         self._claims: weakref.WeakKeyDictionary[ServerConnection, Claims] = (
             weakref.WeakKeyDictionary()
         )
+        # session resume (resume.py): 1 = the client asked for marks, 2 = it resumes
+        self._resume_flags: weakref.WeakKeyDictionary[ServerConnection, int] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._resumer = Resumer(self)
+        self._touched: set[Connection] = set()
+        self._kept_inbox = False
+        self._entry_id = b""
         self._counter = itertools.count(1)
         self._api: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         # bounded in _append (data entries only)
@@ -170,7 +186,8 @@ class Gateway:
             await self._flush_appends()
             with contextlib.suppress(RedisError):
                 await self._redis.xadd(GATEWAY_EVENTS, {"g": self.id, "ev": "bye"}, maxlen=10_000)
-                await self._redis.delete(self.inbox)
+                if not self._kept_inbox:  # session resume: replayed from until the window ends
+                    await self._redis.delete(self.inbox)
             stuck = await cancel_and_wait(tasks)
             if stuck:
                 logger.error("tasks did not stop: %s", sorted(t.get_name() for t in stuck))
@@ -230,6 +247,9 @@ class Gateway:
             status, why = refused
             return conn.respond(status, why)
         self._claims[conn] = claims
+        query = parse_qs(url.query)  # session resume
+        if query.get("marks") == ["1"] and self.settings.resume_window > 0:
+            self._resume_flags[conn] = 2 if query.get("resume") == ["1"] else 1
         return None
 
     def _over_connection_limits(self, claims: Claims) -> tuple[HTTPStatus, str] | None:
@@ -279,9 +299,13 @@ class Gateway:
         )
         _stats.connected(ws.request.path if ws.request else "")
         extra = {"session": session, "room": room, "identity": claims.identity}
-        # counted only once its join is queued (a join that cannot be built ends here)
-        conn.append_join(self.id)
-        self.sessions[session] = conn
+        # session resume: marks for this client; a resume joins nothing (resume.py)
+        flag = self._resume_flags.pop(ws, 0)
+        conn.touched, conn.marks, resuming = self._touched, flag == 1, flag == 2
+        if not resuming:
+            # counted only once its join is queued (a join that cannot be built ends here)
+            conn.append_join(self.id)
+            self.sessions[session] = conn
         who = (room, claims.identity)
         self._per_identity[who] += 1
         self._joining.add(conn)
@@ -301,7 +325,17 @@ class Gateway:
                 partition_ctl_key(ident.partition),
                 LogEntry(kind="room", session=session, topic=room),
             )
+            if resuming:  # session resume: goes live in self.sessions when replayed
+                req = await read_resume_frame(ws, s.resume_handshake_timeout)
+                await self._resumer.resume(conn, req, s.resume_handshake_timeout)
+                logger.info("%s resumed session %s", session, req.session, extra=extra)
             await conn.reader()
+        except ResumeRefused as exc:  # session resume: the client joins afresh
+            reason = f"resume refused: {exc}"
+            logger.info("resume refused for %s: %s", session, exc, extra=extra)
+            conn.close(CLOSE_RESUME_FAILED, str(exc), ErrorCode.RESUME_FAILED)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.wait_closed(), s.close_timeout + 1)
         except ConnectionClosed as exc:
             rcvd = exc.rcvd
             if conn.close_code is not None:
@@ -320,7 +354,12 @@ class Gateway:
                 del self._per_identity[who]
             if self._draining and not self.sessions:
                 self._drained.set()
-            conn.append_leave(reason)
+            if conn.marks and self._draining and conn.close_code == 1012:
+                # session resume: it may resume on another gateway; the inbox stays
+                conn.append_suspend(reason)
+                self._kept_inbox = True
+            else:
+                conn.append_leave(reason)
             logger.info("disconnected %s: %s", session, reason, extra=extra)
 
     # -- appends: one pipeline per batch, order preserved -------------------------------------
@@ -411,16 +450,21 @@ class Gateway:
                 server = run_id or server
                 continue
             if not resp:
+                if self._touched:  # session resume: quiet for a second, marks go now
+                    mark_sessions(self._touched, last, time.monotonic(), force=True)
                 continue
             entries = resp[0][1]
             _stats.read_inbox(entries)  # once per read: count, position, delay
             for entry_id, fields in entries:
                 self._dispatch_safely(entry_id, fields)
                 last = entry_id
+            if self._touched:  # session resume
+                mark_sessions(self._touched, last, time.monotonic(), force=False)
             since_trim += len(entries)
             if since_trim >= 200:
                 try:
-                    await r.xtrim(self.inbox, minid=last, approximate=True)
+                    floor = trim_floor(lambda: list(self.sessions.values()), last, time.monotonic())
+                    await r.xtrim(self.inbox, minid=floor, approximate=True)
                     since_trim = 0
                 except RedisError:  # the next read reconnects; the trim is retried later
                     logger.warning("trimming the inbox failed")
@@ -455,6 +499,8 @@ class Gateway:
         written to the inbox by hand) is logged and skipped; the loop and every other
         connection go on."""
         try:
+            if self._resumer.pending:  # session resume: entries for a session being resumed
+                self._entry_id = entry_id
             self._dispatch(f)
         except Exception:
             logger.exception("inbox entry %s could not be handled; skipped", entry_id.decode())
@@ -477,6 +523,8 @@ class Gateway:
                 for c in self.sessions.values():
                     if c.ident.partition == partition:
                         c.inbox_gap(reason)
+        if self._resumer.pending:  # session resume: held for a session being resumed
+            self._resumer.hold(self._entry_id, f)
         kind = f.get(b"k")
         sessions = self.sessions
         if kind is None:

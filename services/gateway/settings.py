@@ -31,6 +31,9 @@ class GatewaySettings(CommonSettings):
     ping_interval: float = Field(default=4.0, gt=0)
     ping_timeout: float = Field(default=4.0, gt=0)
     close_timeout: float = Field(default=2.0, gt=0)
+    #: Session resume: how long a resuming connection may take to send its resume frame,
+    #: and the router to answer and the old inbox to be replayed (then it is refused).
+    resume_handshake_timeout: float = Field(default=10.0, gt=0)
     # -- flood limits, per connection (docs/security.md) -----------------------------------
     #: Frames a connection may send per second (burst: one second's worth; a frame of
     #: 4 KiB or more counts as a quarter, so uploads in 15000-byte chunks reach ~120 MB/s).

@@ -292,6 +292,14 @@ class Router:
             self._gateways[gw] = time.monotonic()
 
     def _drop(self, gw: str, reason: str) -> None:
+        window = self.s.resume_window
+        if window > 0:  # session resume: its resumable members stay for the window
+            for w, _, _ in self._workers.values():
+                w.suspend_gateway(gw, reason)
+            later = asyncio.get_running_loop().create_task(self._drop_after(gw, reason, window))
+            self._cleanup.add(later)
+            later.add_done_callback(self._cleanup.discard)
+            return
         for w, _, _ in self._workers.values():
             w.drop_gateway(gw, reason)
         # nothing of a dead gateway stays behind: its inbox goes (deliveries still queued
@@ -299,6 +307,15 @@ class Router:
         task = asyncio.get_running_loop().create_task(self._forget_gateway(gw))
         self._cleanup.add(task)
         task.add_done_callback(self._cleanup.discard)
+
+    async def _drop_after(self, gw: str, reason: str, window: float) -> None:
+        """Session resume: past the window, the members still on the gone gateway leave
+        (those that resumed are elsewhere now), then its inbox goes: a resume replays from
+        it until then."""
+        await asyncio.sleep(window)
+        for w, _, _ in self._workers.values():
+            w.drop_gateway(gw, reason)
+        await self._forget_gateway(gw)
 
     async def _reset_gateway(self, gw: str) -> None:
         reason = "gateway lost contact with the router; reconnect"

@@ -136,6 +136,16 @@ class Batch:
         if number > acks.get(session, 0):
             acks[session] = number
 
+    def moved(
+        self, old_gateway: str, old_session: str, gateway: str, session: str, frame: bytes
+    ) -> None:
+        # session resume: where the old session's deliveries stop, and the answer
+        self.inbox[old_gateway].append({"k": "mv", "to": old_session, "d": session})
+        self.inbox[gateway].append({"to": session, "d": frame, "rsm": "1"})
+
+    def resume_refused(self, gateway: str, session: str, frame: bytes) -> None:
+        self.inbox[gateway].append({"to": session, "d": frame, "rsm": "1", "rsf": "1"})
+
     def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None:
         self.inbox[gateway].append({"k": "x", "to": " ".join(sessions), "d": frame})
 
@@ -219,6 +229,7 @@ class PartitionWorker:
         self._events = events
         self._saw_gateway = saw_gateway
         self._pending_drop: list[tuple[str, str]] = []
+        self._pending_suspend: list[tuple[str, str]] = []  # session resume
         self._started: list[str] = []
         self._untrimmed: dict[str, int] = defaultdict(int)
         self._resync: _Resync | None = None
@@ -247,6 +258,11 @@ class PartitionWorker:
     def drop_gateway(self, gateway: str, reason: str) -> None:
         """Called from outside the loop; applied at the next wake-up."""
         self._pending_drop.append((gateway, reason))
+
+    def suspend_gateway(self, gateway: str, reason: str) -> None:
+        """Session resume: the gateway died or drained; its resumable members stay for the
+        resume window (RoomState.suspend_gateway). Applied at the next wake-up."""
+        self._pending_suspend.append((gateway, reason))
 
     async def run(self) -> None:
         self._run_id = await server_run_id(self.r, self.ctl)
@@ -395,6 +411,13 @@ class PartitionWorker:
                 self._untrimmed[key] = 0
                 trims[key] = last_id
             self._note_empty(key, state)
+        while self._pending_suspend:  # session resume
+            gw, reason = self._pending_suspend.pop()
+            if rs is not None:
+                rs.waiting.pop(gw, None)
+            for key, state in self.rooms.items():
+                if state.suspend_gateway(gw, reason, batch) and state.empty:
+                    self._empty_since.setdefault(key, time.monotonic())
         while self._pending_drop:
             gw, reason = self._pending_drop.pop()
             if rs is not None:

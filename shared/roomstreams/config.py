@@ -29,3 +29,8 @@ class CommonSettings(BaseSettings):
     #: this long also names the room on the partition's control stream, which brings it
     #: back (see docs/architecture.md, "Idle rooms").
     room_idle_after: float = Field(default=10.0, ge=1.0)
+    #: Session resume: seconds a participant whose connection dropped (or whose gateway
+    #: died or drained) stays in its room, unannounced, so that its client can reconnect to
+    #: any gateway and carry on (``ROOMSTREAMS_RESUME_WINDOW``; 0 turns resume off). Past
+    #: it, the participant leaves as before. Gateways and routers must agree on it.
+    resume_window: float = Field(default=15.0, ge=0)

@@ -114,6 +114,18 @@ ENTRIES = [
     ),
     LogEntry(kind="m", session="api", identity="bob", data=b'{"attributes":{"a":""}}'),
     LogEntry(kind="dc", session="", gateway="gw-a", stream_id="st-1", data=b"sess-2 sess-3"),
+    # session resume: a suspended member, a move (and a resumable join)
+    LogEntry(kind="sp", session="sess-1", seq=14, reason="gateway shutting down"),
+    LogEntry(
+        kind="mv",
+        session="gw-b.7",
+        seq=1,
+        identity="alice",
+        gateway="gw-b",
+        data=b"gw-a.3",
+        window=65536,
+    ),
+    LogEntry(kind="j", session="sess-4", seq=1, identity="dan", gateway="gw-a", resumable=True),
     LogEntry(
         kind="rp",
         session="sess-1",

@@ -19,6 +19,7 @@ the room sets them before :meth:`Connection.open`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import itertools
 import logging
@@ -53,7 +54,6 @@ logger = logging.getLogger("roomstreams.connection")
 PACKET_WINDOW = 256
 
 
-
 def websocket_url(url: str) -> str:
     """The gateway URL to open: ``http(s)://`` becomes ``ws(s)://`` as LiveKit's SDKs do, a
     URL without a scheme gets ``ws://``; a trailing slash goes."""
@@ -64,6 +64,7 @@ def websocket_url(url: str) -> str:
     if "://" not in url:
         return "ws://" + url
     return url
+
 
 class ConnectionState(enum.IntEnum):
     """LiveKit's ``ConnectionState`` (same names and values). ``connect()`` in progress is
@@ -114,9 +115,15 @@ class Connection:
 
     # -- the socket ---------------------------------------------------------------------------
 
-    async def open(self, url: str, token: str, *, timeout: float) -> ClientConnection:
-        """Open the socket and start reading it (frames go to the callbacks)."""
+    async def open(
+        self, url: str, token: str, *, timeout: float, marks: bool = False, resume: bool = False
+    ) -> ClientConnection:
+        """Open the socket and start reading it (frames go to the callbacks). ``marks``:
+        ask for the gateway's marks (session resume); ``resume``: this socket resumes a
+        session (its first frame must be the ``resume`` frame)."""
         target = f"{websocket_url(url)}/rtc?access_token={quote(token)}"
+        if marks:
+            target += "&marks=1&resume=1" if resume else "&marks=1"
         self.close_reason = ""
         try:
             ws = await connect(
@@ -237,6 +244,18 @@ class Connection:
         except Exception:  # the usual path reports what went wrong
             return False
         return True
+
+    def send_soon(self, frame: str) -> None:
+        """Send a small JSON frame now if the socket takes it, else in the background
+        (errors ignored: used for frames nobody waits on)."""
+        if self._write_now(frame):
+            return
+
+        async def send() -> None:
+            with contextlib.suppress(RoomStreamsError):
+                await self.send(frame)
+
+        self.spawn(send())
 
     def acked(self, req: int) -> None:
         fut = self._acks.pop(req, None)

@@ -26,6 +26,8 @@ from ..exceptions import (
 )
 from ..protocol.binary import BYTE_CHUNK, decode_byte_chunk
 from ..protocol.frames import (
+    MARK_PREFIX,
+    RESUMED_PREFIX,
     AckFrame,
     ChunkFrame,
     ClosedFrame,
@@ -39,9 +41,12 @@ from ..protocol.frames import (
     ErrorFrame,
     GoAwayFrame,
     JoinedFrame,
+    MarkFrame,
     ParticipantJoinedFrame,
     ParticipantLeftFrame,
     ParticipantUpdatedFrame,
+    ResumedFrame,
+    ResumeFrame,
     ServerFrame,
     SubscribeFrame,
     UnsubscribeFrame,
@@ -102,6 +107,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 _FINAL_CLOSE_CODES = frozenset({4009, 4010, 4029})
 _RECONNECT_FIRST_DELAY = 0.1
 _RECONNECT_MAX_DELAY = 2.0
+#: Close code of a refused session resume (the session has ended: join afresh); 4008, a
+#: slow consumer, resumes nothing either (what overflowed would come again at once).
+_CLOSE_RESUME_FAILED = 4011
+_NO_RESUME_CLOSE_CODES = frozenset({4008, _CLOSE_RESUME_FAILED})
+#: at most this often the room acknowledges a mark (the gateway's inbox trim waits on it)
+_SEEN_EVERY = 0.05
+
+
+class _ResumeRefused(Exception):
+    """The gateway refused to resume the session (``str``: why)."""
+
+
+class _Replay:
+    """Session resume: the frames received since the last mark, matched in order against
+    what the new gateway replays from that mark. A replayed frame found among them (after
+    the previous one found) was already handled: dropped. Exact because the frames a gateway
+    makes up itself (errors, acks of its own, goaway) never equal a routed frame, and
+    routed frames come in inbox order."""
+
+    __slots__ = ("_i", "_seen")
+
+    def __init__(self, seen: list[str | bytes]) -> None:
+        self._seen = seen
+        self._i = 0
+
+    def repeat(self, message: str | bytes) -> bool:
+        seen = self._seen
+        for j in range(self._i, len(seen)):
+            if seen[j] == message:
+                self._i = j + 1
+                return True
+        return False
 
 
 class Registration:
@@ -203,6 +240,14 @@ class Room(EventEmitter):
         self._reconnect_task: asyncio.Task[None] | None = None
         #: seconds ``reconnect`` keeps trying before it gives up
         self.reconnect_timeout = 30.0
+        # session resume: our session, the gateway's last mark, what came since, the
+        # replay filter while resuming, the wait for ``resumed``
+        self._session = ""
+        self._mark = ""
+        self._since_mark: list[str | bytes] = []
+        self._replay: _Replay | None = None
+        self._resumed: asyncio.Future[None] | None = None
+        self._seen_sent = 0.0
 
     # -- events -----------------------------------------------------------------------------
 
@@ -272,6 +317,8 @@ class Room(EventEmitter):
         self._connecting = True
         self._incoming = Incoming()
         self._readers.clear()
+        self._session, self._mark = "", ""
+        self._since_mark.clear()
         try:
             await self._open()
         finally:
@@ -279,19 +326,67 @@ class Room(EventEmitter):
         self.state = ConnectionState.CONN_CONNECTED
         self._emit("connected")
 
-    async def _open(self) -> None:
-        """Open the socket, wait for ``joined`` and the acks of registered handlers."""
+    async def _fresh_token(self) -> str:
         token = self._token if isinstance(self._token, str) else self._token()
         if not isinstance(token, str):
             token = await token
+        return token
+
+    async def _open(self) -> None:
+        """Open the socket, wait for ``joined`` and the acks of registered handlers."""
+        token = await self._fresh_token()
+        self._session, self._mark = "", ""
+        self._since_mark.clear()
         try:
             async with asyncio.timeout(self._timeout):
                 self._joined = asyncio.get_running_loop().create_future()
-                await self._conn.open(self._url, token, timeout=self._timeout)
+                await self._conn.open(
+                    self._url, token, timeout=self._timeout, marks=self._auto_reconnect
+                )
                 acks = self._resubscribe()
                 await asyncio.shield(self._joined)
                 for fut in acks:
                     await asyncio.shield(fut)
+        except InvalidStatus as exc:
+            body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+            code = exc.response.status_code
+            raise AuthError(f"gateway refused the connection ({code}): {body}") from exc
+        except (OSError, WebSocketException, TimeoutError, ConnectionClosed) as exc:
+            await self._conn.close_socket()
+            raise ConnectError(f"could not connect to {self._url}: {exc!r}") from exc
+        except BaseException:
+            await self._conn.close_socket()
+            raise
+
+    async def _resume_open(self) -> None:
+        """Session resume: open a socket that resumes our session from the last mark; the
+        gateway replays what we had not received (repeats dropped, see :class:`_Replay`),
+        then ``resumed``; handlers are registered again (idempotent) and acknowledged.
+        Raises :class:`_ResumeRefused` when the session has ended."""
+        token = await self._fresh_token()
+        loop = asyncio.get_running_loop()
+        handlers = [("text", t) for t in self._text_handlers]
+        handlers += [("byte", t) for t in self._byte_handlers]
+        req = ResumeFrame(
+            session=self._session,
+            at=self._mark,
+            receiving=self._incoming.open_ids,
+            handlers=handlers,
+        )
+        try:
+            async with asyncio.timeout(self._timeout):
+                self._resumed = loop.create_future()
+                self._replay = _Replay(self._since_mark)
+                await self._conn.open(
+                    self._url, token, timeout=self._timeout, marks=True, resume=True
+                )
+                await self._conn.send(req.model_dump_json())
+                await asyncio.shield(self._resumed)
+                for fut in self._resubscribe():
+                    await asyncio.shield(fut)
+        except _ResumeRefused:
+            await self._conn.close_socket()
+            raise
         except InvalidStatus as exc:
             body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
             code = exc.response.status_code
@@ -315,6 +410,7 @@ class Room(EventEmitter):
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+            self._connecting = False
         if self.state is ConnectionState.CONN_DISCONNECTED and not self._connecting:
             return
         await self._conn.close_socket()
@@ -344,12 +440,17 @@ class Room(EventEmitter):
         """The socket is gone: every open stream here ends, every pending call fails."""
         for ev in self._incoming.abort_all(ErrorCode.CONNECTION_LOST, reason):
             self._on_stream_event(ev)
+        self._fail_sending(reason)
+
+    def _fail_sending(self, reason: str, *, refused: bool = False) -> None:
+        """The socket is gone: every pending call fails (writers, requests, packets, RPC
+        calls); the streams we receive stay open for a resume."""
         self._conn.fail_pending(reason, ErrorCode.CONNECTION_LOST)
         self.local_participant._rpc.connection_lost(reason)
-        fut = self._joined
-        if fut is not None and not fut.done():
-            fut.set_exception(ConnectionClosed(reason))
-            fut.exception()
+        for fut in (self._joined, self._resumed):
+            if fut is not None and not fut.done():
+                fut.set_exception(_ResumeRefused(reason) if refused else ConnectionClosed(reason))
+                fut.exception()
 
     def _finish(self, reason: str) -> None:
         """Final state: disconnected (``connect()`` may be called again)."""
@@ -363,35 +464,72 @@ class Room(EventEmitter):
         if ws is not self._conn.ws:
             return  # an old socket, already replaced
         self._conn.ws = None
-        self._fail_inflight(reason)
+        if self.state is ConnectionState.CONN_RECONNECTING and not self._closing:
+            # a reconnect attempt's socket: the attempt fails; for a resume, our readers
+            # stay for the next one (session resume)
+            self._fail_sending(reason, refused=code == _CLOSE_RESUME_FAILED)
+            return
         if self.state is not ConnectionState.CONNECTED or self._closing:
+            self._fail_inflight(reason)
             return  # connect() or disconnect() is in charge
         if not self._auto_reconnect or code in _FINAL_CLOSE_CODES:
+            self._fail_inflight(reason)
             self._finish(reason)
             return
+        # session resume: with a mark, the streams we receive go on after the resume
+        resume = bool(self._session and self._mark) and code not in _NO_RESUME_CLOSE_CODES
+        if resume:
+            self._fail_sending(reason)
+        else:
+            self._fail_inflight(reason)
         self.state = ConnectionState.CONN_RECONNECTING
         self._emit("reconnecting", reason)
-        self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(reason))
+        loop = asyncio.get_running_loop()
+        self._reconnect_task = loop.create_task(self._reconnect(reason, resume))
 
-    async def _reconnect(self, reason: str) -> None:
+    async def _reconnect(self, reason: str, resume: bool = False) -> None:
+        """Reconnect with backoff: resume the session (``reconnected``), or, when it has
+        ended (refused: resume window passed, ...), end it (``disconnected``) and join
+        afresh (``connected``); past ``reconnect_timeout``, ``disconnected``."""
         # full jitter: the clients of a drained gateway must not come back in lockstep
         backoff = Backoff(_RECONNECT_FIRST_DELAY, _RECONNECT_MAX_DELAY)
-        deadline = asyncio.get_running_loop().time() + self.reconnect_timeout
-        while asyncio.get_running_loop().time() < deadline:
-            await backoff.sleep()
-            try:
-                await self._open()
-            except AuthError as exc:
-                reason = str(exc)
-                break
-            except (ConnectError, ConnectionClosed) as exc:
-                reason = str(exc)
-                continue
-            self.state = ConnectionState.CONN_CONNECTED
-            self._reconnect_task = None
-            self._emit("reconnected")
-            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.reconnect_timeout
+        fresh = False
+        try:
+            while loop.time() < deadline:
+                await backoff.sleep()
+                try:
+                    if resume:
+                        await self._resume_open()
+                    else:
+                        await self._open()
+                except _ResumeRefused as exc:
+                    reason = f"session ended: {exc}"
+                    resume, fresh = False, True
+                    self._replay = None
+                    self._fail_inflight(reason)
+                    self._finish(reason)  # disconnected; then a fresh join
+                    self._connecting = True
+                    backoff.reset()
+                    continue
+                except AuthError as exc:
+                    reason = str(exc)
+                    break
+                except (ConnectError, ConnectionClosed) as exc:
+                    reason = str(exc)
+                    continue
+                finally:
+                    self._replay = None
+                self._connecting = False
+                self._reconnect_task = None
+                self.state = ConnectionState.CONN_CONNECTED
+                self._emit("connected" if fresh else "reconnected")
+                return
+        finally:
+            self._connecting = False
         self._reconnect_task = None
+        self._fail_inflight(reason)
         self._finish(f"could not reconnect: {reason}")
 
     # -- handlers ---------------------------------------------------------------------------
@@ -445,6 +583,15 @@ class Room(EventEmitter):
     # -- incoming ---------------------------------------------------------------------------
 
     def _on_text(self, message: str | bytes) -> None:
+        if isinstance(message, str):  # session resume
+            if message.startswith(MARK_PREFIX):
+                self._on_mark(message)
+                return
+            if message.startswith(RESUMED_PREFIX):
+                self._on_resumed(message)
+                return
+        if self._mark and not self._first_time(message):
+            return
         try:
             frame = server_frame_adapter.validate_json(message)
         except ValidationError:
@@ -493,9 +640,50 @@ class Room(EventEmitter):
             self.local_participant._rpc.on_response(frame)
         elif isinstance(frame, GoAwayFrame):
             self._conn.close_reason = frame.reason
+            fut = self._resumed
+            if frame.code == ErrorCode.RESUME_FAILED and fut is not None and not fut.done():
+                fut.set_exception(_ResumeRefused(frame.reason))
+                fut.exception()
+
+    # -- session resume -------------------------------------------------------------------
+
+    def _first_time(self, message: str | bytes) -> bool:
+        """False for a frame the replay of a resume repeats (already handled)."""
+        replay = self._replay
+        if replay is not None:
+            return not replay.repeat(message)
+        self._since_mark.append(message)
+        return True
+
+    def _on_mark(self, message: str) -> None:
+        try:
+            at = MarkFrame.model_validate_json(message).at
+        except ValidationError:
+            logger.error("undecodable mark from gateway: %.200r", message)
+            return
+        self._mark = at
+        self._since_mark.clear()
+        now = asyncio.get_running_loop().time()
+        if now - self._seen_sent >= _SEEN_EVERY:
+            self._seen_sent = now
+            self._conn.send_soon('{"type":"seen","at":"' + at + '"}')
+
+    def _on_resumed(self, message: str) -> None:
+        try:
+            f = ResumedFrame.model_validate_json(message)
+        except ValidationError:
+            logger.error("undecodable resumed frame from gateway: %.200r", message)
+            return
+        self._session, self._mark, self._replay = f.session, f.at, None
+        self._since_mark.clear()
+        fut = self._resumed
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     def _on_binary(self, frame: bytes) -> None:
         """A byte chunk or a data packet (see ``protocol/binary.py``)."""
+        if self._mark and not self._first_time(frame):
+            return
         try:
             if frame[0] == BYTE_CHUNK:
                 events = self._incoming.byte_chunk(decode_byte_chunk(frame))
@@ -510,6 +698,7 @@ class Room(EventEmitter):
 
     def _on_joined(self, f: JoinedFrame) -> None:
         lp = self.local_participant
+        self._session = f.session  # session resume
         mine = (lp.name, lp.metadata, dict(lp.attributes))
         lp._apply(f.participant)
         lp.permissions = ParticipantPermission.from_frame(f.permissions)

@@ -43,6 +43,7 @@ from ..protocol.frames import (
     ParticipantLeftFrame,
     ParticipantUpdatedFrame,
     Permissions,
+    ResumedFrame,
     UpdateParticipantFrame,
 )
 from ..protocol.limits import MAX_PARTICIPANT_ATTRIBUTES_BYTES
@@ -83,6 +84,18 @@ class Sink(Protocol):
 
     def close_sessions(self, gateway: str, sessions: list[str], frame: bytes) -> None: ...
 
+    def moved(
+        self, old_gateway: str, old_session: str, gateway: str, session: str, frame: bytes
+    ) -> None:
+        """Session resume: ``old_session`` is ``session`` on ``gateway`` from now on. The
+        sink puts a marker in the old gateway's inbox (where the old session's deliveries
+        stop) and ``frame`` (the ``resumed`` frame) in the new one's, flagged."""
+        ...
+
+    def resume_refused(self, gateway: str, session: str, frame: bytes) -> None:
+        """Session resume refused: ``frame`` (a goaway) to ``session``, flagged."""
+        ...
+
     def presence(
         self,
         room: str,
@@ -122,6 +135,8 @@ class Member:
     hidden: bool = False
     #: the highest number of its numbered data packets routed (acknowledged to it)
     packets: int = 0
+    #: its client can resume the session (session resume: see :meth:`RoomState.suspend_gateway`)
+    resumable: bool = False
 
 
 #: Bytes of a stream's frames the router keeps for its unresolved maybe-recipients; past it,
@@ -311,6 +326,9 @@ class RoomState:
         if kind == "dc":
             self._declined(e)
             return
+        if kind == "mv":  # session resume: a new connection takes an existing member over
+            self._move(e, sink)
+            return
         if kind == "p" and e.session == SERVER_SESSION:
             self._server_packet(e, sink)
             return
@@ -365,6 +383,8 @@ class RoomState:
                 self._to(sink, m, _frame(AckFrame(req=e.req)), ack=e.req)
         elif kind == "l":
             self._leave(m, e.reason, sink)
+        elif kind == "sp":  # session resume: its connection dropped
+            self._suspend(m, e.reason, sink)
         elif kind == "p":
             self._packet(m, e, sink)
         elif kind == "m":
@@ -460,6 +480,7 @@ class RoomState:
             ack_every=e.window // 4,
             permissions=e.permissions,
             hidden=perms.hidden,
+            resumable=e.resumable,
         )
         self.members[e.session] = m
         return m
@@ -723,6 +744,76 @@ class RoomState:
             m.aborted.add(st.stream_id)
             err = ErrorFrame(code=ErrorCode.LAGGED, message=reason, stream_id=st.stream_id)
             self._to(sink, m, _frame(err))
+
+    # -- session resume ---------------------------------------------------------------------
+
+    def _suspend(self, m: Member, reason: str, sink: Sink) -> None:
+        """``m``'s connection dropped, or its gateway died or drains, and its client may
+        resume: it stays a member, unannounced, and what is routed to it keeps going to its
+        gateway's inbox (a resume replays it from there). The streams it was sending cannot
+        go on (what its gateway had not appended is lost): they end at their readers."""
+        for st in [s for s in self.streams.values() if s.sender == m.session]:
+            why = f"sender {m.identity!r} lost its connection mid-stream"
+            self._abort(sink, st, ErrorCode.SENDER_LEFT, f"{why}: {reason}" if reason else why)
+            m.aborted.add(st.stream_id)
+
+    def suspend_gateway(self, gateway: str, reason: str, sink: Sink) -> list[str]:
+        """A gateway died or drained and the resume window is on: its members whose clients
+        can resume are suspended (:meth:`_suspend`), the others leave. Returns the sessions
+        that left; :meth:`drop_gateway` after the window makes the rest leave."""
+        gone = []
+        for m in [m for m in self.members.values() if m.gateway == gateway]:
+            if m.resumable:
+                self._suspend(m, reason, sink)
+            else:
+                self._leave(m, reason, sink)
+                gone.append(m.session)
+        return gone
+
+    def _move(self, e: LogEntry, sink: Sink) -> None:
+        """A resume: session ``e.session`` on gateway ``e.gateway`` takes over member
+        ``e.data`` (its old session), if that member is still here, has the identity of the
+        new connection's token and can resume. Nobody is told: for the others it never left.
+        Its handlers and the streams it receives stay; the streams it was sending end (they
+        cannot go on: what its old gateway had not appended is lost)."""
+        if e.session in self.members:
+            return  # a repeat
+        old = e.data.decode()
+        m = self.members.get(old)
+        if m is None:
+            problem = f"session {old!r} has ended (resume window passed, or it left)"
+        elif m.identity != e.identity:
+            problem = "that session belongs to another identity"
+        elif not m.resumable:
+            problem = "that session cannot be resumed"
+        else:
+            problem = ""
+        if m is None or problem:
+            goaway = GoAwayFrame(code=ErrorCode.RESUME_FAILED, reason=f"cannot resume: {problem}")
+            sink.resume_refused(e.gateway, e.session, _frame(goaway))
+            return
+        self._suspend(m, "its connection was lost; it resumed its session", sink)
+        old_gateway = m.gateway
+        del self.members[old]
+        m.session, m.gateway = e.session, e.gateway
+        m.last_seq, m.unacked, m.ack_every = e.seq, 0, e.window // 4
+        m.aborted.clear()
+        m.lagged = False
+        self.members[e.session] = m
+        for st in [*self.streams.values(), *self.unresolved.values()]:
+            if old in st.recipients:
+                st.recipients.discard(old)
+                st.recipients.add(e.session)
+                st.targets = self._group(st.recipients)
+            if old in st.maybe:
+                st.maybe.discard(old)
+                st.maybe.add(e.session)
+                st.maybe_targets = self._group(st.maybe)
+        sink.moved(old_gateway, old, e.gateway, e.session, _frame(ResumedFrame(session=e.session)))
+        if not m.hidden:  # the members hash follows the session; no room event
+            sink.presence(self.name, old, m.identity, None, announce=False)
+            info = m.info.model_dump_json().encode()
+            sink.presence(self.name, e.session, m.identity, info, announce=False)
 
     def drop_gateway(self, gateway: str, reason: str, sink: Sink) -> list[str]:
         """A gateway died: its members leave. Returns their sessions."""

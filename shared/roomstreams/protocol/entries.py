@@ -30,6 +30,11 @@ kind   fields
        "" deletes a key), ``rq`` request id (optional), ``n`` bytes
 ``rp`` RPC frame: ``i`` destination identity, ``sid`` request id, ``tp`` ``request``/
        ``ack``/``response``, ``d`` the frame to deliver (caller/sender stamped), ``n`` bytes
+``sp`` suspended (session resume): the member's connection dropped or its gateway drains;
+       it stays for the resume window (``r`` reason), its open streams end at their readers
+``mv`` moved (session resume): ``s`` the new session on gateway ``g``, ``d`` the old
+       session it resumes, ``i`` the identity in the new connection's token (must match),
+       ``w`` the new connection's pacing window
 ``dc`` declined (``s`` empty): gateway ``g`` did not give stream ``sid``'s header to the
        maybe-recipients ``d`` (space-separated sessions; no handler for its topic when the
        header arrived): the router stops sending them its chunks
@@ -41,6 +46,8 @@ identity, after the ``canUpdateOwnMetadata`` and size checks) or from the server
 The router folds it into the member's info, so late joiners get the new values in their
 ``joined`` frame, and sends ``participant_updated`` to every member, in log order with the
 room's streams (the updater gets its ``ack`` right after).
+
+A join may carry ``rz`` = 1: the client can resume its session (see ``sp``/``mv``).
 
 Any entry may carry ``rs`` = 1: it re-announces state (a join, a subscription) to a router
 that took the partition over, and is folded ahead of entries held back meanwhile.
@@ -55,7 +62,10 @@ opened/ended by this frame (the gateway tracks what each socket is receiving), `
 partition, ``e`` router epoch, ``q`` sequence per (partition, epoch). Kind ``k``: absent for a
 delivery, ``a`` for pacing acknowledgements (``d`` = JSON {session: bytes}; ``pk`` = JSON
 {session: highest numbered data packet routed}, batched per router wake-up), ``x`` to close
-the sessions in ``to`` (``d`` = GoAwayFrame).
+the sessions in ``to`` (``d`` = GoAwayFrame), ``mv`` (session resume) in the old gateway's
+inbox: session ``to`` moved to session ``d``, nothing more for it comes to this inbox. A
+delivery flagged ``rsm`` answers a resume (``d`` the ``resumed`` frame, or with ``rsf`` the
+refusal: a GoAwayFrame).
 """
 
 from __future__ import annotations
@@ -84,6 +94,8 @@ class EntryKind:
     UPDATE: Final = "m"
     RPC: Final = "rp"
     DECLINED: Final = "dc"
+    SUSPEND: Final = "sp"
+    MOVE: Final = "mv"
 
 
 @dataclass(slots=True)
@@ -115,6 +127,8 @@ class LogEntry:
     window: int = 0
     #: a data packet's number (its sender awaits the router's acknowledgement), 0: none
     packet: int = 0
+    #: a join: the client can resume its session (session resume)
+    resumable: bool = False
     extra: dict[str, str] = field(default_factory=dict)
     #: the entry's id in its room log, set by the router when it reads it (never written)
     entry_id: bytes = b""
@@ -146,7 +160,13 @@ class LogEntry:
             e.permissions = f.get(b"pm", b"{}")
             e.announced = f.get(b"an") != b"0"
             e.window = int(f.get(b"w", b"0"))
-        elif kind == "l":
+            e.resumable = f.get(b"rz") == b"1"
+        elif kind == "mv":  # session resume
+            e.identity = f[b"i"].decode()
+            e.gateway = f[b"g"].decode()
+            e.data = f[b"d"]
+            e.window = int(f.get(b"w", b"0"))
+        elif kind in ("l", "sp"):
             e.reason = f.get(b"r", b"").decode()
         elif kind == "r":
             e.identity = f[b"i"].decode()
@@ -212,7 +232,14 @@ def encode_log_entry(e: LogEntry) -> Fields:
             f["an"] = b"0"
         if e.window:
             f["w"] = e.window
-    elif e.kind == "l":
+        if e.resumable:
+            f["rz"] = b"1"
+    elif e.kind == "mv":  # session resume
+        f["i"] = e.identity
+        f["g"] = e.gateway
+        f["d"] = e.data
+        f["w"] = e.window
+    elif e.kind in ("l", "sp"):
         f["r"] = e.reason
     elif e.kind == "r":
         f["i"] = e.identity

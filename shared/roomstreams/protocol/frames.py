@@ -132,7 +132,9 @@ class ErrorCode:
     #: requests); see docs/security.md
     RATE_LIMITED = "rate_limited"
     TOO_MANY_REQUESTS = "too_many_requests"
-
+    #: session resume refused (window passed, the old inbox no longer holds the client's
+    #: position, another identity, ...): the client joins afresh
+    RESUME_FAILED = "resume_failed"
 
 class _Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -381,6 +383,54 @@ class DeliveredRpcAck(RpcAckFrame):
 class DeliveredRpcResponse(RpcResponseFrame):
     #: who answered ("" when the router answered for a recipient not in the room)
     sender: str = ""
+
+
+# ---- session resume (docs/reliability.md) --------------------------------------------------
+# Only between the Python client and the gateway, for connections opened with ``marks=1``;
+# outside the discriminated unions (the client and the gateway recognise them by prefix, on
+# the hot path a mark costs no validation).
+
+
+class MarkFrame(_Frame):
+    """Gateway -> client: every delivery from this gateway's inbox up to entry ``at`` was
+    sent before this frame. The client resumes from the last mark it got."""
+
+    type: Literal["mark"] = "mark"
+    at: str
+
+
+class SeenFrame(_Frame):
+    """Client -> gateway: the last mark it got (its inbox may be trimmed up to there)."""
+
+    type: Literal["seen"] = "seen"
+    at: str
+
+
+class ResumeFrame(_Frame):
+    """Client -> gateway, the first frame of a connection opened with ``resume=1``: resume
+    ``session`` from mark ``at`` (an entry id of the inbox of the gateway named by the
+    session), receiving the streams ``receiving`` (still open at the client)."""
+
+    type: Literal["resume"] = "resume"
+    session: str
+    at: str
+    receiving: list[str] = Field(default_factory=list)
+    #: (kind, topic) of its handlers
+    handlers: list[tuple[str, str]] = Field(default_factory=list)
+
+
+class ResumedFrame(_Frame):
+    """Gateway -> client: the replay of what the old gateway had not delivered is over;
+    ``session`` is the participant's session from now on, ``at`` its first mark."""
+
+    type: Literal["resumed"] = "resumed"
+    session: str
+    at: str = ""
+
+
+MARK_PREFIX: Final = '{"type":"mark"'
+SEEN_PREFIX: Final = b'{"type":"seen"'
+RESUMED_PREFIX: Final = '{"type":"resumed"'
 
 
 ServerFrame = Annotated[
