@@ -34,7 +34,6 @@ from roomstreams.protocol.filenames import file_name_problem
 from roomstreams.protocol.frames import (
     SEEN_PREFIX,
     ChunkFrame,
-    DataAckFrame,
     DeliveredHeader,
     DeliveredRpcAck,
     DeliveredRpcRequest,
@@ -55,6 +54,7 @@ from roomstreams.protocol.frames import (
     UnsubscribeFrame,
     UpdateParticipantFrame,
     client_frame_adapter,
+    data_ack_frame,
 )
 from roomstreams.protocol.limits import (
     MAX_ATTRIBUTES_BYTES,
@@ -316,7 +316,7 @@ class Connection:
         client's publish_data calls up to it complete (one data_ack frame per router ack)."""
         if number > self.packets_acked:
             self.packets_acked = number
-            self.push(DataAckFrame(n=number).model_dump_json().encode())
+            self.push(data_ack_frame(number))
 
     def fail_packets(self, code: str, reason: str) -> None:
         """The numbered data packets appended but not acknowledged cannot be routed any

@@ -36,6 +36,7 @@ from roomstreams.protocol.frames import (
     TrailerFrame,
     UnsubscribeFrame,
     client_frame_adapter,
+    data_ack_frame,
     server_frame_adapter,
 )
 
@@ -218,3 +219,9 @@ def test_serialized_joined_and_ack_frames_start_with_the_prefixes_gateways_look_
     )
     assert frame.model_dump_json().encode().startswith(JOINED_PREFIX)
     assert AckFrame(req=7).model_dump_json().encode().startswith(ACK_PREFIX)
+
+
+def test_data_ack_frame_bytes_are_the_models() -> None:
+    for n in (1, 70000, 2**32 - 1):
+        assert data_ack_frame(n) == DataAckFrame(n=n).model_dump_json().encode()
+        assert server_frame_adapter.validate_json(data_ack_frame(n)) == DataAckFrame(n=n)

@@ -85,6 +85,7 @@ __all__ = [
     "UnsubscribeFrame",
     "UpdateParticipantFrame",
     "client_frame_adapter",
+    "data_ack_frame",
     "server_frame_adapter",
 ]
 
@@ -352,6 +353,12 @@ class DataAckFrame(_Frame):
 
     type: Literal["data_ack"] = "data_ack"
     n: int
+
+
+def data_ack_frame(n: int) -> bytes:
+    """``DataAckFrame(n=n)`` serialized, without pydantic (one per router wake-up per
+    sender on the gateway's hot path)."""
+    return b'{"type":"data_ack","n":%d}' % n
 
 
 class GoAwayFrame(_Frame):
