@@ -77,6 +77,10 @@ def _child_stdout() -> int | IO[Any]:
         return subprocess.DEVNULL
 
 
+#: the caller's settings that reach the services (A/B runs)
+_PASSED_THROUGH = frozenset({"ROOMSTREAMS_EVENT_LOOP", "ROOMSTREAMS_RESUME_WINDOW"})
+
+
 @dataclass
 class Service:
     name: str
@@ -277,11 +281,12 @@ class BenchSystem:
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         # nothing of the caller's ROOMSTREAMS_* reaches the services, but the loop choice
-        # (for A/B runs: ROOMSTREAMS_EVENT_LOOP=asyncio)
+        # and the resume window (for A/B runs: ROOMSTREAMS_EVENT_LOOP=asyncio,
+        # ROOMSTREAMS_RESUME_WINDOW=0: no marks)
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("ROOMSTREAMS_") or k == "ROOMSTREAMS_EVENT_LOOP"
+            if not k.startswith("ROOMSTREAMS_") or k in _PASSED_THROUGH
         }
         root = repo_root()
         if root is not None:
