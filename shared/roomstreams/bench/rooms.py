@@ -256,7 +256,7 @@ class _Http:
                 await self.rw[1].wait_closed()
 
 
-async def _create_rooms(system: BenchSystem, names: list[str], concurrency: int = 8) -> int:
+async def _create_rooms(system: BenchSystem, names: list[str], concurrency: int = 16) -> int:
     from ..token import AccessToken, VideoGrants
 
     token = (
