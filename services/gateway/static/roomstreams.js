@@ -32,6 +32,8 @@ var ErrorCode = {
   INTERNAL_ERROR: "internal_error",
   RATE_LIMITED: "rate_limited",
   TOO_MANY_REQUESTS: "too_many_requests",
+  /** session resume refused (window passed, position trimmed, another identity): join afresh */
+  RESUME_FAILED: "resume_failed",
   METADATA_TOO_LARGE: "metadata_too_large",
   PAYLOAD_TOO_LARGE: "payload_too_large"
 };
@@ -67,6 +69,8 @@ function trailerFrame(streamId, reason = "", attributes = {}) {
   const f = { type: "trailer", stream_id: streamId, reason, attributes };
   return JSON.stringify(f);
 }
+var MARK_PREFIX = '{"type":"mark"';
+var RESUMED_PREFIX = '{"type":"resumed"';
 var BadFrame = class extends Error {
   constructor() {
     super(...arguments);
@@ -1755,6 +1759,32 @@ function rtcUrl(url, token) {
 
 // src/client/room.ts
 var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([4009, 4010, 4029]);
+var CLOSE_RESUME_FAILED = 4011;
+var NO_RESUME_CLOSE_CODES = /* @__PURE__ */ new Set([4008, CLOSE_RESUME_FAILED]);
+var SEEN_EVERY = 50;
+var ResumeRefused = class extends Error {
+};
+function sameFrame(a, b) {
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+var Replay = class {
+  constructor(seen) {
+    this.seen = seen;
+    __publicField(this, "i", 0);
+  }
+  repeat(frame) {
+    for (let j = this.i; j < this.seen.length; j++) {
+      if (sameFrame(this.seen[j], frame)) {
+        this.i = j + 1;
+        return true;
+      }
+    }
+    return false;
+  }
+};
 var RECONNECT_FIRST_DELAY = 100;
 var RECONNECT_MAX_DELAY = 2e3;
 var DRAIN_POLL_MS = 2;
@@ -1792,6 +1822,14 @@ var Room = class extends TypedEmitter {
     __publicField(this, "link");
     __publicField(this, "rpc");
     __publicField(this, "sid", "");
+    // session resume: our session, the gateway's last mark, what came since, the replay filter
+    // while resuming, the wait for `resumed`
+    __publicField(this, "session", "");
+    __publicField(this, "mark", "");
+    __publicField(this, "sinceMark", []);
+    __publicField(this, "replay");
+    __publicField(this, "resumed");
+    __publicField(this, "seenSent", 0);
     this.options = { ...options };
     const room = this;
     this.link = {
@@ -1859,15 +1897,37 @@ var Room = class extends TypedEmitter {
     this.emit("connected" /* Connected */);
   }
   /** Open the socket, wait for `joined` and the acks of registered handlers. */
-  async open() {
+  async open(resume = false) {
     const token = typeof this.token === "function" ? await this.token() : this.token;
     if (typeof token !== "string") throw new ConnectError("the token source returned no string", "bad_token");
-    const target = rtcUrl(this.url, token);
+    let target = rtcUrl(this.url, token);
+    if (this.autoReconnect) target += resume ? "&marks=1&resume=1" : "&marks=1";
     const { ctor, node } = await resolveWebSocket(this.options.webSocket);
     this.closeReason = "";
-    this.incoming = new Incoming();
     const joined = deferred();
-    this.joined = joined;
+    const resumed = deferred();
+    resumed.promise.catch(() => void 0);
+    let resumeFrame = "";
+    if (resume) {
+      this.resumed = resumed;
+      this.replay = new Replay(this.sinceMark);
+      resumeFrame = JSON.stringify({
+        type: "resume",
+        session: this.session,
+        at: this.mark,
+        receiving: this.incoming.openIds,
+        handlers: [
+          ...[...this.textHandlers.keys()].map((t) => ["text", t]),
+          ...[...this.byteHandlers.keys()].map((t) => ["byte", t])
+        ]
+      });
+    } else {
+      this.incoming = new Incoming();
+      this.session = "";
+      this.mark = "";
+      this.sinceMark = [];
+      this.joined = joined;
+    }
     let ws;
     try {
       ws = node ? new ctor(target, void 0, { perMessageDeflate: false }) : new ctor(target);
@@ -1918,12 +1978,18 @@ var Room = class extends TypedEmitter {
     }));
     try {
       await Promise.race([opened.promise, timedOut]);
-      const acks = this.resubscribe();
-      await Promise.race([joined.promise, timedOut]);
-      await Promise.race([Promise.all(acks), timedOut]);
+      if (resume) {
+        ws.send(resumeFrame);
+        await Promise.race([resumed.promise, timedOut]);
+        await Promise.race([Promise.all(this.resubscribe()), timedOut]);
+      } else {
+        const acks = this.resubscribe();
+        await Promise.race([joined.promise, timedOut]);
+        await Promise.race([Promise.all(acks), timedOut]);
+      }
     } catch (e) {
       this.dropSocket(ws);
-      if (e instanceof RoomStreamsError) throw e;
+      if (e instanceof RoomStreamsError || e instanceof ResumeRefused) throw e;
       throw new ConnectError(`could not connect to ${this.url}: ${String(e)}`);
     } finally {
       clearTimeout(timer);
@@ -1975,6 +2041,11 @@ var Room = class extends TypedEmitter {
   /** The socket is gone: every open stream here ends, every pending call fails. */
   failInflight(reason) {
     for (const ev of this.incoming.abortAll(ErrorCode.CONNECTION_LOST, reason)) this.onStreamEvent(ev);
+    this.failSending(reason);
+  }
+  /** The socket is gone: every pending call fails (writers, requests, packets, RPC calls); the
+   * streams we receive stay open for a resume (session resume). */
+  failSending(reason, refused = false) {
     for (const w of [...this.writers.values()]) {
       w._fail(new StreamAborted(reason, { code: ErrorCode.CONNECTION_LOST, streamId: w.streamId }));
     }
@@ -1990,6 +2061,7 @@ var Room = class extends TypedEmitter {
       this.packets.clear();
     }
     this.joined?.reject(err);
+    this.resumed?.reject(refused ? new ResumeRefused(reason) : err);
     this.rpc.connectionLost(reason);
   }
   /** Final state: disconnected for good (until connect() is called again). */
@@ -2005,36 +2077,56 @@ var Room = class extends TypedEmitter {
   socketLost(ws, reason, code) {
     if (ws !== this.ws) return;
     this.ws = void 0;
-    this.failInflight(reason);
-    if (this.stateValue !== "connected" /* Connected */ || this.closing) return;
-    if (!this.autoReconnect || FINAL_CLOSE_CODES.has(code)) {
-      this.finish(reason);
+    if (this.stateValue === "reconnecting" /* Reconnecting */ && !this.closing) {
+      this.failSending(reason, code === CLOSE_RESUME_FAILED);
       return;
     }
+    if (this.stateValue !== "connected" /* Connected */ || this.closing || !this.autoReconnect || FINAL_CLOSE_CODES.has(code)) {
+      this.failInflight(reason);
+      if (this.stateValue === "connected" /* Connected */ && !this.closing) this.finish(reason);
+      return;
+    }
+    const resume = Boolean(this.session && this.mark) && !NO_RESUME_CLOSE_CODES.has(code);
+    if (resume) this.failSending(reason);
+    else this.failInflight(reason);
     this.setState("reconnecting" /* Reconnecting */);
     this.emit("reconnecting" /* Reconnecting */);
-    this.reconnecting = this.reconnectLoop(reason).finally(() => {
+    this.reconnecting = this.reconnectLoop(reason, resume).finally(() => {
       this.reconnecting = void 0;
     });
   }
-  async reconnectLoop(reason) {
+  /** Reconnect with backoff: resume the session (`reconnected`), or, when it has ended (refused),
+   * end it (`disconnected`) and join afresh (`connected`); past the timeout, `disconnected`. */
+  async reconnectLoop(reason, resume = false) {
     let delay = RECONNECT_FIRST_DELAY;
     const deadline = Date.now() + (this.options.reconnectTimeout ?? 3e4);
+    let fresh = false;
     while (Date.now() < deadline) {
       await sleep(delay * (0.5 + Math.random() / 2));
       delay = Math.min(delay * 2, RECONNECT_MAX_DELAY);
       if (this.closing) return;
       try {
-        await this.open();
+        await this.open(resume);
       } catch (e) {
         reason = e instanceof Error ? e.message : String(e);
+        this.replay = void 0;
+        if (e instanceof ResumeRefused) {
+          reason = `session ended: ${reason}`;
+          resume = false;
+          fresh = true;
+          delay = RECONNECT_FIRST_DELAY;
+          this.finish(reason);
+          this.setState("connecting" /* Connecting */);
+          continue;
+        }
         if (e instanceof AuthError) break;
         if (this.closing) return;
         continue;
       }
+      this.replay = void 0;
       if (this.closing) return;
       this.setState("connected" /* Connected */);
-      this.emit("reconnected" /* Reconnected */);
+      this.emit(fresh ? "connected" /* Connected */ : "reconnected" /* Reconnected */);
       return;
     }
     if (!this.closing) this.finish(`could not reconnect: ${reason}`);
@@ -2176,6 +2268,9 @@ var Room = class extends TypedEmitter {
     if (ws !== this.ws) return;
     try {
       if (typeof data === "string") {
+        if (data.startsWith(MARK_PREFIX)) return this.onMark(data);
+        if (data.startsWith(RESUMED_PREFIX)) return this.onResumed(data);
+        if (this.mark && !this.firstTime(data)) return;
         let frame;
         try {
           frame = parseServerFrame(data);
@@ -2190,12 +2285,38 @@ var Room = class extends TypedEmitter {
           data.byteOffset,
           data.byteLength
         );
-        if (isBinary(bytes)) this.onBinary(bytes);
-        else this.onMessage(ws, new TextDecoder().decode(bytes));
+        if (!isBinary(bytes)) this.onMessage(ws, new TextDecoder().decode(bytes));
+        else if (!this.mark || this.firstTime(bytes)) this.onBinary(bytes);
       }
     } catch (e) {
       logError("handling a frame from the gateway failed", e);
     }
+  }
+  // -- session resume --------------------------------------------------------------------------
+  /** False for a frame the replay of a resume repeats (already handled). */
+  firstTime(frame) {
+    if (this.replay) return !this.replay.repeat(frame);
+    this.sinceMark.push(frame);
+    return true;
+  }
+  onMark(text) {
+    const at = JSON.parse(text).at;
+    if (typeof at !== "string") return;
+    this.mark = at;
+    this.sinceMark = [];
+    const now = Date.now();
+    if (now - this.seenSent >= SEEN_EVERY && this.ws?.readyState === WS_OPEN) {
+      this.seenSent = now;
+      this.ws.send(JSON.stringify({ type: "seen", at }));
+    }
+  }
+  onResumed(text) {
+    const f = JSON.parse(text);
+    this.session = String(f.session ?? "");
+    this.mark = String(f.at ?? "");
+    this.replay = void 0;
+    this.sinceMark = [];
+    this.resumed?.resolve();
   }
   onFrame(frame) {
     switch (frame.type) {
@@ -2237,6 +2358,7 @@ var Room = class extends TypedEmitter {
       }
       case "goaway":
         this.closeReason = frame.reason;
+        if (frame.code === ErrorCode.RESUME_FAILED) this.resumed?.reject(new ResumeRefused(frame.reason));
         return;
       case "participant_updated":
         return this.onParticipantUpdated(frame);
@@ -2272,6 +2394,7 @@ var Room = class extends TypedEmitter {
   }
   onJoined(f) {
     const lp = this.localParticipant;
+    this.session = f.session;
     const mine = { name: lp.name, metadata: lp.metadata, attributes: { ...lp.attributes } };
     lp.identity = f.participant.identity;
     lp._apply(f.participant);

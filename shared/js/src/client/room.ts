@@ -14,7 +14,9 @@ import {
 import { BYTE_CHUNK, decodeByteChunk, isBinary } from '../protocol/binary.js';
 import {
   ErrorCode,
+  MARK_PREFIX,
   parseServerFrame,
+  RESUMED_PREFIX,
   subscribeFrame,
   type DeliveredHeader,
   type ErrorFrame,
@@ -79,6 +81,38 @@ export interface RoomConnectOptions {
 /** Close codes after which reconnecting would be wrong: removed by the server API (4009), replaced
  * by a newer connection with the same identity (4010), closed for flooding (4029). */
 const FINAL_CLOSE_CODES = new Set([4009, 4010, 4029]);
+/** Session resume: close code of a refused resume; 4008 (slow consumer) resumes nothing either. */
+const CLOSE_RESUME_FAILED = 4011;
+const NO_RESUME_CLOSE_CODES = new Set([4008, CLOSE_RESUME_FAILED]);
+/** At most this often (ms) the room acknowledges a mark (the gateway's inbox trim waits on it). */
+const SEEN_EVERY = 50;
+
+/** The gateway refused to resume our session (it has ended). */
+class ResumeRefused extends Error {}
+
+function sameFrame(a: string | Uint8Array, b: string | Uint8Array): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Session resume: the frames received since the last mark, matched in order against what the new
+ * gateway replays from it; one found (after the previous one found) was already handled. Exact:
+ * frames a gateway makes up itself never equal a routed frame, routed frames come in inbox order. */
+class Replay {
+  private i = 0;
+  constructor(private readonly seen: (string | Uint8Array)[]) {}
+  repeat(frame: string | Uint8Array): boolean {
+    for (let j = this.i; j < this.seen.length; j++) {
+      if (sameFrame(this.seen[j] as string | Uint8Array, frame)) {
+        this.i = j + 1;
+        return true;
+      }
+    }
+    return false;
+  }
+}
 const RECONNECT_FIRST_DELAY = 100;
 const RECONNECT_MAX_DELAY = 2000;
 /** How often a writer waiting for the send buffer to drain looks again. */
@@ -122,6 +156,14 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
   private readonly link: RoomLink;
   private readonly rpc: Rpcs;
   private sid = '';
+  // session resume: our session, the gateway's last mark, what came since, the replay filter
+  // while resuming, the wait for `resumed`
+  private session = '';
+  private mark = '';
+  private sinceMark: (string | Uint8Array)[] = [];
+  private replay: Replay | undefined;
+  private resumed: Deferred<void> | undefined;
+  private seenSent = 0;
 
   constructor(options: RoomOptions = {}) {
     super();
@@ -201,15 +243,38 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
   }
 
   /** Open the socket, wait for `joined` and the acks of registered handlers. */
-  private async open(): Promise<void> {
+  private async open(resume = false): Promise<void> {
     const token = typeof this.token === 'function' ? await this.token() : this.token;
     if (typeof token !== 'string') throw new ConnectError('the token source returned no string', 'bad_token');
-    const target = rtcUrl(this.url, token);
+    // session resume: ask for marks; a resume sends its resume frame first
+    let target = rtcUrl(this.url, token);
+    if (this.autoReconnect) target += resume ? '&marks=1&resume=1' : '&marks=1';
     const { ctor, node } = await resolveWebSocket(this.options.webSocket);
     this.closeReason = '';
-    this.incoming = new Incoming();
     const joined = deferred<void>();
-    this.joined = joined;
+    const resumed = deferred<void>();
+    resumed.promise.catch(() => undefined);
+    let resumeFrame = '';
+    if (resume) {
+      this.resumed = resumed;
+      this.replay = new Replay(this.sinceMark);
+      resumeFrame = JSON.stringify({
+        type: 'resume',
+        session: this.session,
+        at: this.mark,
+        receiving: this.incoming.openIds,
+        handlers: [
+          ...[...this.textHandlers.keys()].map((t) => ['text', t]),
+          ...[...this.byteHandlers.keys()].map((t) => ['byte', t]),
+        ],
+      });
+    } else {
+      this.incoming = new Incoming();
+      this.session = '';
+      this.mark = '';
+      this.sinceMark = [];
+      this.joined = joined;
+    }
     let ws: WebSocketLike;
     try {
       // Node's ws: no compression (the frames are small and the CPU is better spent elsewhere)
@@ -263,12 +328,18 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
     }) as never);
     try {
       await Promise.race([opened.promise, timedOut]);
-      const acks = this.resubscribe();
-      await Promise.race([joined.promise, timedOut]);
-      await Promise.race([Promise.all(acks), timedOut]);
+      if (resume) {
+        ws.send(resumeFrame);
+        await Promise.race([resumed.promise, timedOut]);
+        await Promise.race([Promise.all(this.resubscribe()), timedOut]);
+      } else {
+        const acks = this.resubscribe();
+        await Promise.race([joined.promise, timedOut]);
+        await Promise.race([Promise.all(acks), timedOut]);
+      }
     } catch (e) {
       this.dropSocket(ws);
-      if (e instanceof RoomStreamsError) throw e;
+      if (e instanceof RoomStreamsError || e instanceof ResumeRefused) throw e;
       throw new ConnectError(`could not connect to ${this.url}: ${String(e)}`);
     } finally {
       clearTimeout(timer);
@@ -326,6 +397,12 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
   /** The socket is gone: every open stream here ends, every pending call fails. */
   private failInflight(reason: string): void {
     for (const ev of this.incoming.abortAll(ErrorCode.CONNECTION_LOST, reason)) this.onStreamEvent(ev);
+    this.failSending(reason);
+  }
+
+  /** The socket is gone: every pending call fails (writers, requests, packets, RPC calls); the
+   * streams we receive stay open for a resume (session resume). */
+  private failSending(reason: string, refused = false): void {
     for (const w of [...this.writers.values()]) {
       w._fail(new StreamAborted(reason, { code: ErrorCode.CONNECTION_LOST, streamId: w.streamId }));
     }
@@ -341,6 +418,7 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       this.packets.clear();
     }
     this.joined?.reject(err);
+    this.resumed?.reject(refused ? new ResumeRefused(reason) : err);
     this.rpc.connectionLost(reason);
   }
 
@@ -358,38 +436,65 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
   private socketLost(ws: WebSocketLike, reason: string, code: number): void {
     if (ws !== this.ws) return; // an old socket, already replaced
     this.ws = undefined;
-    this.failInflight(reason);
-    if (this.stateValue !== ConnectionState.Connected || this.closing) return; // connect()/disconnect() in charge
-    if (!this.autoReconnect || FINAL_CLOSE_CODES.has(code)) {
-      this.finish(reason);
+    if (this.stateValue === ConnectionState.Reconnecting && !this.closing) {
+      // a reconnect attempt's socket: the attempt fails; for a resume, our readers stay
+      this.failSending(reason, code === CLOSE_RESUME_FAILED);
       return;
     }
+    if (
+      this.stateValue !== ConnectionState.Connected ||
+      this.closing ||
+      !this.autoReconnect ||
+      FINAL_CLOSE_CODES.has(code)
+    ) {
+      this.failInflight(reason);
+      if (this.stateValue === ConnectionState.Connected && !this.closing) this.finish(reason);
+      return; // else connect()/disconnect() in charge
+    }
+    // session resume: with a mark, the streams we receive go on after the resume
+    const resume = Boolean(this.session && this.mark) && !NO_RESUME_CLOSE_CODES.has(code);
+    if (resume) this.failSending(reason);
+    else this.failInflight(reason);
     this.setState(ConnectionState.Reconnecting);
     this.emit(RoomEvent.Reconnecting);
-    this.reconnecting = this.reconnectLoop(reason).finally(() => {
+    this.reconnecting = this.reconnectLoop(reason, resume).finally(() => {
       this.reconnecting = undefined;
     });
   }
 
-  private async reconnectLoop(reason: string): Promise<void> {
+  /** Reconnect with backoff: resume the session (`reconnected`), or, when it has ended (refused),
+   * end it (`disconnected`) and join afresh (`connected`); past the timeout, `disconnected`. */
+  private async reconnectLoop(reason: string, resume = false): Promise<void> {
     let delay = RECONNECT_FIRST_DELAY;
     const deadline = Date.now() + (this.options.reconnectTimeout ?? 30_000);
+    let fresh = false;
     while (Date.now() < deadline) {
       // exponential backoff with jitter: a gateway that died is not stormed by all its clients at once
       await sleep(delay * (0.5 + Math.random() / 2));
       delay = Math.min(delay * 2, RECONNECT_MAX_DELAY);
       if (this.closing) return;
       try {
-        await this.open();
+        await this.open(resume);
       } catch (e) {
         reason = e instanceof Error ? e.message : String(e);
+        this.replay = undefined;
+        if (e instanceof ResumeRefused) {
+          reason = `session ended: ${reason}`;
+          resume = false;
+          fresh = true;
+          delay = RECONNECT_FIRST_DELAY;
+          this.finish(reason); // disconnected; then a fresh join
+          this.setState(ConnectionState.Connecting);
+          continue;
+        }
         if (e instanceof AuthError) break;
         if (this.closing) return;
         continue;
       }
+      this.replay = undefined;
       if (this.closing) return;
       this.setState(ConnectionState.Connected);
-      this.emit(RoomEvent.Reconnected);
+      this.emit(fresh ? RoomEvent.Connected : RoomEvent.Reconnected);
       return;
     }
     if (!this.closing) this.finish(`could not reconnect: ${reason}`);
@@ -548,6 +653,10 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
     if (ws !== this.ws) return;
     try {
       if (typeof data === 'string') {
+        // session resume
+        if (data.startsWith(MARK_PREFIX)) return this.onMark(data);
+        if (data.startsWith(RESUMED_PREFIX)) return this.onResumed(data);
+        if (this.mark && !this.firstTime(data)) return;
         let frame: ServerFrame;
         try {
           frame = parseServerFrame(data);
@@ -565,12 +674,42 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
                 (data as ArrayBufferView).byteOffset,
                 (data as ArrayBufferView).byteLength,
               );
-        if (isBinary(bytes)) this.onBinary(bytes);
-        else this.onMessage(ws, new TextDecoder().decode(bytes));
+        if (!isBinary(bytes)) this.onMessage(ws, new TextDecoder().decode(bytes));
+        else if (!this.mark || this.firstTime(bytes)) this.onBinary(bytes);
       }
     } catch (e) {
       logError('handling a frame from the gateway failed', e);
     }
+  }
+
+  // -- session resume --------------------------------------------------------------------------
+
+  /** False for a frame the replay of a resume repeats (already handled). */
+  private firstTime(frame: string | Uint8Array): boolean {
+    if (this.replay) return !this.replay.repeat(frame);
+    this.sinceMark.push(frame);
+    return true;
+  }
+
+  private onMark(text: string): void {
+    const at = (JSON.parse(text) as { at?: unknown }).at;
+    if (typeof at !== 'string') return;
+    this.mark = at;
+    this.sinceMark = [];
+    const now = Date.now();
+    if (now - this.seenSent >= SEEN_EVERY && this.ws?.readyState === WS_OPEN) {
+      this.seenSent = now;
+      this.ws.send(JSON.stringify({ type: 'seen', at }));
+    }
+  }
+
+  private onResumed(text: string): void {
+    const f = JSON.parse(text) as { session?: unknown; at?: unknown };
+    this.session = String(f.session ?? '');
+    this.mark = String(f.at ?? '');
+    this.replay = undefined;
+    this.sinceMark = [];
+    this.resumed?.resolve();
   }
 
   private onFrame(frame: ServerFrame): void {
@@ -613,6 +752,7 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
       }
       case 'goaway':
         this.closeReason = frame.reason;
+        if (frame.code === ErrorCode.RESUME_FAILED) this.resumed?.reject(new ResumeRefused(frame.reason));
         return;
       case 'participant_updated':
         return this.onParticipantUpdated(frame);
@@ -652,6 +792,7 @@ export class Room extends TypedEmitter<RoomEventCallbacks> {
 
   private onJoined(f: JoinedFrame): void {
     const lp = this.localParticipant;
+    this.session = f.session; // session resume
     const mine = { name: lp.name, metadata: lp.metadata, attributes: { ...lp.attributes } };
     lp.identity = f.participant.identity;
     lp._apply(f.participant);

@@ -46,6 +46,8 @@ export const ErrorCode = {
   INTERNAL_ERROR: 'internal_error',
   RATE_LIMITED: 'rate_limited',
   TOO_MANY_REQUESTS: 'too_many_requests',
+  /** session resume refused (window passed, position trimmed, another identity): join afresh */
+  RESUME_FAILED: 'resume_failed',
   METADATA_TOO_LARGE: 'metadata_too_large',
   PAYLOAD_TOO_LARGE: 'payload_too_large',
 } as const;
@@ -255,6 +257,22 @@ export interface ErrorFrame {
   req: number | null;
   /** `[first, last]`: our numbered data packets in that range failed with this error */
   packets: [number, number] | null;
+}
+
+// ---- session resume (docs/reliability.md), outside the ServerFrame union: recognised by prefix
+
+/** Gateway -> client: every delivery of its inbox up to entry `at` was sent before this frame. */
+export const MARK_PREFIX = '{"type":"mark"';
+/** Gateway -> client: the replay of a resume is over; `session` is ours from now on. */
+export const RESUMED_PREFIX = '{"type":"resumed"';
+
+/** Client -> gateway: the first frame of a socket opened with `resume=1`. */
+export interface ResumeFrame {
+  type: 'resume';
+  session: string;
+  at: string;
+  receiving: string[];
+  handlers: [string, string][];
 }
 
 export interface GoAwayFrame {
