@@ -72,6 +72,8 @@ from roomstreams.protocol.limits import (
 from roomstreams.protocol.rpc import MAX_RPC_PAYLOAD_BYTES, RpcErrorCode
 from roomstreams.token import Claims
 
+from .lean import Gate, SendQueue
+
 from ..observability import GATEWAY as _stats
 
 __all__ = [
@@ -211,15 +213,14 @@ class Connection:
         self.ident = ident
         self.session = ident.session
         self._append = append
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=send_queue_frames)
+        self._queue = SendQueue(send_queue_frames)
         self._limits = limits
         self._out = OutgoingStreams(max_open=limits.max_open_streams)
         self._meter = RateMeter(limits.rates, time.monotonic())
         self._seq = 0
         self._window = window_bytes
         self._inflight = 0
-        self._window_open = asyncio.Event()
-        self._window_open.set()
+        self._window_open = Gate(open=True)
         #: times the reader stopped reading (pacing, throttling), for the keepalive
         self.pauses = 0
         #: room-log position of the last data packet delivered (see first_delivery_of_packet)
