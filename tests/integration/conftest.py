@@ -107,17 +107,21 @@ class System:
         return port
 
     def stop(self) -> None:
-        procs = [*self.gateways, *([self.router] if self.router else [])]
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        end_processes(*self.gateways, *([self.router] if self.router else []))
+
+
+def end_processes(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM each (SIGCONT first: it may be stopped), wait, SIGKILL what is left."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _spawn(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

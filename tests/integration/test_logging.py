@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,24 +25,13 @@ from tests.integration.conftest import (
     _wait_healthy,
     _wait_ready,
     _wait_router,
+    end_processes,
     make_env,
 )
 
 
 def _spawn(module: str, env: dict[str, str], err: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT, stderr=err)
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -68,7 +56,7 @@ class JsonSystem:
 
     def stop(self) -> dict[str, list[dict[str, Any]]]:
         """Stop the services (SIGTERM: they drain and exit) and parse what they wrote."""
-        _stop(self.procs)
+        end_processes(*self.procs)
         return {name: _records(path) for name, path in self.logs.items()}
 
 
@@ -93,7 +81,7 @@ def json_system(redis_url: str, tmp_path: Path) -> Iterator[JsonSystem]:
             s.system.ports.append(port)
             yield s
         finally:
-            _stop(s.procs)
+            end_processes(*s.procs)
 
 
 async def test_json_lines_carry_session_room_and_identity(

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 import roomstreams
 from roomstreams._redis_server import free_port
 
-from .conftest import System, _spawn
+from .conftest import System, _spawn, end_processes
 from .helpers import wait_for_state
 
 pytestmark = pytest.mark.slow
@@ -101,18 +101,6 @@ def _router(s: System) -> subprocess.Popen[bytes]:
     return _spawn("services.router", {**s.env, "ROOMSTREAMS_ROUTER_HTTP_PORT": str(free_port())})
 
 
-def _end(*procs: subprocess.Popen[bytes]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 async def test_routers_split_the_partitions_and_hand_back_on_sigterm(
     system_factory: Callable[..., System], room_name: str
 ) -> None:
@@ -156,7 +144,7 @@ async def test_routers_split_the_partitions_and_hand_back_on_sigterm(
         await alice.disconnect()
         await bob.disconnect()
         await r.aclose()
-        _end(*(p for p in (second, third) if p is not None))
+        end_processes(*(p for p in (second, third) if p is not None))
 
 
 async def test_a_killed_router_is_replaced_by_the_other_within_two_seconds(
@@ -183,4 +171,4 @@ async def test_a_killed_router_is_replaced_by_the_other_within_two_seconds(
         await alice.disconnect()
         await bob.disconnect()
         await r.aclose()
-        _end(second)
+        end_processes(second)
