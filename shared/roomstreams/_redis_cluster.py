@@ -178,6 +178,28 @@ class LocalRedisCluster:
                     out.append(node)
         return out
 
+    def wait_failed(self, node_id: str, timeout: float = 30.0) -> None:
+        """Until every running master flags ``node_id`` as ``fail`` (it has been unreachable
+        for ``cluster-node-timeout`` and the masters agreed): clients now get errors for its
+        slots instead of retrying their way through."""
+        masters = []
+        for n in self.nodes:
+            if n.running:
+                with self.admin(n) as r:
+                    if r.info("replication").get("role") == "master":
+                        masters.append(n)
+
+        def failed() -> bool:
+            for n in masters:
+                with self.admin(n) as r:
+                    for line in str(r.execute_command("CLUSTER", "NODES")).splitlines():
+                        fields = line.split()
+                        if fields[0] == node_id and "fail" not in fields[2].split(","):
+                            return False
+            return True
+
+        _wait(f"node {node_id[:8]} flagged as failed", failed, timeout)
+
     def takeover(self, replica: LocalRedisServer, timeout: float = 30.0) -> None:
         """Promote ``replica`` now (``CLUSTER FAILOVER TAKEOVER``: no vote of the other
         masters, no agreement of its master, which may be dead) and wait until every running
