@@ -89,9 +89,6 @@ __all__ = [
 
 logger = logging.getLogger("gateway.connection")
 
-#: frames written to a socket in one transport write at most (the queue may hold more)
-_WRITE_BATCH = 64
-
 #: Close code when the gateway cannot append to Redis fast enough (WebSocket "try again later").
 CLOSE_TRY_AGAIN_LATER = 1013
 #: Close code for a receiver whose send queue overflowed.
@@ -214,6 +211,9 @@ class Connection:
         self.session = ident.session
         self._append = append
         self._queue = SendQueue(send_queue_frames)
+        #: a flush of the queue is scheduled; the task waiting for the transport to drain
+        self._flush_pending = False
+        self._drainer: asyncio.Task[None] | None = None
         self._limits = limits
         self._out = OutgoingStreams(max_open=limits.max_open_streams)
         self._meter = RateMeter(limits.rates, time.monotonic())
@@ -297,12 +297,23 @@ class Connection:
             self.unmarked += 1
             if self.unmarked == 1:
                 self.touched.add(self)
-        try:
-            self._queue.put_nowait(frame)
+        if self._enqueue(frame):
             _stats.deliveries += 1
-        except asyncio.QueueFull:
+        else:
             logger.warning("send queue full; disconnecting slow consumer", extra=self._extra)
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full, receiver too slow")
+
+    def _enqueue(self, frame: bytes) -> bool:
+        """Queue a frame for the socket (False: the queue is full). The socket is written
+        when this turn of the event loop is over, once for everything queued in it."""
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        if not self._flush_pending and self._drainer is None:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
 
     def push_packet(self, frame: bytes) -> None:
         """A data packet to deliver. A lossy one (``reliable=False``) is dropped when the
@@ -406,37 +417,55 @@ class Connection:
                 logger.warning("no pong for %.1fs; closing", timeout, extra=self._extra)
                 self.close(1011, "keepalive ping timeout: the peer stopped answering")
 
-    async def writer(self) -> None:
-        """Write what is queued, in batches: every frame waiting is framed by the sans-I/O
-        protocol and the batch goes to the transport in one write, with no coroutine, lock
-        or context manager per frame (as websockets' ``broadcast()`` does, but with
-        backpressure: past the transport's write limit the writer waits for it to drain,
-        and meanwhile frames wait in the bounded queue, which disconnects a slow consumer
-        when full)."""
-        ws, q = self.ws, self._queue
-        protocol, transport = ws.protocol, ws.transport
+    def _flush(self) -> None:
+        """Write everything queued: each frame framed by websockets' sans-I/O protocol, the
+        lot handed to the transport in one write, with no task, coroutine, lock or context
+        manager per frame (as websockets' ``broadcast()`` does). Past the transport's write
+        limit a drainer task waits for it, and meanwhile frames wait in the bounded queue,
+        which closes a slow consumer when full: the backpressure ``send()`` had."""
+        self._flush_pending = False
+        if self._drainer is not None:
+            return  # it writes what is queued once the transport has drained
+        ws = self.ws
+        if ws.protocol.state is not State.OPEN:
+            return  # closing: nothing more goes out (the reader ends the connection)
+        self._write_queued()
+        if ws.paused:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    def _write_queued(self) -> None:
+        protocol, q = self.ws.protocol, self._queue
         frames_sent, bytes_sent = _stats.frames_sent, _stats.bytes_sent
-        while True:
-            frame = await q.get()
-            if protocol.state is not State.OPEN:
-                return  # closing: the reader ends the connection
-            n = 0
+        while not q.empty():
+            frame = q.get_nowait()
+            # JSON frames start with "{"; binary ones (byte chunks, data packets) never do
+            if frame[:1] == b"{":
+                protocol.send_text(frame)
+            else:
+                protocol.send_binary(frame)
+            kind = frame[0] if frame else 0  # counted by first byte: _stats, not labels
+            frames_sent[kind] += 1
+            bytes_sent[kind] += len(frame)
+        # only data frames were framed since the state check (no close frame, no EOF)
+        self.ws.transport.write(b"".join(protocol.data_to_send()))
+
+    async def _drain(self) -> None:
+        ws = self.ws
+        try:
             while True:
-                # JSON frames start with "{"; binary ones (byte chunks, data packets) never do
-                if frame[:1] == b"{":
-                    protocol.send_text(frame)
-                else:
-                    protocol.send_binary(frame)
-                kind = frame[0] if frame else 0  # counted by first byte: _stats, not labels
-                frames_sent[kind] += 1
-                bytes_sent[kind] += len(frame)
-                n += 1
-                if n >= _WRITE_BATCH or q.empty():
-                    break
-                frame = q.get_nowait()
-            # only data frames were framed since the state check (no close frame, no EOF)
-            transport.write(b"".join(protocol.data_to_send()))
-            await ws.drain()  # returns at once unless the transport is over its limit
+                await ws.drain()
+                if ws.protocol.state is not State.OPEN or self._queue.empty():
+                    return
+                self._write_queued()
+                if not ws.paused:
+                    return
+        finally:
+            self._drainer = None
+
+    def stop_writing(self) -> None:
+        """The connection ended: a drainer still waiting goes."""
+        if self._drainer is not None:
+            self._drainer.cancel()
 
     # -- pacing -----------------------------------------------------------------------------
 
@@ -544,9 +573,7 @@ class Connection:
         if self.floor is None:
             self.floor = _position(at)
         if self.close_code is None:
-            try:
-                self._queue.put_nowait(b'{"type":"mark","at":"' + at + b'"}')
-            except asyncio.QueueFull:
+            if not self._enqueue(b'{"type":"mark","at":"' + at + b'"}'):
                 self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full, receiver too slow")
 
     def _seen(self, raw: bytes) -> None:
