@@ -326,12 +326,10 @@ class Gateway:
         self._joining.add(conn)
         logger.info("connected %s to %s as %s", session, room, claims.identity, extra=extra)
         reason = "disconnected"
-        # This task reads the socket; one more writes it and one pings it (the keepalive
-        # replaces websockets' own, so the count is as before: memory per idle socket
-        # counts). Both only ever stop on a closed connection, which ends the read too.
+        # This task reads the socket and one pings it (the keepalive replaces websockets'
+        # own: memory per idle socket counts); frames are written when queued, at the end
+        # of the loop's turn (Connection._flush), with no task unless the socket is slow.
         loop = asyncio.get_running_loop()
-        writer = loop.create_task(conn.writer())
-        writer.add_done_callback(_retrieve)
         s = self.settings
         keepalive = loop.create_task(conn.keepalive(s.ping_interval, s.ping_timeout))
         keepalive.add_done_callback(_retrieve)
@@ -360,7 +358,7 @@ class Gateway:
             elif rcvd.code not in (1000, 1001):
                 reason = f"connection closed ({rcvd.code} {rcvd.reason})".strip()
         finally:
-            writer.cancel()
+            conn.stop_writing()
             keepalive.cancel()
             self.sessions.pop(session, None)
             self._joining.discard(conn)
