@@ -642,6 +642,17 @@ class Gateway:
         for partition, room in sorted(rooms):
             entry = LogEntry(kind="room", session="", topic=room)
             self._append(partition_ctl_key(partition), entry)
+        # and answer as to a takeover of epoch 1 (the first owner after the restart holds
+        # what it reads until every live gateway has: resync-done entries in each room log,
+        # then on every partition's control stream the rooms of this gateway there)
+        n = self.settings.partitions
+        for _partition, room in sorted(rooms):
+            done = LogEntry(kind="rd", session="", gateway=self.id, epoch="1")
+            self._append(room_log_key(room, n), done)
+        for partition in range(n):
+            listed = json.dumps(sorted(r for p, r in rooms if p == partition)).encode()
+            done = LogEntry(kind="rd", session="", gateway=self.id, epoch="1", data=listed)
+            self._append(partition_ctl_key(partition), done)
         if rooms:
             logger.warning(
                 "re-announced %d participants in %d rooms after the Redis restart",

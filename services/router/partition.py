@@ -165,6 +165,19 @@ class Batch:
         return bool(self.inbox or self.acks or self.members or self.packet_acks)
 
 
+#: when a partition worker of this process last found Redis restarted empty (monotonic)
+_REDIS_RESTARTED_AT: float | None = None
+#: how long after that a new owner waits for the live gateways' heartbeats
+_RESTART_BEAT_WAIT_S = 1.5
+
+
+def _redis_restarted_recently() -> bool:
+    """A worker of this process found a new Redis in the last 30 s: a new owner at epoch 1 is
+    the first since the restart, not the first ever (see _after_redis_restart)."""
+    at = _REDIS_RESTARTED_AT
+    return at is not None and time.monotonic() - at < 30.0
+
+
 @dataclass
 class _Resync:
     """A takeover waiting for the gateways' re-announcements. Until every gateway asked has
@@ -268,6 +281,8 @@ class PartitionWorker:
         self._run_id = await server_run_id(self.r, self.ctl)
         if self.epoch != "1":
             await self._take_over()
+        elif _redis_restarted_recently():
+            await self._after_redis_restart()
         logger.debug("partition %d: owned (epoch %s)", self.p, self.epoch)  # INFO: in router.app
         delay = 0.05
         while self.running:
@@ -477,10 +492,38 @@ class PartitionWorker:
                 if run_id == self._run_id:
                     return False
                 logger.error("partition %d: Redis restarted; this worker stops", self.p)
+                global _REDIS_RESTARTED_AT
+                _REDIS_RESTARTED_AT = time.monotonic()
                 self.running = False
                 return True
             await asyncio.sleep(0.05)
         return False
+
+    async def _after_redis_restart(self) -> None:
+        """The partition's first owner after Redis restarted empty. The gateways re-announce
+        their participants on their own, each ending with resync-done entries of epoch 1
+        (its rooms, on every partition's control stream); a gateway that does it later than
+        another would miss what the other's clients send meanwhile (a stream routed to half
+        the room, silently: seen in the soak test). So hold like a takeover, until every
+        gateway alive (a heartbeat since the restart) has answered, or the resync timeout."""
+        restarted = _REDIS_RESTARTED_AT or time.monotonic()
+        # unsettled meanwhile, so that no hand-over moves the partition before this worker
+        # has read anything (with no position written yet, the next owner would start at
+        # the logs' ends and skip what was sent since the restart)
+        self._resync = _Resync(started=restarted, deadline=float("inf"), waiting={"": None})
+        # every live gateway beats within a heartbeat period (1 s) of Redis answering again
+        await asyncio.sleep(max(0.0, restarted + _RESTART_BEAT_WAIT_S - time.monotonic()))
+        gateways = await live_gateways(self.r, self.s.gateway_timeout)
+        if not gateways:
+            self._resync = None
+            return
+        now = time.monotonic()
+        self._resync = _Resync(
+            started=now, deadline=now + self.s.resync_timeout, waiting=dict.fromkeys(gateways)
+        )
+        logger.info(
+            "partition %d: after a Redis restart, waiting for %d gateways", self.p, len(gateways)
+        )
 
     async def _deposed(self) -> bool:
         """The read took far longer than it blocks (this process stalled), maybe past the
