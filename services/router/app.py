@@ -28,9 +28,10 @@ from typing import Any
 
 from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
 
-from roomstreams._redisio import Client
+from roomstreams._redisio import Client, Command, execute
 from roomstreams._redisio import client as redis_client
 from roomstreams._tasks import cancel_and_wait
 from roomstreams.events import ROOM_EVENTS_MAXLEN, room_events_publisher
@@ -80,6 +81,7 @@ return 0
 #: after a Redis error, how much longer than the gateway timeout no gateway is given up for
 #: dead: FastStream's stream subscriber waits 5 s after a failed read before it reads again
 _HEARTBEAT_GRACE_S = 6.0
+
 
 class Router:
     def __init__(self, settings: RouterSettings, broker: RedisBroker | None = None) -> None:
@@ -203,11 +205,8 @@ class Router:
         while not self._stopping:
             await asyncio.sleep(period)
             try:
-                for p in list(self._workers):
-                    key, epoch = lease_key(p), self._workers[p][0].epoch
-                    ok = await self._renew(
-                        keys=[key, f"{key}:fence"], args=[self.id, self.s.lease_ms, epoch]
-                    )
+                owned = list(self._workers)
+                for p, ok in zip(owned, await self._renew_all(owned), strict=True):
                     if not ok:
                         logger.error("lost the lease on partition %d", p)
                         _stats.leases_lost += 1
@@ -221,6 +220,32 @@ class Router:
             except RedisError:
                 self._redis_error_at = time.monotonic()  # heartbeat grace
                 logger.exception("lease renewal failed")
+
+    async def _renew_all(self, partitions: list[int]) -> list[Any]:
+        """Renew the leases of ``partitions``: on a standalone server in one pipeline of
+        ``EVALSHA`` (one round trip a tick, not one per partition: that was most of an idle
+        router's CPU), on a cluster one call each (the keys live on different nodes). A
+        server that does not know the script yet (it restarted) gets it by the one-by-one
+        path, which loads it."""
+
+        def keys_args(p: int) -> tuple[list[str], list[str | int]]:
+            key = lease_key(p)
+            return [key, f"{key}:fence"], [self.id, self.s.lease_ms, self._workers[p][0].epoch]
+
+        if not isinstance(self._r, RedisCluster):
+            cmds: list[Command] = []
+            for p in partitions:
+                keys, args = keys_args(p)
+                cmds.append(("EVALSHA", self._renew.sha, len(keys), *keys, *args))
+            try:
+                return await execute(self._r, cmds)
+            except NoScriptError:
+                pass
+        out: list[Any] = []
+        for p in partitions:
+            keys, args = keys_args(p)
+            out.append(await self._renew(keys=keys, args=args))
+        return out
 
     def _rebalance(self) -> None:
         """Owning more than the share (a router joined): hand partitions over, those with

@@ -114,30 +114,56 @@ async def _worker_routing_to_bob(
     return worker, conn, log, key, inbox
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["read-alone", "read-with-writes"])
 @pytest.mark.parametrize("taken_over", [True, False], ids=["taken-over", "still-owner"])
 async def test_a_worker_that_stalled_past_its_lease_routes_nothing_once_deposed(
     private_redis: tuple[str, aioredis.Redis],
     monkeypatch: pytest.MonkeyPatch,
     taken_over: bool,
+    fused: bool,
 ) -> None:
     """Its read returns long after it should have (the process stalled): if the fencing
     counter moved on meanwhile, another router owns the partition, and the worker routes
-    nothing of what it read and stops. If it did not, the worker goes on as before."""
+    nothing of what it read and stops. If it did not, the worker goes on as before. The
+    read is either a read alone or the one that goes with a wake-up's writes (standalone
+    Redis: the next read rides in the flush's pipeline)."""
     url, r = private_redis
     worker, conn, log, key, inbox = await _worker_routing_to_bob(url, r)
     try:
-        real_xread = partition_module.xread
 
-        async def stalling_xread(*args: Any, **kwargs: Any) -> Any:
-            resp = await real_xread(*args, **kwargs)
+        async def stall() -> None:
             if taken_over:
                 await r.incr(f"{lease_key(0)}:fence")  # the standby took the partition
             await asyncio.sleep(1.0 + 0.5 / 2 + 0.1)  # longer than block + half the lease
+
+        real_xread, real_execute = partition_module.xread, partition_module.execute
+
+        async def stalling_xread(*args: Any, **kwargs: Any) -> Any:
+            resp = await real_xread(*args, **kwargs)
+            if not fused:
+                await stall()
             return resp
 
+        async def stalling_execute(client_: Any, cmds: Any) -> Any:
+            replies = await real_execute(client_, cmds)
+            if fused and cmds and cmds[-1][0] == "XREAD":
+                await stall()
+            return replies
+
         monkeypatch.setattr(partition_module, "xread", stalling_xread)
+        monkeypatch.setattr(partition_module, "execute", stalling_execute)
+        worker._next = None  # the next step reads alone
+        if fused:  # a wake-up with writes, which carry the next read: a stream to bob
+            await r.xadd(key, encode_log_entry(log.header("s-alice", "st-x", "chat")))  # type: ignore[arg-type]
+            await worker._step()
+            assert worker.running is not taken_over
+            if taken_over:
+                assert worker._next is None  # what the stalled read returned is dropped
+                return
         await r.xadd(key, encode_log_entry(log.header("s-alice", "st-2", "chat")))  # type: ignore[arg-type]
         await worker._step()
+        if fused:  # the header came with the last step's writes: routed at the next one
+            await worker._step()
         routed = any(f.get(b"so") == b"st-2" for _, f in await r.xrange(inbox))
         assert routed is not taken_over
         assert worker.running is not taken_over
