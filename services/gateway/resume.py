@@ -30,7 +30,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
@@ -252,15 +252,22 @@ def mark_sessions(touched: set[Connection], at: bytes, now: float, *, force: boo
                 conn.mark(at, now)
 
 
-def trim_floor(conns: Callable[[], list[Connection]], last: bytes, now: float) -> bytes:
+def trim_floor(
+    conns: Callable[[], list[Connection]],
+    last: bytes,
+    now: float,
+    *,
+    held: Iterable[tuple[int, int]] = (),
+) -> bytes:
     """How far the inbox may be trimmed: ``last``, or the oldest position a resumable
     session has acknowledged. A session that got nothing for a while is sent a mark at
-    ``last`` (at most once a second), so an idle client does not hold the trim back."""
-    floor = _position(last)
+    ``last`` (at most five times a second), so an idle client does not hold the trim back.
+    ``held``: positions of suspended sessions (kept for the resume window)."""
+    floor = min([_position(last), *held])
     for c in conns():
         if not c.marks or c.floor is None or c.floor >= floor:
             continue
-        if c.unmarked == 0 and now - c.marked_at >= 1.0:
+        if c.unmarked == 0 and now - c.marked_at >= 0.2:
             c.mark(last, now)
         floor = min(floor, c.floor)
     return f"{floor[0]}-{floor[1]}".encode()

@@ -115,6 +115,10 @@ class Gateway:
         self._touched: set[Connection] = set()
         self._kept_inbox = False
         self._entry_id = b""
+        #: sessions whose socket dropped, kept for the resume window, and those of them that
+        #: resumed meanwhile (here or on another gateway: the router's marker came)
+        self._suspended: dict[str, Connection] = {}
+        self._moved: set[str] = set()
         self._counter = itertools.count(1)
         self._api: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         # bounded in _append (data entries only)
@@ -371,9 +375,28 @@ class Gateway:
                 # session resume: it may resume on another gateway; the inbox stays
                 conn.append_suspend(reason)
                 self._kept_inbox = True
+            elif conn.marks and conn.close_code is None and reason != "disconnected":
+                self._suspend(conn, reason)  # session resume: the socket dropped
             else:
                 conn.append_leave(reason)
             logger.info("disconnected %s: %s", session, reason, extra=extra)
+
+    def _suspend(self, conn: Connection, reason: str) -> None:
+        """Session resume: a resumable client's socket dropped (no close from either
+        side): the participant stays for the resume window, its inbox position is kept;
+        unless it resumed meanwhile, it leaves when the window ends."""
+        conn.append_suspend(reason)
+        self._kept_inbox = True
+        self._suspended[conn.session] = conn
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.settings.resume_window, self._suspension_over, conn, reason)
+
+    def _suspension_over(self, conn: Connection, reason: str) -> None:
+        self._suspended.pop(conn.session, None)
+        if conn.session in self._moved:
+            self._moved.discard(conn.session)
+        elif not self._closing:
+            conn.append_leave(reason)
 
     # -- appends: one pipeline per batch, order preserved -------------------------------------
 
@@ -465,6 +488,8 @@ class Gateway:
             if not resp:
                 if self._touched:  # session resume: quiet for a second, marks go now
                     mark_sessions(self._touched, last, time.monotonic(), force=True)
+                if since_trim:  # session resume: trimmed when idle too (floors move on acks)
+                    since_trim = await self._trim(last, since_trim)
                 continue
             entries = resp[0][1]
             _stats.read_inbox(entries)  # once per read: count, position, delay
@@ -475,12 +500,23 @@ class Gateway:
                 mark_sessions(self._touched, last, time.monotonic(), force=False)
             since_trim += len(entries)
             if since_trim >= 200:
-                try:
-                    floor = trim_floor(lambda: list(self.sessions.values()), last, time.monotonic())
-                    await r.xtrim(self.inbox, minid=floor, approximate=True)
-                    since_trim = 0
-                except RedisError:  # the next read reconnects; the trim is retried later
-                    logger.warning("trimming the inbox failed")
+                since_trim = await self._trim(last, since_trim)
+
+    async def _trim(self, last: bytes, since_trim: int) -> int:
+        """Trim the inbox up to ``last``, or to the oldest position a resumable session has
+        acknowledged (session resume); returns what is left untrimmed (0: all)."""
+        floor = trim_floor(
+            lambda: list(self.sessions.values()),
+            last,
+            time.monotonic(),
+            held=[c.floor for c in self._suspended.values() if c.floor],
+        )
+        try:
+            await self._inbox_redis.xtrim(self.inbox, minid=floor, approximate=True)
+        except RedisError:  # the next read reconnects; the trim is retried later
+            logger.warning("trimming the inbox failed")
+            return since_trim
+        return 0 if floor == last else since_trim
 
     async def _redis_run_id(self) -> str:
         """The Redis server's ``run_id`` (new at every start), or "" if it cannot be read."""
@@ -574,6 +610,10 @@ class Gateway:
                         conn.packets_routed(int(n))
         elif kind == b"r":
             self._resync(int(f[b"p"]), e.decode())
+        elif kind == b"mv":  # session resume: a suspended session resumed
+            moved = f[b"to"].decode()
+            if moved in self._suspended:
+                self._moved.add(moved)
         elif kind == b"x":
             goaway = json.loads(f[b"d"])
             reason = str(goaway.get("reason", "removed"))

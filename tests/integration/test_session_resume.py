@@ -99,10 +99,11 @@ async def _join(url: str, s: System, room: str, identity: str) -> roomstreams.Ro
     return r
 
 
-async def _resume_after(sig: signal.Signals, s: System, room_name: str) -> None:
+async def _resume_after(sig: signal.Signals | None, s: System, room_name: str) -> None:
     """Alice (receiver) on gateway 0 through a balancer, Bob (sender) and Carol (watcher) on
-    gateway 1. Bob streams text and publishes packets; ``sig`` hits gateway 0 mid-stream; Bob
-    goes on; Alice resumes on gateway 1."""
+    gateway 1. Bob streams text and publishes packets; ``sig`` hits gateway 0 mid-stream (None:
+    Alice's TCP connection dies, the gateway lives on); Bob goes on; Alice resumes on gateway
+    1 (or, for None, wherever the balancer sends her: gateway 0 again)."""
     async with TcpBalancer([s.ports[0]]) as lb:
         alice = roomstreams.Room()
         rx = Receiver(alice, after=CHUNKS // 4)
@@ -118,8 +119,12 @@ async def _resume_after(sig: signal.Signals, s: System, room_name: str) -> None:
             await writer.write(_line(i))
             await bob.local_participant.publish_data(f"p{i}".encode(), reliable=True)
         await rx.midway.wait()
-        lb.backends = [s.ports[1]]  # the balancer sends Alice's reconnect to gateway 1
-        s.gateways[0].send_signal(sig)
+        if sig is None:
+            assert alice._conn.ws is not None
+            alice._conn.ws.transport.abort()  # no close frame: the gateway sees it die
+        else:
+            lb.backends = [s.ports[1]]  # the balancer sends Alice's reconnect to gateway 1
+            s.gateways[0].send_signal(sig)
         # what Bob sends now goes to gateway 0's inbox until Alice's resume moves her
         for i in range(half, CHUNKS):
             await writer.write(_line(i))
@@ -168,6 +173,13 @@ async def test_receiver_resumes_after_its_gateway_drains(
 ) -> None:
     s = system_factory(gateways=2)
     await _resume_after(signal.SIGTERM, s, room_name)
+
+
+async def test_receiver_resumes_after_its_connection_drops(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    s = system_factory(gateways=2)
+    await _resume_after(None, s, room_name)
 
 
 async def test_a_stream_the_resumed_participant_was_sending_ends_clearly(
