@@ -211,6 +211,10 @@ class Connection:
         self.session = ident.session
         self._append = append
         self._queue = SendQueue(send_queue_frames)
+        #: keepalive: when the next ping is due (the first one an interval after the
+        #: gateway's loop first sees this connection), and the ping in flight
+        self._next_ping = 0.0
+        self._pinging: asyncio.Task[None] | None = None
         #: a flush of the queue is scheduled; the task waiting for the transport to drain
         self._flush_pending = False
         self._drainer: asyncio.Task[None] | None = None
@@ -394,28 +398,48 @@ class Connection:
         # a close reason is at most 123 UTF-8 bytes
         await self.ws.close(code, reason.encode()[:120].decode(errors="ignore"))
 
-    async def keepalive(self, interval: float, timeout: float) -> None:
-        """Ping every ``interval`` s; a pong ``timeout`` s late means the peer is frozen or
-        gone: close. Only while this gateway reads the socket: when pacing or throttling
-        stops the reads, the peer's pong waits in TCP behind its data, through no fault of
-        its own (websockets' own keepalive cannot tell the two apart)."""
-        ws = self.ws
-        while self.close_code is None:
-            await asyncio.sleep(interval)
-            pauses = self.pauses
-            if not self._window_open.is_set():
-                continue
-            try:
-                pong = await ws.ping()
-                async with asyncio.timeout(timeout):
-                    await pong
-            except ConnectionClosed:
-                return
-            except TimeoutError:
-                if self.pauses != pauses or not self._window_open.is_set():
-                    continue  # we stopped reading meanwhile: no verdict
-                logger.warning("no pong for %.1fs; closing", timeout, extra=self._extra)
-                self.close(1011, "keepalive ping timeout: the peer stopped answering")
+    def keepalive(self, now: float, interval: float, timeout: float) -> None:
+        """Called about once a second by the gateway's keepalive loop (one for all
+        connections, not a task each: memory per idle socket counts). Pings every
+        ``interval`` s; a pong ``timeout`` s late means the peer is frozen or gone: close.
+        Only while this gateway reads the socket: when pacing or throttling stops the
+        reads, the peer's pong waits in TCP behind its data, through no fault of its own
+        (websockets' own keepalive cannot tell the two apart)."""
+        if self.close_code is not None or self._pinging is not None:
+            return
+        if not self._next_ping:  # first seen: its first ping an interval from now
+            self._next_ping = now + interval
+        if now < self._next_ping:
+            return
+        self._next_ping = now + interval
+        if not self._window_open.is_set():
+            return
+        task = asyncio.get_running_loop().create_task(self._ping(timeout))
+        task.add_done_callback(self._pinged)
+        self._pinging = task
+
+    def _pinged(self, task: asyncio.Task[None]) -> None:
+        self._pinging = None
+        if not task.cancelled():
+            task.exception()  # retrieved: a ping on a closing socket says nothing new
+
+    async def _ping(self, timeout: float) -> None:
+        pauses = self.pauses
+        try:
+            pong = await self.ws.ping()
+            async with asyncio.timeout(timeout):
+                await pong
+        except ConnectionClosed:
+            return
+        except TimeoutError:
+            if self.pauses != pauses or not self._window_open.is_set():
+                return  # we stopped reading meanwhile: no verdict
+            logger.warning("no pong for %.1fs; closing", timeout, extra=self._extra)
+            self.close(1011, "keepalive ping timeout: the peer stopped answering")
+
+    def stop_pinging(self) -> None:
+        if self._pinging is not None:
+            self._pinging.cancel()
 
     def _flush(self) -> None:
         """Write everything queued: each frame framed by websockets' sans-I/O protocol, the
