@@ -147,6 +147,8 @@ class Gateway:
         #: connections per (room, identity), and those whose join is not answered yet
         self._per_identity: Counter[tuple[str, str]] = Counter()
         self._joining: set[Connection] = set()
+        #: every open connection (the keepalive loop pings them)
+        self._live: set[Connection] = set()
         self._redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}")
         self._inbox_redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}-inbox")
         self._http = GatewayHttp(
@@ -169,6 +171,7 @@ class Gateway:
                 tg.create_task(self._inbox_loop()),
                 tg.create_task(self._append_loop()),
                 tg.create_task(self._heartbeat_loop()),
+                tg.create_task(self._keepalive_loop()),
             ]
             async with serve(
                 self._handler,
@@ -181,7 +184,7 @@ class Gateway:
                 # a peer that stops answering pings (frozen, or a dead NAT mapping) is given
                 # up within ping_interval + ping_timeout + close_timeout (the close handshake
                 # it will not answer either): it leaves, its streams end. The pings are the
-                # connection's own (Connection.keepalive), not websockets': they must not
+                # gateway's own (Connection.keepalive), not websockets': they must not
                 # fire while the gateway itself stops reading the socket (pacing)
                 ping_interval=None,
                 close_timeout=s.close_timeout,
@@ -330,13 +333,11 @@ class Gateway:
         self._joining.add(conn)
         logger.info("connected %s to %s as %s", session, room, claims.identity, extra=extra)
         reason = "disconnected"
-        # This task reads the socket and one pings it (the keepalive replaces websockets'
-        # own: memory per idle socket counts); frames are written when queued, at the end
-        # of the loop's turn (Connection._flush), with no task unless the socket is slow.
-        loop = asyncio.get_running_loop()
+        # This task reads the socket, and is the only one a connection has: frames are
+        # written when queued, at the end of the loop's turn (Connection._flush), with a
+        # task only while the socket is slow; the keepalive loop pings every connection.
         s = self.settings
-        keepalive = loop.create_task(conn.keepalive(s.ping_interval, s.ping_timeout))
-        keepalive.add_done_callback(_retrieve)
+        self._live.add(conn)
         try:
             self._append(
                 partition_ctl_key(ident.partition),
@@ -363,7 +364,8 @@ class Gateway:
                 reason = f"connection closed ({rcvd.code} {rcvd.reason})".strip()
         finally:
             conn.stop_writing()
-            keepalive.cancel()
+            conn.stop_pinging()
+            self._live.discard(conn)
             self.sessions.pop(session, None)
             self._joining.discard(conn)
             self._per_identity[who] -= 1
@@ -727,6 +729,18 @@ class Gateway:
         )
 
     # -- liveness ---------------------------------------------------------------------------
+
+    async def _keepalive_loop(self) -> None:
+        """One loop pings every connection (each when its ping is due), instead of a task
+        per connection sleeping between pings."""
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        tick = min(1.0, s.ping_interval / 4, s.ping_timeout / 4)
+        while not self._closing:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for conn in list(self._live):
+                conn.keepalive(now, s.ping_interval, s.ping_timeout)
 
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.heartbeat_interval
