@@ -5,11 +5,13 @@ it meanwhile arrives exactly once, in order. Past the resume window, the session
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import websockets
 
 import roomstreams
 
@@ -243,3 +245,39 @@ async def test_resume_past_the_window_ends_the_session_and_joins_afresh(
         assert joined.identity == "alice"
         for r in (alice, carol):
             await r.disconnect()
+
+
+async def test_another_identity_cannot_take_a_session(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """Mallory knows Alice's session and a mark of her gateway's inbox (both are only ids):
+    her resume is refused with 4011 and ``resume_failed``, and Alice is untouched."""
+    s = system_factory(gateways=2)
+    alice = roomstreams.Room()
+    a_ev = Events(alice)
+    await alice.connect(s.urls[0], s.token(room_name, "alice"))
+    session, mark = alice._session, alice._mark
+    assert session and mark
+    url = f"{s.urls[1]}/rtc?access_token={s.token(room_name, 'mallory')}&marks=1&resume=1"
+    async with websockets.connect(url, compression=None) as ws:
+        await ws.send(json.dumps({"type": "resume", "session": session, "at": mark}))
+        goaway = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        assert goaway["type"] == "goaway" and goaway["code"] == "resume_failed"
+        assert "another identity" in goaway["reason"]
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4011
+    # Alice is still herself, on her gateway, and nothing happened to her
+    bob = await _join(s.urls[1], s, room_name, "bob")
+    got: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def on_chat(reader: roomstreams.TextStreamReader, identity: str) -> None:
+        got.set_result(await reader.read_all())
+
+    await alice.register_text_stream_handler("chat", on_chat)
+    await bob.local_participant.send_text("still yours", topic="chat")
+    assert await asyncio.wait_for(got, 10) == "still yours"
+    assert a_ev.names() == ["connected", "participant_connected"]
+    assert "mallory" not in bob.remote_participants
+    for r in (alice, bob):
+        await r.disconnect()
