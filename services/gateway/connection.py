@@ -196,6 +196,17 @@ def _classify(exc: ValidationError, raw: bytes) -> tuple[str, str]:
 class Connection:
     """State of one socket. Not thread-safe; lives on the gateway's event loop."""
 
+    # slots, not an attribute dict: about 1.2 KB less per idle connection (W4). A new
+    # attribute must be named here.
+    __slots__ = (
+        "_append", "_closer", "_drainer", "_extra", "_flush_pending", "_inflight",
+        "_last_packet", "_limits", "_meter", "_next_ping", "_out", "_pinging", "_queue", "_seq",
+        "_stamp", "_window", "_window_open", "announced", "close_code", "close_reason",
+        "closing", "floor", "ident", "marked_at", "marks", "packets_acked", "packets_appended",
+        "pauses", "pending_reqs", "receiving", "session", "subscriptions", "touched",
+        "unmarked", "ws"
+    )
+
     def __init__(
         self,
         ws: ServerConnection,
