@@ -409,18 +409,19 @@ class Connection:
         # a close reason is at most 123 UTF-8 bytes
         await self.ws.close(code, reason.encode()[:120].decode(errors="ignore"))
 
-    def keepalive(self, now: float, interval: float, timeout: float) -> None:
+    def keepalive(self, now: float, interval: float, timeout: float, slack: float) -> None:
         """Called about once a second by the gateway's keepalive loop (one for all
         connections, not a task each: memory per idle socket counts). Pings every
         ``interval`` s; a pong ``timeout`` s late means the peer is frozen or gone: close.
         Only while this gateway reads the socket: when pacing or throttling stops the
         reads, the peer's pong waits in TCP behind its data, through no fault of its own
-        (websockets' own keepalive cannot tell the two apart)."""
+        (websockets' own keepalive cannot tell the two apart). ``slack``: the loop's
+        period; a ping due before the next call goes now, so none is ever late."""
         if self.close_code is not None or self._pinging is not None:
             return
         if not self._next_ping:  # first seen: its first ping an interval from now
             self._next_ping = now + interval
-        if now < self._next_ping:
+        if now + slack < self._next_ping:
             return
         self._next_ping = now + interval
         if not self._window_open.is_set():
