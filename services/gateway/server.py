@@ -740,7 +740,7 @@ class Gateway:
             await asyncio.sleep(tick)
             now = loop.time()
             for conn in list(self._live):
-                conn.keepalive(now, s.ping_interval, s.ping_timeout)
+                conn.keepalive(now, s.ping_interval, s.ping_timeout, tick)
 
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.heartbeat_interval
