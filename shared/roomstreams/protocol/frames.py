@@ -137,6 +137,7 @@ class ErrorCode:
     #: position, another identity, ...): the client joins afresh
     RESUME_FAILED = "resume_failed"
 
+
 class _Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
