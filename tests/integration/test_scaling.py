@@ -285,3 +285,53 @@ async def test_participant_of_a_gateway_that_never_beats_is_dropped(
     assert "ghost" not in bob.remote_participants
     await r.aclose()
     await bob.disconnect()
+
+
+async def test_a_reconnect_goes_on_past_gateways_that_answer_503(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """While the balancer only reaches gateways that refuse with 503 (draining, or too many
+    joins at once), a reconnecting client keeps trying (a 503 is not an ``AuthError``, which
+    ends reconnecting) and gets back in once a gateway answers."""
+    s = system_factory(gateways=2)
+    refused = asyncio.Event()
+    attempts = 0
+
+    async def busy(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts >= 2:
+            refused.set()
+        body = b"gateway is draining\n"
+        w.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        await w.drain()
+        w.close()
+
+    server = await asyncio.start_server(busy, "127.0.0.1", 0)
+    busy_port = server.sockets[0].getsockname()[1]
+    try:
+        async with TcpBalancer([s.ports[0]]) as lb:
+            col = Collector()
+            bob = await _join(s.urls[1], s, room_name, "bob", chat=col)
+            alice = await _join(lb.url, s, room_name, "alice")
+            ev = Events(alice)
+            lb.backends[:] = [busy_port]
+            s.gateways[0].send_signal(signal.SIGKILL)
+            await ev.next("reconnecting")
+            async with asyncio.timeout(20):
+                await refused.wait()  # refused twice, still trying
+            assert alice.connection_state != roomstreams.ConnectionState.CONN_DISCONNECTED
+            lb.backends[:] = [s.ports[1]]
+            await ev.next("reconnected", timeout=20)
+            info = await alice.local_participant.send_text("back", topic="chat")
+            assert (await col.wait_done(info.stream_id)).text == "back"
+            await alice.disconnect()
+            await bob.disconnect()
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -115,6 +115,17 @@ _NO_RESUME_CLOSE_CODES = frozenset({4008, _CLOSE_RESUME_FAILED})
 _SEEN_EVERY = 0.05
 
 
+def _refusal(exc: InvalidStatus) -> ConnectError:
+    """A gateway answered the upgrade with an HTTP error. 401 and 403 are about the token
+    or its grants (:class:`AuthError`: trying again cannot help); anything else, a draining
+    gateway's 503 or 429 (too many connections for this identity, or joins at once), is
+    :class:`ConnectError`, which reconnects retry."""
+    body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+    code = exc.response.status_code
+    message = f"gateway refused the connection ({code}): {body}"
+    return AuthError(message) if code in (401, 403) else ConnectError(message)
+
+
 class _ResumeRefused(Exception):
     """The gateway refused to resume the session (``str``: why)."""
 
@@ -348,9 +359,7 @@ class Room(EventEmitter):
                 for fut in acks:
                     await asyncio.shield(fut)
         except InvalidStatus as exc:
-            body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
-            code = exc.response.status_code
-            raise AuthError(f"gateway refused the connection ({code}): {body}") from exc
+            raise _refusal(exc) from exc
         except (OSError, WebSocketException, TimeoutError, ConnectionClosed) as exc:
             await self._conn.close_socket()
             raise ConnectError(f"could not connect to {self._url}: {exc!r}") from exc
@@ -388,9 +397,7 @@ class Room(EventEmitter):
             await self._conn.close_socket()
             raise
         except InvalidStatus as exc:
-            body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
-            code = exc.response.status_code
-            raise AuthError(f"gateway refused the connection ({code}): {body}") from exc
+            raise _refusal(exc) from exc
         except (OSError, WebSocketException, TimeoutError, ConnectionClosed) as exc:
             await self._conn.close_socket()
             raise ConnectError(f"could not connect to {self._url}: {exc!r}") from exc
