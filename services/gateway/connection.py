@@ -73,6 +73,7 @@ from roomstreams.protocol.rpc import MAX_RPC_PAYLOAD_BYTES, RpcErrorCode
 from roomstreams.token import Claims
 
 from .lean import Gate, SendQueue
+from .wire import WIRE
 
 from ..observability import GATEWAY as _stats
 
@@ -470,20 +471,21 @@ class Connection:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     def _write_queued(self) -> None:
-        protocol, q = self.ws.protocol, self._queue
+        """Everything queued, in one transport write. Each frame's bytes are built once for
+        all the sockets it goes to (:mod:`.wire`: unmasked, no extension negotiated), not
+        by each connection's protocol; the state was checked OPEN just before, so no close
+        frame can be among them."""
+        q, frame_of = self._queue, WIRE.frame
         frames_sent, bytes_sent = _stats.frames_sent, _stats.bytes_sent
+        out: list[bytes] = []
         while not q.empty():
             frame = q.get_nowait()
-            # JSON frames start with "{"; binary ones (byte chunks, data packets) never do
-            if frame[:1] == b"{":
-                protocol.send_text(frame)
-            else:
-                protocol.send_binary(frame)
+            out.append(frame_of(frame))
             kind = frame[0] if frame else 0  # counted by first byte: _stats, not labels
             frames_sent[kind] += 1
             bytes_sent[kind] += len(frame)
-        # only data frames were framed since the state check (no close frame, no EOF)
-        self.ws.transport.write(b"".join(protocol.data_to_send()))
+        if out:
+            self.ws.transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     async def _drain(self) -> None:
         ws = self.ws
