@@ -72,10 +72,9 @@ from roomstreams.protocol.limits import (
 from roomstreams.protocol.rpc import MAX_RPC_PAYLOAD_BYTES, RpcErrorCode
 from roomstreams.token import Claims
 
+from ..observability import GATEWAY as _stats
 from .lean import Gate, SendQueue
 from .wire import WIRE
-
-from ..observability import GATEWAY as _stats
 
 __all__ = [
     "CLOSE_DUPLICATE_IDENTITY",
@@ -623,7 +622,6 @@ class Connection:
         if self.floor is None or at > self.floor:
             self.floor = at
 
-
     async def reader(self) -> None:
         ws, meter, monotonic = self.ws, self._meter, time.monotonic
         while True:
@@ -932,9 +930,7 @@ class Connection:
         data = _CHUNK.dump_json(c)
         charged = self._charge(len(data))
         self._entry(
-            LogEntry(
-                kind="c", session=self.session, stream_id=c.stream_id, data=data, size=charged
-            )
+            LogEntry(kind="c", session=self.session, stream_id=c.stream_id, data=data, size=charged)
         )
 
     def _byte_chunk(self, raw: bytes) -> None:
@@ -1014,7 +1010,5 @@ class Connection:
         data = _TRAILER.dump_json(t)  # re-serialised, as chunks are
         charged = self._charge(len(data))
         self._entry(
-            LogEntry(
-                kind="t", session=self.session, stream_id=t.stream_id, data=data, size=charged
-            )
+            LogEntry(kind="t", session=self.session, stream_id=t.stream_id, data=data, size=charged)
         )

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from roomstreams._redisio import client as redis_client

@@ -21,7 +21,8 @@ def _as_protocol_sends(payload: bytes) -> bytes:
 
 def test_frames_are_what_the_protocol_would_send() -> None:
     w = WireFrames()
-    for payload in (b'{"type":"chunk"}', b"\x02\x00\x00\x02{}x", b"{" + b"x" * 200, b"\x01" * 70_000):
+    payloads = (b'{"type":"chunk"}', b"\x02\x00\x00\x02{}x", b"{" + b"x" * 200, b"\x01" * 70_000)
+    for payload in payloads:
         assert w.frame(payload) == _as_protocol_sends(payload)
 
 
