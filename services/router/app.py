@@ -185,20 +185,31 @@ class Router:
                 _stats.takeovers += epoch > 1
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
+        """A partition worker ended on its own: it crashed, or it stopped because the server
+        under it changed (Redis restarted, or on a cluster its slot failed over to a
+        replica, which keeps the lease). Either way its lease is released and the
+        partition is taken afresh, as a takeover (a worker stopped on purpose, by a
+        hand-over, a lost lease or stop(), is no longer listed here)."""
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
-            logger.error("partition worker %s crashed", task.get_name(), exc_info=exc)
-            # The lease is released so that this or another router takes the partition over.
-            for p, (_, t, _conn) in list(self._workers.items()):
-                if t is task:
-                    del self._workers[p]
-                    release = asyncio.get_running_loop().create_task(
-                        self._release(keys=[lease_key(p)], args=[self.id])
-                    )
-                    self._cleanup.add(release)
-                    release.add_done_callback(self._cleanup.discard)
+        for p, (_, t, conn) in list(self._workers.items()):
+            if t is not task:
+                continue
+            if exc is not None:
+                logger.error("partition worker %s crashed", task.get_name(), exc_info=exc)
+            else:
+                logger.warning("partition %d: worker stopped; taking the partition afresh", p)
+            del self._workers[p]
+
+            async def release(p: int = p, conn: Client = conn) -> None:
+                with contextlib.suppress(RedisError):
+                    await conn.aclose()
+                    await self._release(keys=[lease_key(p)], args=[self.id])
+
+            cleanup = asyncio.get_running_loop().create_task(release())
+            self._cleanup.add(cleanup)
+            cleanup.add_done_callback(self._cleanup.discard)
 
     async def _lease_loop(self) -> None:
         period = min(self.s.lease_ms / 3000, 0.25)
