@@ -22,8 +22,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from roomstreams._redisio import Client, execute, server_run_id, xadd_command, xread
 from roomstreams._redisio import client as redis_client
-from roomstreams._redisio import execute, server_run_id, xadd_command, xread
 from roomstreams._retry import Backoff
 from roomstreams._tasks import cancel_and_wait
 from roomstreams.core.limits import RateLimits
@@ -477,7 +477,12 @@ class Gateway:
                     # of an empty new server just blocks: no error to notice it by)
                     await asyncio.sleep(0.1)
                     run_id = await self._redis_run_id()
-                if run_id and server and run_id != server:
+                if run_id and server and run_id != server and await self._inbox_kept(r):
+                    # another server, with the data: on a cluster, the inbox's slot failed
+                    # over to a replica. Nothing starts over (the routers that lost their
+                    # node take their partitions over and ask for re-announcements)
+                    logger.warning("the inbox's Redis node changed (run_id %s), data kept", run_id)
+                elif run_id and server and run_id != server:
                     # a new Redis: its fencing counters and inbox numbering start over
                     logger.error("Redis restarted (run_id %s); router epochs start over", run_id)
                     self._newest.clear()
@@ -519,6 +524,14 @@ class Gateway:
             logger.warning("trimming the inbox failed")
             return since_trim
         return 0 if floor == last else since_trim
+
+    async def _inbox_kept(self, r: Client) -> bool:
+        """Does the server hold this gateway's inbox? A server that restarted empty does
+        not; a replica promoted in its master's place does (once a delivery created it)."""
+        try:
+            return bool(await r.exists(self.inbox))
+        except RedisError:
+            return False
 
     async def _redis_run_id(self) -> str:
         """The Redis server's ``run_id`` (new at every start), or "" if it cannot be read."""

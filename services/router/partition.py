@@ -491,6 +491,16 @@ class PartitionWorker:
             if run_id:
                 if run_id == self._run_id:
                     return False
+                if await self._fence_kept():
+                    # another server with the data: on a cluster, the slot failed over to a
+                    # replica (which may lack the last writes). Stop; the router takes the
+                    # partition afresh as a takeover (next epoch, re-announcements)
+                    logger.warning(
+                        "partition %d: its Redis node changed, data kept; taken over afresh",
+                        self.p,
+                    )
+                    self.running = False
+                    return True
                 logger.error("partition %d: Redis restarted; this worker stops", self.p)
                 global _REDIS_RESTARTED_AT
                 _REDIS_RESTARTED_AT = time.monotonic()
@@ -498,6 +508,14 @@ class PartitionWorker:
                 return True
             await asyncio.sleep(0.05)
         return False
+
+    async def _fence_kept(self) -> bool:
+        """Does the server hold this partition's fencing counter? One restarted empty does
+        not; a replica promoted in its master's place does."""
+        try:
+            return bool(await self.r.exists(self._fence))
+        except RedisError:
+            return False
 
     async def _after_redis_restart(self) -> None:
         """The partition's first owner after Redis restarted empty. The gateways re-announce
