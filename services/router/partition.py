@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import ClusterError, RedisError, TryAgainError
 
 from roomstreams._redisio import (
     Client,
@@ -35,6 +35,7 @@ from roomstreams._redisio import (
     xread_command,
     xrevrange,
 )
+from roomstreams._retry import Backoff
 from roomstreams.core.room import Maybe, RoomState
 from roomstreams.protocol.binary import DATA_PACKET
 from roomstreams.protocol.entries import LogEntry
@@ -284,17 +285,23 @@ class PartitionWorker:
         elif _redis_restarted_recently():
             await self._after_redis_restart()
         logger.debug("partition %d: owned (epoch %s)", self.p, self.epoch)  # INFO: in router.app
-        delay = 0.05
+        backoff = Backoff(0.05, 2.0)
         while self.running:
             try:
                 await self._step()
-                delay = 0.05
+                backoff.reset()
+            except (TryAgainError, ClusterError) as exc:
+                # a slot of this partition is half moved to another node (TRYAGAIN for the
+                # multi-key read, or redis-py's retries exhausted on it): it settles within
+                # the migration; try again soon, without a traceback each time
+                logger.warning("partition %d: slot moving (%s); retrying", self.p, exc)
+                await asyncio.sleep(0.05)
             except RedisError:
                 # keep the room state: a Redis blip must not cost the streams in flight (the
                 # lease loop takes the lease back if it lapsed and nobody else took it)
+                delay = backoff.next()
                 logger.exception("partition %d: Redis error; retrying in %.2fs", self.p, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
                 if await self._redis_replaced():
                     return
 
@@ -668,7 +675,7 @@ class PartitionWorker:
             )
         if moved:
             cmds.append(("HSET", self._pos, *(x for kv in moved.items() for x in kv)))
-        delay = 0.05
+        backoff = Backoff(0.05, 2.0)
         while True:
             fused = self._fused and self.running
             try:
@@ -687,9 +694,9 @@ class PartitionWorker:
             except RedisError:
                 if not self.running:
                     raise
+                delay = backoff.next()
                 logger.exception("partition %d: flushing failed; retrying in %.2fs", self.p, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
                 if await self._redis_replaced():
                     return  # what this batch routed went with the old server
         if moved:
