@@ -98,6 +98,9 @@ class Router:
         self._redis_error_at = -1e9
         self._tasks: list[asyncio.Task[None]] = []
         self._cleanup: set[asyncio.Task[None]] = set()
+        #: each worker task's own connection, closed when the task ends, however it ends (a
+        #: worker cancelled while a command was under way can reconnect a closed client)
+        self._conns: dict[asyncio.Task[None], Client] = {}
         self._dropped: set[str] = set()
         #: set once stop() begins: no partition is acquired after it, loops end
         self._stopping = False
@@ -179,37 +182,48 @@ class Router:
                 conn = redis_client(self.s.redis_url, f"roomstreams-router-{self.id}-p{p}")
                 w = PartitionWorker(p, epoch, self.s, conn, self._events, self.saw_gateway)
                 task = asyncio.create_task(w.run(), name=f"partition-{p}")
+                self._conns[task] = conn
                 task.add_done_callback(self._worker_done)
                 self._workers[p] = (w, task, conn)
                 _stats.partitions_acquired += 1
                 _stats.takeovers += epoch > 1
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
-        """A partition worker ended on its own: it crashed, or it stopped because the server
-        under it changed (Redis restarted, or on a cluster its slot failed over to a
-        replica, which keeps the lease). Either way its lease is released and the
-        partition is taken afresh, as a takeover (a worker stopped on purpose, by a
-        hand-over, a lost lease or stop(), is no longer listed here)."""
-        if task.cancelled():
-            return
-        exc = task.exception()
-        for p, (_, t, conn) in list(self._workers.items()):
-            if t is not task:
-                continue
-            if exc is not None:
-                logger.error("partition worker %s crashed", task.get_name(), exc_info=exc)
-            else:
-                logger.warning("partition %d: worker stopped; taking the partition afresh", p)
-            del self._workers[p]
+        """A partition worker ended. Its connection is closed in every case. If it ended on
+        its own (it crashed, or it stopped because the server under it changed: Redis
+        restarted, or on a cluster its slot failed over to a replica, which keeps the
+        lease), its lease is released too and the partition is taken afresh, as a takeover
+        (a worker stopped on purpose, by a hand-over, a lost lease or stop(), is no longer
+        listed in ``_workers``)."""
+        conn = self._conns.pop(task, None)
+        release: int | None = None
+        if not task.cancelled():
+            exc = task.exception()
+            for p, (w, t, _conn) in list(self._workers.items()):
+                if t is not task:
+                    continue
+                if exc is None and not w.retake:
+                    # deposed (another router took the partition while this one stalled):
+                    # the lease loop lets it go at its next renewal, as for a lost lease
+                    conn = None
+                    break
+                if exc is not None:
+                    logger.error("partition worker %s crashed", task.get_name(), exc_info=exc)
+                else:
+                    logger.warning("partition %d: worker stopped; taking the partition afresh", p)
+                del self._workers[p]
+                release = p
 
-            async def release(p: int = p, conn: Client = conn) -> None:
-                with contextlib.suppress(RedisError):
+        async def cleanup() -> None:
+            with contextlib.suppress(RedisError):
+                if conn is not None:
                     await conn.aclose()
-                    await self._release(keys=[lease_key(p)], args=[self.id])
+                if release is not None:
+                    await self._release(keys=[lease_key(release)], args=[self.id])
 
-            cleanup = asyncio.get_running_loop().create_task(release())
-            self._cleanup.add(cleanup)
-            cleanup.add_done_callback(self._cleanup.discard)
+        done = asyncio.get_running_loop().create_task(cleanup())
+        self._cleanup.add(done)
+        done.add_done_callback(self._cleanup.discard)
 
     async def _lease_loop(self) -> None:
         period = min(self.s.lease_ms / 3000, 0.25)

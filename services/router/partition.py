@@ -252,6 +252,9 @@ class PartitionWorker:
         self._moved: set[str] = set()
         #: cleared to stop: the loop ends after the current read (at most a second)
         self.running = True
+        #: set when it stopped because the server under it changed: the router releases
+        #: the lease and takes the partition afresh (a deposed worker leaves it unset)
+        self.retake = False
         #: the next read goes out in the same pipeline as a wake-up's writes (one round trip
         #: per wake-up instead of two); on a cluster the pipeline spans nodes, so it does not
         self._fused = isinstance(redis, aioredis.Redis)
@@ -506,12 +509,12 @@ class PartitionWorker:
                         "partition %d: its Redis node changed, data kept; taken over afresh",
                         self.p,
                     )
-                    self.running = False
+                    self.running, self.retake = False, True
                     return True
                 logger.error("partition %d: Redis restarted; this worker stops", self.p)
                 global _REDIS_RESTARTED_AT
                 _REDIS_RESTARTED_AT = time.monotonic()
-                self.running = False
+                self.running, self.retake = False, True
                 return True
             await asyncio.sleep(0.05)
         return False

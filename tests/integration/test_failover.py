@@ -258,17 +258,26 @@ async def test_a_stalled_router_that_resumes_after_a_takeover_delivers_nothing(
                 await asyncio.wait_for(writer.close(), 10)  # the standby took over
             info = await alice.local_participant.send_text("after the takeover", topic="chat")
             await b_col.wait_done(info.stream_id, 10)
+            r = redis_client(s.redis_url)
+            partition = partition_of(room_name, s.partitions)
+            taken_over_at = int(await r.get(f"{lease_key(partition)}:fence") or 0)
         finally:
             s.router.send_signal(signal.SIGCONT)
         # the old router reads from where it stopped, then finds the room's partition gone
-        # (others it may take back: their leases lapsed and nobody took them yet)
+        # (others it may take back: their leases lapsed and nobody took them yet). Routers
+        # share the partitions, so once it is back the standby may hand this one back to it
+        # too: under a new epoch, read by a new worker
         [old_id] = old
-        reader = f"roomstreams-router-{old_id}-p{partition_of(room_name, s.partitions)}"
+        reader = f"roomstreams-router-{old_id}-p{partition}"
 
         async def left() -> bool:
-            return reader not in await _router_partition_clients(s)
+            handed_back = int(await r.get(f"{lease_key(partition)}:fence") or 0) > taken_over_at
+            return handed_back or reader not in await _router_partition_clients(s)
 
-        await wait_for_state(left, 10, "the old router to leave the room's partition")
+        try:
+            await wait_for_state(left, 10, "the old router to leave the room's partition")
+        finally:
+            await r.aclose()
         later = await alice.local_participant.send_text("later", topic="chat")
         await b_col.wait_done(later.stream_id, 10)
         ids = [r.info.stream_id for r in b_col.streams]

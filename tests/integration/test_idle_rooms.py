@@ -28,12 +28,17 @@ IDLE = {"ROOMSTREAMS_ROOM_IDLE_AFTER": "1", "ROOMSTREAMS_IDLE_SWEEP": "3600"}
 
 
 async def _router_reads(url: str, ctl: str) -> AsyncIterator[list[str]]:
-    """The key lists of the router's XREADs of one partition, as Redis MONITOR sees them."""
+    """The key lists of the router's XREADs of one partition, as Redis MONITOR sees them: in
+    this system's database only (other systems of the session share the server, and their
+    routers read keys of the same names in theirs)."""
+    db = int(url.rsplit("/", 1)[1] or 0)
     r = aioredis.Redis.from_url(url)  # standalone: MONITOR is a per-server command
     try:
         async with r.monitor() as m:
             while True:
                 cmd = await m.next_command()
+                if int(cmd.get("db", -1)) != db:
+                    continue
                 args = str(cmd.get("command", "")).split()
                 if args and args[0].upper() == "XREAD" and ctl in args:
                     yield args
