@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -348,24 +349,15 @@ class Room(EventEmitter):
         token = await self._fresh_token()
         self._session, self._mark = "", ""
         self._since_mark.clear()
-        try:
-            async with asyncio.timeout(self._timeout):
-                self._joined = asyncio.get_running_loop().create_future()
-                await self._conn.open(
-                    self._url, token, timeout=self._timeout, marks=self._auto_reconnect
-                )
-                acks = self._resubscribe()
-                await asyncio.shield(self._joined)
-                for fut in acks:
-                    await asyncio.shield(fut)
-        except InvalidStatus as exc:
-            raise _refusal(exc) from exc
-        except (OSError, WebSocketException, TimeoutError, ConnectionClosed) as exc:
-            await self._conn.close_socket()
-            raise ConnectError(f"could not connect to {self._url}: {exc!r}") from exc
-        except BaseException:
-            await self._conn.close_socket()
-            raise
+        async with self._opening(), asyncio.timeout(self._timeout):
+            self._joined = asyncio.get_running_loop().create_future()
+            await self._conn.open(
+                self._url, token, timeout=self._timeout, marks=self._auto_reconnect
+            )
+            acks = self._resubscribe()
+            await asyncio.shield(self._joined)
+            for fut in acks:
+                await asyncio.shield(fut)
 
     async def _resume_open(self) -> None:
         """Session resume: open a socket that resumes our session from the last mark; the
@@ -382,20 +374,23 @@ class Room(EventEmitter):
             receiving=self._incoming.open_ids,
             handlers=handlers,
         )
+        async with self._opening(), asyncio.timeout(self._timeout):
+            self._resumed = loop.create_future()
+            self._replay = _Replay(self._since_mark)
+            await self._conn.open(
+                self._url, token, timeout=self._timeout, marks=True, resume=True
+            )
+            await self._conn.send(req.model_dump_json())
+            await asyncio.shield(self._resumed)
+            for fut in self._resubscribe():
+                await asyncio.shield(fut)
+
+    @contextlib.asynccontextmanager
+    async def _opening(self) -> AsyncIterator[None]:
+        """Opening a socket (a join or a resume): its failures as the room reports them,
+        the socket closed on any of them."""
         try:
-            async with asyncio.timeout(self._timeout):
-                self._resumed = loop.create_future()
-                self._replay = _Replay(self._since_mark)
-                await self._conn.open(
-                    self._url, token, timeout=self._timeout, marks=True, resume=True
-                )
-                await self._conn.send(req.model_dump_json())
-                await asyncio.shield(self._resumed)
-                for fut in self._resubscribe():
-                    await asyncio.shield(fut)
-        except _ResumeRefused:
-            await self._conn.close_socket()
-            raise
+            yield
         except InvalidStatus as exc:
             raise _refusal(exc) from exc
         except (OSError, WebSocketException, TimeoutError, ConnectionClosed) as exc:
