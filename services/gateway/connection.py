@@ -635,6 +635,10 @@ class Connection:
             self.handle(raw)
             if verdict.wait:
                 await self._throttle(verdict)
+                if verdict.close:
+                    # closed for flooding: what it sent after that is not read, not even
+                    # the frames websockets already parsed and queued
+                    return
 
     async def _throttle(self, verdict: FloodVerdict) -> None:
         """Over its rate: stop reading this socket for a while (TCP pushes back); tell the
@@ -653,9 +657,9 @@ class Connection:
             self.push(
                 _error(
                     ErrorCode.RATE_LIMITED,
-                    f"over {rates.frames_per_second:g} frames/s or "
-                    f"{rates.bytes_per_second:g} bytes/s: reading is slowed down; keep "
-                    f"flooding for {rates.close_after:g} s "
+                    f"over {rates.frames_per_second:g} frames/s: reading is slowed to "
+                    f"{rates.frames_per_second * rates.penalty:g} frames/s until you keep "
+                    f"to that for a second; keep flooding for {rates.close_after:g} s "
                     "and the connection is closed",
                 )
             )

@@ -53,6 +53,7 @@ from .connection import (
     Overloaded,
 )
 from .http import GatewayHttp
+from .reading import SlicedConnection
 from .resume import (
     CLOSE_RESUME_FAILED,
     Resumer,
@@ -139,6 +140,7 @@ class Gateway:
                 frames_per_second=settings.max_frames_per_second,
                 bytes_per_second=settings.max_bytes_per_second,
                 close_after=settings.flood_close_after,
+                penalty=settings.flood_penalty,
             ),
             max_open_streams=settings.max_open_streams,
             max_pending_requests=settings.max_pending_requests,
@@ -188,6 +190,8 @@ class Gateway:
                 # fire while the gateway itself stops reading the socket (pacing)
                 ping_interval=None,
                 close_timeout=s.close_timeout,
+                # parsing bounded per loop turn: one read can no longer stall the gateway
+                create_connection=SlicedConnection,
             ) as server:
                 sock = next(iter(server.sockets))
                 self.port = sock.getsockname()[1]
@@ -348,6 +352,7 @@ class Gateway:
                 await self._resumer.resume(conn, req, s.resume_handshake_timeout)
                 logger.info("%s resumed session %s", session, req.session, extra=extra)
             await conn.reader()
+            reason = conn.close_reason or reason  # it returns once closed for flooding
         except ResumeRefused as exc:  # session resume: the client joins afresh
             reason = f"resume refused: {exc}"
             logger.info("resume refused for %s: %s", session, exc, extra=extra)

@@ -35,15 +35,17 @@ class GatewaySettings(CommonSettings):
     #: and the router to answer and the old inbox to be replayed (then it is refused).
     resume_handshake_timeout: float = Field(default=10.0, gt=0)
     # -- flood limits, per connection (docs/security.md) -----------------------------------
-    #: Frames a connection may send per second (burst: one second's worth; a frame of
-    #: 4 KiB or more counts as a quarter, so uploads in 15000-byte chunks reach ~120 MB/s).
-    #: Over it, the gateway stops reading the socket until the client is back within the
-    #: rate and tells it once (``rate_limited``); throttled for ``flood_close_after``
-    #: seconds in a row for small frames, it is closed with 4029.
+    #: Small frames a connection may send per second (burst: one second's worth; frames of
+    #: 4 KiB or more have their own allowance, four times this, so uploads in 15000-byte
+    #: chunks reach ~120 MB/s). Over it, the gateway tells the client once
+    #: (``rate_limited``) and reads the socket at ``flood_penalty`` of the rate until the
+    #: client has kept to that for a second; throttled for ``flood_close_after`` seconds in
+    #: one spell, it is closed with 4029.
     max_frames_per_second: float = Field(default=2000, gt=0)
     #: Bytes a connection may send per second (throttled, never closed for it).
     max_bytes_per_second: float = Field(default=256 * 1024 * 1024, gt=0)
     flood_close_after: float = Field(default=5.0, gt=0)
+    flood_penalty: float = Field(default=0.1, gt=0, le=1)
     #: Streams one connection may have open at once (``too_many_streams``).
     max_open_streams: int = Field(default=256, ge=1)
     #: Handler registrations waiting for the router, and handlers registered, per

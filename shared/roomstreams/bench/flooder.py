@@ -22,6 +22,7 @@ async def _flood(url: str, token: str, mode: str, seconds: float) -> dict[str, A
     sent = errors = 0
     codes: dict[str, int] = {}
     close_code = None
+    closed_after = None
     started = time.monotonic()
     async with websockets.connect(f"{url}/rtc?access_token={token}", compression=None) as ws:
         while json.loads(await ws.recv()).get("type") != "joined":
@@ -55,6 +56,7 @@ async def _flood(url: str, token: str, mode: str, seconds: float) -> dict[str, A
                 sent += 1
         except ConnectionClosed as exc:
             close_code = exc.rcvd.code if exc.rcvd else None
+            closed_after = rnd(time.monotonic() - started, 2)
         reader.cancel()
     elapsed = time.monotonic() - started
     return {
@@ -63,6 +65,7 @@ async def _flood(url: str, token: str, mode: str, seconds: float) -> dict[str, A
         "errors": errors,
         "error_codes": codes,
         "close_code": close_code,
+        "closed_after_s": closed_after,
     }
 
 

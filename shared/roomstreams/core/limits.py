@@ -1,40 +1,49 @@
 """Per-connection flood limits, sans-I/O: what a gateway charges for each frame a client sends,
 and how long it must stop reading that socket to keep the client within its rates.
 
-Two token buckets, frames per second and bytes per second, each with a burst of one second's
-worth. A frame that finds a bucket empty is still taken (it was already read), but the
-reader then waits until the deficit is paid back: the socket is not read meanwhile, TCP
-pushes back, and the client's sends slow down to the allowed rate.
+Token buckets, each with a burst of one second's worth: small frames per second, bulk frames
+per second and bytes per second. A frame that finds its bucket empty is still taken (it was
+already read), but the reader then waits until the deficit is paid back: the socket is not
+read meanwhile, TCP pushes back, and the client's sends slow down to the allowed rate.
 
 A frame costs the services about the same whatever its size, but big frames are how
-uploads go (15000-byte chunks): a frame of :data:`BULK_FRAME_BYTES` or more counts as a
-quarter of a frame, so a connection allowed 2000 frames/s can still stream 8000 full chunks
-a second (about 120 MB/s), while a flood of tiny frames is held to 2000.
+uploads go (15000-byte chunks): frames of :data:`BULK_FRAME_BYTES` or more have a bucket of
+their own, four times the frame rate (a connection allowed 2000 frames/s can still stream
+8000 full chunks a second, about 120 MB/s), held to the byte rate, never closed for, and an
+upload never uses up the allowance of the small frames sent beside it (a trailer, a chat
+message).
 
-Only small frames can end a connection: time spent throttled for them adds up while the
-client stays over the frame rate (forgiven once the frame bucket is full again), and past
-``close_after`` seconds the connection is closed. A burst, or a big upload, is slowed, never
-cut; a client that floods small frames for seconds on end is told (``rate_limited``),
-throttled, then closed.
+Only small frames start a throttling spell. The first small frame over the rate tells the
+client (``rate_limited``) and, for as long as the spell lasts, the connection gets
+``penalty`` of its frame rate (a tenth by default): a client that ignores the rate costs the
+services a tenth of what one that keeps to it may, instead of the whole rate. The spell ends
+once the client has kept within that reduced rate for a second (its bucket is full again).
+Time spent throttled adds up during the spell, and past ``close_after`` seconds the
+connection is closed. A burst, or a big upload, is slowed, never cut; a client that floods
+small frames for seconds on end is told, throttled hard, then closed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BULK_FRAME_BYTES", "FloodVerdict", "RateLimits", "RateMeter"]
+__all__ = ["BULK_FRAME_BYTES", "THROTTLE_TICK", "FloodVerdict", "RateLimits", "RateMeter"]
 
-#: Frames at least this large count as a quarter of a frame against the frame rate.
+#: Frames at least this large are bulk: a bucket of their own, 4x the frame rate.
 BULK_FRAME_BYTES = 4096
-_BULK_COST = 0.25
+_BULK_FACTOR = 4.0
+#: a throttled connection is read in batches this many seconds apart
+THROTTLE_TICK = 0.05
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
     frames_per_second: float
     bytes_per_second: float
-    #: seconds a connection may spend throttled in a row before it is closed
+    #: seconds a connection may spend throttled in one spell before it is closed
     close_after: float
+    #: the share of ``frames_per_second`` a connection gets during a throttling spell
+    penalty: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,36 +62,59 @@ _GO = FloodVerdict(0.0)
 class RateMeter:
     """The buckets of one connection. ``charge(nbytes, now)`` for each frame read."""
 
-    __slots__ = ("_bytes", "_frames", "_last", "_throttled", "_warned", "limits")
+    __slots__ = ("_bulk", "_bytes", "_last", "_small", "_spell", "_throttled", "limits")
 
     def __init__(self, limits: RateLimits, now: float) -> None:
         self.limits = limits
-        self._frames = limits.frames_per_second
+        self._small = limits.frames_per_second
+        self._bulk = limits.frames_per_second * _BULK_FACTOR
         self._bytes = limits.bytes_per_second
         self._last = now
+        #: in a throttling spell: small frames get ``penalty`` of the rate
+        self._spell = False
         #: seconds spent throttled in the current spell
         self._throttled = 0.0
-        self._warned = False
+
+    @property
+    def throttling(self) -> bool:
+        """Whether the connection is in a throttling spell (held to the reduced rate)."""
+        return self._spell
 
     def charge(self, nbytes: int, now: float) -> FloodVerdict:
         lim = self.limits
         elapsed = now - self._last
         self._last = now
-        frames = min(lim.frames_per_second, self._frames + elapsed * lim.frames_per_second)
-        size = min(lim.bytes_per_second, self._bytes + elapsed * lim.bytes_per_second)
-        if frames >= lim.frames_per_second:
-            # the frame bucket refilled: the client kept within its rate for a while
-            self._throttled = 0.0
-            self._warned = False
-        small = nbytes < BULK_FRAME_BYTES
-        frames -= 1.0 if small else _BULK_COST
-        size -= nbytes
-        self._frames, self._bytes = frames, size
-        if frames >= 0 and size >= 0:
+        rate = lim.frames_per_second * (lim.penalty if self._spell else 1.0)
+        small = min(rate, self._small + elapsed * rate)
+        if self._spell and small >= rate:
+            # within the reduced rate for a second: the spell is over
+            self._spell, self._throttled = False, 0.0
+        bulk_rate = lim.frames_per_second * _BULK_FACTOR
+        bulk = min(bulk_rate, self._bulk + elapsed * bulk_rate)
+        size = min(lim.bytes_per_second, self._bytes + elapsed * lim.bytes_per_second) - nbytes
+        is_small = nbytes < BULK_FRAME_BYTES
+        if is_small:
+            small -= 1.0
+        else:
+            bulk -= 1.0
+        self._small, self._bulk, self._bytes = small, bulk, size
+        if small >= 0 and bulk >= 0 and size >= 0:
             return _GO
-        frame_wait = max(0.0, -frames / lim.frames_per_second) if small else 0.0
-        wait = max(-frames / lim.frames_per_second, -size / lim.bytes_per_second)
-        self._throttled += frame_wait
-        warn = frame_wait > 0 and not self._warned
-        self._warned = self._warned or warn
+        warn = False
+        small_wait = -small / rate if small < 0 else 0.0
+        if small_wait > 0 and is_small:
+            if not self._spell:
+                # the spell starts: from now on the deficit is paid back at the reduced rate
+                self._spell, warn = True, True
+                rate = lim.frames_per_second * lim.penalty
+            # wait until a tick's worth of frames is allowed again, then read them in one
+            # go: the gateway appends them in one write and the router routes them in one
+            # wake-up (a frame per wait costs the services a wake-up per frame)
+            small_wait = (max(1.0, rate * THROTTLE_TICK) - small) / rate
+            self._throttled += small_wait
+        wait = max(
+            small_wait,
+            -bulk / bulk_rate if bulk < 0 else 0.0,
+            -size / lim.bytes_per_second if size < 0 else 0.0,
+        )
         return FloodVerdict(wait, warn=warn, close=self._throttled > lim.close_after)
