@@ -96,9 +96,13 @@ def summary_rows(doc: dict[str, Any]) -> list[Row]:
                  _times(ratios.get("w6_p50_over_path_floor")))
             )  # fmt: skip
         elif w == "wflood":
-            alone = _ms(_get(g, "alone", "p99_ms"))
-            ratio = _times(_get(g, "tiny_same_room", "p99_ratio_to_alone"))
-            rows.append(("wflood", f"p99 alone {alone}, {ratio} beside a flood", "-", "-", "-"))
+            alone = _ms(_get(g, "alone", "p99_ms_median") or _get(g, "alone", "p99_ms"))
+            same = _times(_get(g, "tiny_same_room", "p99_ratio_to_alone"))
+            other = _times(_get(g, "tiny_other_room", "p99_ratio_to_alone"))
+            rows.append(
+                ("wflood", f"p99 alone {alone}; flooder in the room {same}, in another {other}",
+                 "<= 2.00x", "-", "-")
+            )  # fmt: skip
         elif w == "w7":
             rows.append(
                 ("w7 many rooms", f"{_num(g.get('rooms'))} rooms: W1 p99 "
