@@ -41,7 +41,7 @@ from services.api.http import ApiHttpServer
 from services.observability import ROUTER as _stats
 from services.observability import router_metrics
 
-from .partition import PartitionWorker
+from .partition import PartitionWorker, live_gateways
 from .settings import RouterSettings
 
 __all__ = ["Router", "create_app"]
@@ -387,18 +387,40 @@ class Router:
         timeout = self.s.gateway_timeout
         while not self._stopping:
             await asyncio.sleep(min(1.0, timeout / 4))
-            now = time.monotonic()
-            if now - self._redis_error_at < timeout + _HEARTBEAT_GRACE_S:
+            if time.monotonic() - self._redis_error_at < timeout + _HEARTBEAT_GRACE_S:
                 # heartbeat grace: Redis just failed (restarted?): beats could not arrive, and
                 # FastStream's subscriber backs off 5 s after a fetch error; judging now
                 # dropped every live gateway (their participants left, then reconnected)
                 continue
-            for gw, seen in list(self._gateways.items()):
-                if now - seen > timeout:
-                    logger.warning("gateway %s missed heartbeats for %.1fs; dropping", gw, timeout)
-                    del self._gateways[gw]
-                    self._dropped.add(gw)
-                    self._drop(gw, f"gateway {gw} stopped responding")
+            await self.judge_gateways()
+
+    async def judge_gateways(self) -> list[str]:
+        """Drop the gateways that sent no heartbeat for ``gateway_timeout``; the ones dropped.
+
+        A gateway that looks silent is looked up in the heartbeat stream itself first: this
+        router may only be behind in consuming the beats (busy with a burst of joins), and
+        dropping a live gateway ends every stream of every participant on it."""
+        timeout, now = self.s.gateway_timeout, time.monotonic()
+        stale = [gw for gw, seen in self._gateways.items() if now - seen > timeout]
+        if not stale:
+            return []
+        try:
+            alive = await live_gateways(self._r, timeout)
+        except RedisError:
+            return []  # cannot tell: judged on the next round
+        dropped = []
+        for gw in stale:
+            if gw not in self._gateways:
+                continue
+            if gw in alive:
+                self._gateways[gw] = time.monotonic()
+                continue
+            logger.warning("gateway %s missed heartbeats for %.1fs; dropping", gw, timeout)
+            del self._gateways[gw]
+            self._dropped.add(gw)
+            self._drop(gw, f"gateway {gw} stopped responding")
+            dropped.append(gw)
+        return dropped
 
     # -- room lifecycle events ------------------------------------------------------------------
 
