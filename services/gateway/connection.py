@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +99,15 @@ CLOSE_REMOVED = 4009
 #: Close code when a newer connection with the same identity replaced this one (LiveKit's
 #: DUPLICATE_IDENTITY).
 CLOSE_DUPLICATE_IDENTITY = 4010
+_PING = struct.Struct("!I")
+
+
+def _retrieve(fut: asyncio.Future[float]) -> None:
+    """A pong future that failed (the connection closed) is not an error to log."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 #: Close code for a connection that kept going over its rate limits after being told.
 CLOSE_RATE_LIMITED = 4029
 #: The least an entry counts against a connection's pacing window, in bytes: with the
@@ -200,7 +210,8 @@ class Connection:
     # attribute must be named here.
     __slots__ = (
         "_append", "_closer", "_drainer", "_extra", "_flush_pending", "_inflight",
-        "_last_packet", "_limits", "_meter", "_next_ping", "_out", "_pinging", "_queue", "_seq",
+        "_last_packet", "_limits", "_meter", "_next_ping", "_out", "_ping_seq", "_pinging",
+        "_queue", "_seq",
         "_stamp", "_window", "_window_open", "announced", "close_code", "close_reason",
         "closing", "floor", "ident", "marked_at", "marks", "packets_acked", "packets_appended",
         "pauses", "pending_reqs", "receiving", "session", "subscriptions", "touched",
@@ -225,7 +236,10 @@ class Connection:
         #: keepalive: when the next ping is due (the first one an interval after the
         #: gateway's loop first sees this connection), and the ping in flight
         self._next_ping = 0.0
-        self._pinging: asyncio.Task[None] | None = None
+        #: the ping in flight: websockets' pong future, when it went (keepalive clock),
+        #: and ``pauses`` then
+        self._pinging: tuple[asyncio.Future[float], float, int] | None = None
+        self._ping_seq = 0
         #: a flush of the queue is scheduled; the task waiting for the transport to drain
         self._flush_pending = False
         self._drainer: asyncio.Task[None] | None = None
@@ -411,47 +425,55 @@ class Connection:
 
     def keepalive(self, now: float, interval: float, timeout: float, slack: float) -> None:
         """Called about once a second by the gateway's keepalive loop (one for all
-        connections, not a task each: memory per idle socket counts). Pings every
-        ``interval`` s; a pong ``timeout`` s late means the peer is frozen or gone: close.
-        Only while this gateway reads the socket: when pacing or throttling stops the
-        reads, the peer's pong waits in TCP behind its data, through no fault of its own
-        (websockets' own keepalive cannot tell the two apart). ``slack``: the loop's
-        period; a ping due before the next call goes now, so none is ever late."""
-        if self.close_code is not None or self._pinging is not None:
+        connections, not a task each: memory and CPU per idle socket count). Pings every
+        ``interval`` s; a pong ``timeout`` s late (judged at the first call after that)
+        means the peer is frozen or gone: close. Only while this gateway reads the socket:
+        when pacing or throttling stops the reads, the peer's pong waits in TCP behind its
+        data, through no fault of its own (websockets' own keepalive cannot tell the two
+        apart). ``slack``: the loop's period; a ping due before the next call goes now.
+
+        No task, coroutine or context manager per ping: the ping frame is written through
+        websockets' sans-I/O protocol, as :meth:`_flush` writes frames, and the pong is the
+        future websockets resolves when it arrives (``pending_pings``, websockets 16+)."""
+        if self.close_code is not None:
             return
+        pinging = self._pinging
+        if pinging is not None:
+            pong, sent_at, pauses = pinging
+            if pong.done():
+                self._pinging = None
+            elif now - sent_at >= timeout:
+                self._pinging = None
+                if self.pauses == pauses and self._window_open.is_set():
+                    logger.warning("no pong for %.1fs; closing", timeout, extra=self._extra)
+                    self.close(1011, "keepalive ping timeout: the peer stopped answering")
+                    return
+                # we stopped reading meanwhile: no verdict
+            else:
+                return
         if not self._next_ping:  # first seen: its first ping an interval from now
             self._next_ping = now + interval
         if now + slack < self._next_ping:
             return
         self._next_ping = now + interval
-        if not self._window_open.is_set():
+        ws = self.ws
+        if not self._window_open.is_set() or self._drainer is not None:
+            return  # not reading it, or it is not reading us: no verdict either way
+        if ws.protocol.state is not State.OPEN:
             return
-        task = asyncio.get_running_loop().create_task(self._ping(timeout))
-        task.add_done_callback(self._pinged)
-        self._pinging = task
-
-    def _pinged(self, task: asyncio.Task[None]) -> None:
-        self._pinging = None
-        if not task.cancelled():
-            task.exception()  # retrieved: a ping on a closing socket says nothing new
-
-    async def _ping(self, timeout: float) -> None:
-        pauses = self.pauses
-        try:
-            pong = await self.ws.ping()
-            async with asyncio.timeout(timeout):
-                await pong
-        except ConnectionClosed:
-            return
-        except TimeoutError:
-            if self.pauses != pauses or not self._window_open.is_set():
-                return  # we stopped reading meanwhile: no verdict
-            logger.warning("no pong for %.1fs; closing", timeout, extra=self._extra)
-            self.close(1011, "keepalive ping timeout: the peer stopped answering")
+        data = _PING.pack(self._ping_seq & 0xFFFFFFFF)
+        self._ping_seq += 1
+        pong = ws.loop.create_future()
+        pong.add_done_callback(_retrieve)
+        ws.pending_pings[data] = (pong, ws.loop.time())
+        ws.protocol.send_ping(data)
+        ws.send_data()
+        self._pinging = (pong, now, self.pauses)
 
     def stop_pinging(self) -> None:
-        if self._pinging is not None:
-            self._pinging.cancel()
+        pinging, self._pinging = self._pinging, None
+        if pinging is not None and not pinging[0].done():
+            pinging[0].cancel()
 
     def _flush(self) -> None:
         """Write everything queued: each frame framed by websockets' sans-I/O protocol, the
