@@ -8,7 +8,7 @@ import json
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 from pydantic import TypeAdapter, ValidationError
@@ -74,7 +74,7 @@ from roomstreams.protocol.rpc import MAX_RPC_PAYLOAD_BYTES, RpcErrorCode
 from roomstreams.token import Claims
 
 from ..observability import GATEWAY as _stats
-from .lean import Gate, SendQueue
+from .lean import NOTHING, Gate, SendQueue, added, discard
 from .wire import WIRE
 
 __all__ = [
@@ -209,7 +209,7 @@ class Connection:
     # slots, not an attribute dict: about 1.2 KB less per idle connection (W4). A new
     # attribute must be named here.
     __slots__ = (
-        "_append", "_closer", "_drainer", "_extra", "_flush_pending", "_inflight",
+        "_append", "_closer", "_drainer", "_flush_pending", "_inflight",
         "_last_packet", "_limits", "_meter", "_next_ping", "_out", "_ping_seq", "_pinging",
         "_queue", "_seq",
         "_stamp", "_window", "_window_open", "announced", "close_code", "close_reason",
@@ -259,25 +259,19 @@ class Connection:
         self.packets_appended = 0
         self.packets_acked = 0
         #: streams this socket is receiving, so the gateway can end them itself if needed
-        self.receiving: set[str] = set()
+        self.receiving: Set[str] = NOTHING
         #: streams this socket sends whose trailer is appended but not yet routed
-        self.closing: set[str] = set()
+        self.closing: Set[str] = NOTHING
         #: the router routed this connection's join (its joined frame went by)
         self.announced = False
         #: subscribe/unsubscribe requests appended and not yet acknowledged by the router:
         #: req -> (entry kind "s"/"u", stream kind, topic)
         self.pending_reqs: dict[int, tuple[str, str, str]] = {}
         #: (kind, topic) of the handlers it has registered, re-announced on a resync
-        self.subscriptions: set[tuple[str, str]] = set()
+        self.subscriptions: Set[tuple[str, str]] = NOTHING
         self.close_code: int | None = None
         self._closer: asyncio.Task[None] | None = None
         self.close_reason = ""
-        #: what its log lines are about (fields of their own in ROOMSTREAMS_LOG_FORMAT=json)
-        self._extra = {
-            "session": ident.session,
-            "room": ident.room,
-            "identity": ident.claims.identity,
-        }
         #: the sender identity stamped on what it sends: blank for a hidden participant, as
         #: LiveKit blanks a hidden participant's identity on its data packets
         self._stamp = "" if ident.claims.video.hidden else ident.claims.identity
@@ -289,6 +283,13 @@ class Connection:
         self.marked_at = 0.0
         self.floor: tuple[int, int] | None = None
         self.touched: set[Connection] = set()
+
+    @property
+    def _extra(self) -> dict[str, str]:
+        """What its log lines are about (fields of their own in ROOMSTREAMS_LOG_FORMAT=json);
+        built when a line is logged, not held by every idle connection."""
+        ident = self.ident
+        return {"session": ident.session, "room": ident.room, "identity": ident.claims.identity}
 
     # -- toward the socket ------------------------------------------------------------------
 
@@ -318,10 +319,10 @@ class Connection:
         elif ack is not None:
             self.pending_reqs.pop(ack, None)
         if opens:
-            self.receiving.add(opens)
+            self.receiving = added(self.receiving, opens)
         elif ends:
-            self.receiving.discard(ends)
-            self.closing.discard(ends)
+            discard(self.receiving, ends)
+            discard(self.closing, ends)
         if self.marks:  # session resume: a mark follows (Gateway._send_marks)
             self.unmarked += 1
             if self.unmarked == 1:
@@ -786,9 +787,9 @@ class Connection:
                 req=f.req,
             )
         if kind == "s":
-            self.subscriptions.add((f.kind, f.topic))
+            self.subscriptions = added(self.subscriptions, (f.kind, f.topic))
         else:
-            self.subscriptions.discard((f.kind, f.topic))
+            discard(self.subscriptions, (f.kind, f.topic))
         self._entry(
             LogEntry(kind=kind, session=self.session, topic=f.topic, stream_kind=f.kind, req=f.req)
         )
@@ -1032,7 +1033,7 @@ class Connection:
     def _trailer(self, t: TrailerFrame, raw: bytes) -> None:
         self._may_publish(t.stream_id)
         self._out.trailer(t)
-        self.closing.add(t.stream_id)
+        self.closing = added(self.closing, t.stream_id)
         data = _TRAILER.dump_json(t)  # re-serialised, as chunks are
         charged = self._charge(len(data))
         self._entry(

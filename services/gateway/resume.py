@@ -129,9 +129,11 @@ class Resumer:
                 "the old gateway's inbox no longer holds this position (trimmed, resume "
                 "window passed, or Redis restarted)"
             )
-        conn.receiving.update(req.receiving[:4096])
-        for kind, topic in req.handlers[: gw.settings.max_subscriptions]:
-            conn.subscriptions.add((kind, topic))
+        conn.receiving = {*conn.receiving, *req.receiving[:4096]}
+        conn.subscriptions = {
+            *conn.subscriptions,
+            *((kind, topic) for kind, topic in req.handlers[: gw.settings.max_subscriptions]),
+        }
         loop = asyncio.get_running_loop()
         pending = _Pending(conn, loop.create_future())
         self.pending[conn.session] = pending

@@ -7,7 +7,6 @@ returned abnormal trailer so receivers see an abnormal end instead of a hang.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..protocol.frames import ChunkFrame, DeliveredTrailer, ErrorCode, HeaderFrame, TrailerFrame
@@ -48,9 +47,13 @@ class _Out:
 class OutgoingStreams:
     """Open streams of one connection, with the ids it has used (bounded memory)."""
 
+    # one per connection: slots and plain dicts (an OrderedDict costs twice a dict)
+    __slots__ = ("_closed", "_max_open", "_open", "_remember")
+
     def __init__(self, *, max_open: int = 1024, remember_closed: int = 16_384) -> None:
         self._open: dict[str, _Out] = {}
-        self._closed: OrderedDict[str, None] = OrderedDict()
+        #: closed ids, oldest first (a dict keeps insertion order)
+        self._closed: dict[str, None] = {}
         self._max_open = max_open
         self._remember = remember_closed
 
@@ -73,7 +76,7 @@ class OutgoingStreams:
         if self._open.pop(sid, None) is not None:
             self._closed[sid] = None
             if len(self._closed) > self._remember:
-                self._closed.popitem(last=False)
+                del self._closed[next(iter(self._closed))]
 
     def header(self, h: HeaderFrame) -> None:
         sid = h.stream_id
