@@ -480,10 +480,18 @@ class PartitionWorker:
         keys = list(self.idle)
         for i in range(0, len(keys), 512):
             part = {k: self.idle[k] for k in keys[i : i + 512] if k in self.idle}
-            for key_b, _entries in await xread(self.r, part, block=None, count=1):
+            for key_b, entries in await xread(self.r, part, block=None, count=1):
                 key = key_b.decode()
                 if key in self.idle:
-                    logger.warning("partition %d: idle room %s had entries", self.p, key)
+                    first_id, f = entries[0]
+                    logger.warning(
+                        "partition %d: idle room %s had entries (first %s, kind %s, after %s)",
+                        self.p,
+                        key,
+                        first_id.decode(),
+                        f.get(b"k", b"?").decode(errors="replace"),
+                        self.idle[key],
+                    )
                     self.last[key] = self.idle.pop(key)
                     self._active[key] = time.monotonic()
 
