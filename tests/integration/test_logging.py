@@ -75,6 +75,9 @@ def json_system(redis_url: str, tmp_path: Path) -> Iterator[JsonSystem]:
             # a low frame rate, so that a short burst gets a connection's own log line
             gw_env = {**env, "ROOMSTREAMS_GATEWAY_PORT": str(port)}
             gw_env["ROOMSTREAMS_MAX_FRAMES_PER_SECOND"] = "20"
+            # throttled at half of it (not a tenth): the burst is read in well under the
+            # 5 s after which a throttled connection is closed
+            gw_env["ROOMSTREAMS_FLOOD_PENALTY"] = "0.5"
             gw = _spawn("services.gateway", gw_env, gerr)
             s.procs.append(gw)
             _wait_healthy(port, gw)
