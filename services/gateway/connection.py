@@ -682,8 +682,8 @@ class Connection:
                     ErrorCode.RATE_LIMITED,
                     f"over {rates.frames_per_second:g} frames/s: reading is slowed to "
                     f"{rates.frames_per_second * rates.penalty:g} frames/s until you keep "
-                    f"to that for a second; keep flooding for {rates.close_after:g} s "
-                    "and the connection is closed",
+                    f"to that for a second; {rates.close_after * rates.frames_per_second:g} "
+                    "more frames before that and the connection is closed",
                 )
             )
         await asyncio.sleep(verdict.wait)

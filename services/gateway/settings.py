@@ -39,8 +39,8 @@ class GatewaySettings(CommonSettings):
     #: 4 KiB or more have their own allowance, four times this, so uploads in 15000-byte
     #: chunks reach ~120 MB/s). Over it, the gateway tells the client once
     #: (``rate_limited``) and reads the socket at ``flood_penalty`` of the rate until the
-    #: client has kept to that for a second; throttled for ``flood_close_after`` seconds in
-    #: one spell, it is closed with 4029.
+    #: client has kept to that for a second; once it has sent ``flood_close_after``
+    #: seconds' worth of frames (10,000 at the defaults) in one spell, it is closed (4029).
     max_frames_per_second: float = Field(default=2000, gt=0)
     #: Bytes a connection may send per second (throttled, never closed for it).
     max_bytes_per_second: float = Field(default=256 * 1024 * 1024, gt=0)

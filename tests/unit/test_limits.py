@@ -62,7 +62,9 @@ def test_a_flood_that_goes_on_is_closed_after_close_after_seconds_throttled() ->
             closed_at = t
             break
     assert closed_at is not None
-    assert 2.0 < closed_at < 2.5  # the burst at once, then two seconds of throttling
+    # the burst at once, then two seconds' worth of frames over the rate (200), at the
+    # tenth it is held to: twenty seconds
+    assert 19.0 < closed_at < 21.5
 
 
 def test_a_flooder_that_calms_down_is_forgiven() -> None:
@@ -120,3 +122,15 @@ def test_an_upload_does_not_use_up_the_small_frames_allowance() -> None:
         t += m.charge(15_000, t).wait
     v = m.charge(20, t)  # the trailer, or a chat message beside the upload
     assert v.wait == 0 and not v.warn and not m.throttling
+
+
+def test_a_one_off_burst_of_twice_the_budget_is_slowed_not_closed() -> None:
+    # e.g. a client publishing 5,000 packets at once at the defaults (2000/s, 5 s: a budget
+    # of 10,000 frames over the rate): slowed to a tenth, never closed
+    m = RateMeter(LIMITS, now=0.0)  # 100/s, close after 2 s' worth (200 frames)
+    t = 0.0
+    for _ in range(100 + 190):
+        v = m.charge(1, t)
+        assert not v.close
+        t += v.wait
+    assert m.throttling

@@ -18,9 +18,11 @@ client (``rate_limited``) and, for as long as the spell lasts, the connection ge
 ``penalty`` of its frame rate (a tenth by default): a client that ignores the rate costs the
 services a tenth of what one that keeps to it may, instead of the whole rate. The spell ends
 once the client has kept within that reduced rate for a second (its bucket is full again).
-Time spent throttled adds up during the spell, and past ``close_after`` seconds the
-connection is closed. A burst, or a big upload, is slowed, never cut; a client that floods
-small frames for seconds on end is told, throttled hard, then closed.
+The frames sent over the rate add up during the spell, and past ``close_after`` seconds'
+worth of them (``close_after * frames_per_second``: 10,000 at the gateway's defaults, the
+same budget a client had when a throttled one kept the whole rate) the connection is
+closed. A burst, or a big upload, is slowed, never cut; a client that floods small frames on
+and on is told, throttled hard, then closed.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ THROTTLE_TICK = 0.05
 class RateLimits:
     frames_per_second: float
     bytes_per_second: float
-    #: seconds a connection may spend throttled in one spell before it is closed
+    #: seconds' worth of frames (at ``frames_per_second``) a connection may send over its
+    #: rate in one spell before it is closed
     close_after: float
     #: the share of ``frames_per_second`` a connection gets during a throttling spell
     penalty: float = 0.1
@@ -52,7 +55,7 @@ class FloodVerdict:
     wait: float
     #: the first throttle of a spell: tell the client
     warn: bool = False
-    #: throttled for longer than ``close_after``: close the connection
+    #: over its rate by more than ``close_after`` seconds' worth of frames: close it
     close: bool = False
 
 
@@ -62,7 +65,7 @@ _GO = FloodVerdict(0.0)
 class RateMeter:
     """The buckets of one connection. ``charge(nbytes, now)`` for each frame read."""
 
-    __slots__ = ("_bulk", "_bytes", "_last", "_small", "_spell", "_throttled", "limits")
+    __slots__ = ("_bulk", "_bytes", "_excess", "_last", "_small", "_spell", "limits")
 
     def __init__(self, limits: RateLimits, now: float) -> None:
         self.limits = limits
@@ -72,8 +75,8 @@ class RateMeter:
         self._last = now
         #: in a throttling spell: small frames get ``penalty`` of the rate
         self._spell = False
-        #: seconds spent throttled in the current spell
-        self._throttled = 0.0
+        #: small frames sent during the current spell (over the rate, or the spell ends)
+        self._excess = 0
 
     @property
     def throttling(self) -> bool:
@@ -88,13 +91,15 @@ class RateMeter:
         small = min(rate, self._small + elapsed * rate)
         if self._spell and small >= rate:
             # within the reduced rate for a second: the spell is over
-            self._spell, self._throttled = False, 0.0
+            self._spell, self._excess = False, 0
         bulk_rate = lim.frames_per_second * _BULK_FACTOR
         bulk = min(bulk_rate, self._bulk + elapsed * bulk_rate)
         size = min(lim.bytes_per_second, self._bytes + elapsed * lim.bytes_per_second) - nbytes
         is_small = nbytes < BULK_FRAME_BYTES
         if is_small:
             small -= 1.0
+            if self._spell:
+                self._excess += 1
         else:
             bulk -= 1.0
         self._small, self._bulk, self._bytes = small, bulk, size
@@ -111,10 +116,10 @@ class RateMeter:
             # go: the gateway appends them in one write and the router routes them in one
             # wake-up (a frame per wait costs the services a wake-up per frame)
             small_wait = (max(1.0, rate * THROTTLE_TICK) - small) / rate
-            self._throttled += small_wait
         wait = max(
             small_wait,
             -bulk / bulk_rate if bulk < 0 else 0.0,
             -size / lim.bytes_per_second if size < 0 else 0.0,
         )
-        return FloodVerdict(wait, warn=warn, close=self._throttled > lim.close_after)
+        close = self._excess > lim.close_after * lim.frames_per_second
+        return FloodVerdict(wait, warn=warn, close=close)
