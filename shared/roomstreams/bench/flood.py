@@ -8,8 +8,9 @@ with the flooder in another room on gateway 0; each case three times (once with
 (``python -m roomstreams.bench.flooder URL TOKEN MODE SECONDS``) speaking raw frames as fast as
 its socket takes them: ``tiny`` (minimal data packets), ``streams`` (headers of new streams),
 ``big`` (90 KiB data-packet frames, refused as too large) or ``mixed``. The gateway's
-per-connection limits throttle it (``rate_limited``, then a tenth of the frame rate), then
-close it (4029).
+per-connection limits throttle it (``rate_limited``, then a tenth of the frame rate); the
+close (4029) comes once it has sent its budget of frames over the rate, about 50 s in at the
+defaults, after the measurement (the flooder's ``close_code`` is then null).
 
 The flooder runs at the lowest CPU priority (``nice 19``): an attacker's CPU is its own
 machine's, but here it shares two cores with the services, and a process writing frames
