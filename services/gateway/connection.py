@@ -658,9 +658,10 @@ class Connection:
             self.handle(raw)
             if verdict.wait:
                 await self._throttle(verdict)
-                if verdict.close:
-                    # closed for flooding: what it sent after that is not read, not even
-                    # the frames websockets already parsed and queued
+                if verdict.close or (meter.throttling and ws.protocol.state is State.CLOSED):
+                    # closed for flooding, or gone while throttled: what it sent after that
+                    # is not handled, not even the frames websockets already parsed and
+                    # queued (at the reduced rate a flooder's queue would take minutes)
                     return
 
     async def _throttle(self, verdict: FloodVerdict) -> None:

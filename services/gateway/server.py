@@ -352,7 +352,8 @@ class Gateway:
                 await self._resumer.resume(conn, req, s.resume_handshake_timeout)
                 logger.info("%s resumed session %s", session, req.session, extra=extra)
             await conn.reader()
-            reason = conn.close_reason or reason  # it returns once closed for flooding
+            # it returns once closed for flooding, or gone while throttled
+            reason = conn.close_reason or "connection lost while throttled"
         except ResumeRefused as exc:  # session resume: the client joins afresh
             reason = f"resume refused: {exc}"
             logger.info("resume refused for %s: %s", session, exc, extra=extra)

@@ -450,6 +450,51 @@ async def test_a_flooder_is_throttled_told_and_closed_while_others_go_on(
         await alice.disconnect()
 
 
+async def test_a_throttled_flooder_gets_a_tenth_of_its_rate_through(
+    system_factory: Any,
+) -> None:
+    """What a flooder costs everyone else is what gets through: after its burst, a tenth of
+    the frame rate (ROOMSTREAMS_FLOOD_PENALTY), counted where it lands, at a receiver."""
+    s = system_factory(gateways=1, ROOMSTREAMS_MAX_FRAMES_PER_SECOND="200")
+    room = f"penalty-{uuid.uuid4().hex[:8]}"
+    arrivals: list[float] = []
+    until = [float("inf")]
+    enough = asyncio.Event()
+
+    def arrived(_pkt: Any) -> None:
+        arrivals.append(time.monotonic())
+        if arrivals[-1] >= until[0]:
+            enough.set()
+
+    bob = roomstreams.Room()
+    bob.on("data_received", arrived)
+    await bob.connect(s.urls[0], token(room, "bob"))
+    eve = await RawClient.connect(s.urls[0], token(room, "eve"))
+    try:
+
+        async def flood() -> None:
+            with contextlib.suppress(ConnectionClosed, ConnectionResetError):
+                while True:
+                    await eve.ws.send(b"\x02\x01\x00\x02{}x")  # a tiny data packet
+
+        flooding = asyncio.create_task(flood())
+        err = await eve.expect("error", timeout=20)
+        assert err["code"] == "rate_limited" and "20 frames/s" in err["message"]
+        told = time.monotonic()
+        until[0] = told + 4.0
+        await asyncio.wait_for(enough.wait(), 20)  # 4 s after the warning
+        flooding.cancel()
+        after = [t for t in arrivals if told + 1.0 <= t < told + 4.0]
+        # 3 s at 20/s is 60 (at the full rate it would be 600); batches of a tick's worth
+        assert 30 <= len(after) <= 100, len(after)
+        assert len([t for t in arrivals if t < told + 0.5]) >= 150  # the burst went through
+        assert_services_alive(s)
+    finally:
+        # megabytes of flood queued both ways: no closing handshake to wait for
+        eve.ws.transport.abort()
+        await bob.disconnect()
+
+
 async def test_stream_and_registration_caps(system_factory: Any) -> None:
     s = system_factory(
         gateways=1, ROOMSTREAMS_MAX_OPEN_STREAMS="3", ROOMSTREAMS_MAX_SUBSCRIPTIONS="2"
