@@ -24,6 +24,9 @@ import random
 __all__ = ["Backoff"]
 
 
+#: the default source of jitter
+_SHARED = random.Random()
+
 class Backoff:
     """Delays for successive attempts: :meth:`next` returns one and advances;
     :meth:`reset` after a success starts the sequence over."""
@@ -47,7 +50,9 @@ class Backoff:
         self.cap = cap
         self.factor = factor
         self.jitter = jitter
-        self._rng = rng if rng is not None else random.Random()
+        # one generator for all (a new Random() seeds itself from os.urandom: a system call
+        # per Backoff, and the hot paths make one per batch in case it fails)
+        self._rng = rng if rng is not None else _SHARED
         self._ceiling = first
 
     @property
