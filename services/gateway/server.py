@@ -525,7 +525,9 @@ class Gateway:
             held=[c.floor for c in self._suspended.values() if c.floor],
         )
         try:
-            await self._inbox_redis.xtrim(self.inbox, minid=floor, approximate=True)
+            # the raw command path (as the reads and appends): redis-py's command machinery
+            # cost more than the round trip
+            await execute(self._inbox_redis, [("XTRIM", self.inbox, "MINID", "~", floor)])
         except RedisError:  # the next read reconnects; the trim is retried later
             logger.warning("trimming the inbox failed")
             return since_trim

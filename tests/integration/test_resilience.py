@@ -380,3 +380,51 @@ async def test_gateway_survives_a_failed_inbox_trim(
     finally:
         await r.execute_command("ACL", "DELUSER", user)
         await r.aclose()
+
+
+async def test_a_gateway_trims_its_inbox_as_it_delivers(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """Nothing is kept: a gateway trims its inbox up to what it delivered (every 200
+    entries), so an inbox holds at most the last couple of hundred deliveries."""
+    s = system_factory(gateways=1)
+    n = 600
+    got: list[bytes] = []
+    done = asyncio.Event()
+
+    def on_packet(p: roomstreams.DataPacket) -> None:
+        got.append(p.data)
+        if len(got) >= n:
+            done.set()
+
+    bob = roomstreams.Room()
+    bob.on("data_received", on_packet)
+    await bob.connect(s.urls[0], s.token(room_name, "bob"))
+    alice = await _room(s, room_name, "alice")
+    r = _client(s)
+    try:
+        for i in range(0, n, 100):
+            await asyncio.gather(
+                *(alice.local_participant.publish_data(b"%d" % j) for j in range(i, i + 100))
+            )
+        await asyncio.wait_for(done.wait(), 30)
+        gw = await asyncio.to_thread(_gateway_id, s.ports[0])
+        info = await r.xinfo_stream(inbox_key(gw))
+        assert info["entries-added"] > n  # everything went through the inbox
+
+        # trimmed up to what bob has acknowledged (session resume's marks: at most 64 frames
+        # or 50 ms apart), and when idle too; MINID ~ keeps up to a node (100 entries) more
+        async def trimmed() -> bool:
+            return bool(await r.xlen(inbox_key(gw)) < 200)
+
+        await wait_for_state(trimmed, 10, "the inbox trimmed")
+    finally:
+        await r.aclose()
+        await alice.disconnect()
+        await bob.disconnect()
+
+
+def _gateway_id(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as h:
+        return str(json.loads(h.read())["gateway"])
+
