@@ -99,15 +99,6 @@ CLOSE_REMOVED = 4009
 #: Close code when a newer connection with the same identity replaced this one (LiveKit's
 #: DUPLICATE_IDENTITY).
 CLOSE_DUPLICATE_IDENTITY = 4010
-_PING = struct.Struct("!I")
-
-
-def _retrieve(fut: asyncio.Future[float]) -> None:
-    """A pong future that failed (the connection closed) is not an error to log."""
-    if not fut.cancelled():
-        fut.exception()
-
-
 #: Close code for a connection that kept going over its rate limits after being told.
 CLOSE_RATE_LIMITED = 4029
 #: The least an entry counts against a connection's pacing window, in bytes: with the
@@ -201,6 +192,16 @@ def _classify(exc: ValidationError, raw: bytes) -> tuple[str, str]:
         f"{'.'.join(str(p) for p in e['loc'][1:]) or 'frame'}: {e['msg']}" for e in errs[:5]
     )
     return ErrorCode.BAD_FRAME, f"invalid frame: {details}"
+
+
+#: keepalive ping payloads: a per-connection counter
+_PING = struct.Struct("!I")
+
+
+def _retrieve(fut: asyncio.Future[float]) -> None:
+    """A pong future that failed (the connection closed) is not an error to log."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 class Connection:
