@@ -134,6 +134,8 @@ class Router:
             asyncio.create_task(self._events_loop(), name="router-events"),
             asyncio.create_task(self._liveness_loop(), name="router-liveness"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._loop_done)
         logger.info("router %s started; owns %d partitions", self.id, len(self._workers))
 
     async def stop(self) -> None:
@@ -188,6 +190,15 @@ class Router:
                 _stats.partitions_acquired += 1
                 _stats.takeovers += epoch > 1
 
+    def _loop_done(self, task: asyncio.Task[None]) -> None:
+        """The router's own loops run until stop(): one that ends before is a bug, said
+        loudly (a lease loop that died silently once left partitions unowned for good)."""
+        if task.cancelled() or self._stopping:
+            return
+        logger.critical(
+            "router loop %s ended unexpectedly", task.get_name(), exc_info=task.exception()
+        )
+
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         """A partition worker ended. Its connection is closed in every case. If it ended on
         its own (it crashed, or it stopped because the server under it changed: Redis
@@ -230,9 +241,11 @@ class Router:
         while not self._stopping:
             await asyncio.sleep(period)
             try:
-                owned = list(self._workers)
-                for p, ok in zip(owned, await self._renew_all(owned), strict=True):
-                    if not ok:
+                owned = [(p, w) for p, (w, _t, _c) in self._workers.items()]
+                for (p, w), ok in zip(owned, await self._renew_all(owned), strict=True):
+                    # a worker may have stopped during the renewals (on a cluster they are
+                    # one call each): its partition is no longer this worker's to give up
+                    if not ok and self._workers.get(p, (None,))[0] is w:
                         logger.error("lost the lease on partition %d", p)
                         _stats.leases_lost += 1
                         w, task, conn = self._workers.pop(p)
@@ -245,30 +258,34 @@ class Router:
             except RedisError:
                 self._redis_error_at = time.monotonic()  # heartbeat grace
                 logger.exception("lease renewal failed")
+            except Exception:
+                # never the end of the loop: a router that stops renewing keeps routing
+                # until its leases lapse, then nobody owns its partitions if it was alone
+                logger.exception("lease loop: unexpected error; going on")
 
-    async def _renew_all(self, partitions: list[int]) -> list[Any]:
+    async def _renew_all(self, partitions: list[tuple[int, PartitionWorker]]) -> list[Any]:
         """Renew the leases of ``partitions``: on a standalone server in one pipeline of
         ``EVALSHA`` (one round trip a tick, not one per partition: that was most of an idle
         router's CPU), on a cluster one call each (the keys live on different nodes). A
         server that does not know the script yet (it restarted) gets it by the one-by-one
         path, which loads it."""
 
-        def keys_args(p: int) -> tuple[list[str], list[str | int]]:
+        def keys_args(p: int, w: PartitionWorker) -> tuple[list[str], list[str | int]]:
             key = lease_key(p)
-            return [key, f"{key}:fence"], [self.id, self.s.lease_ms, self._workers[p][0].epoch]
+            return [key, f"{key}:fence"], [self.id, self.s.lease_ms, w.epoch]
 
         if not isinstance(self._r, RedisCluster):
             cmds: list[Command] = []
-            for p in partitions:
-                keys, args = keys_args(p)
+            for p, w in partitions:
+                keys, args = keys_args(p, w)
                 cmds.append(("EVALSHA", self._renew.sha, len(keys), *keys, *args))
             try:
                 return await execute(self._r, cmds)
             except NoScriptError:
                 pass
         out: list[Any] = []
-        for p in partitions:
-            keys, args = keys_args(p)
+        for p, w in partitions:
+            keys, args = keys_args(p, w)
             out.append(await self._renew(keys=keys, args=args))
         return out
 
@@ -392,7 +409,10 @@ class Router:
                 # FastStream's subscriber backs off 5 s after a fetch error; judging now
                 # dropped every live gateway (their participants left, then reconnected)
                 continue
-            await self.judge_gateways()
+            try:
+                await self.judge_gateways()
+            except Exception:
+                logger.exception("liveness loop: unexpected error; going on")
 
     async def judge_gateways(self) -> list[str]:
         """Drop the gateways that sent no heartbeat for ``gateway_timeout``; the ones dropped.

@@ -165,10 +165,20 @@ async def xread(
 ) -> StreamEntries:
     """``XREAD [COUNT n] [BLOCK ms] STREAMS ...``: [(key, [(id, fields), ...]), ...].
     On a cluster every key must hash to one slot (the services' reads always do)."""
+    command = xread_command(streams, block=block, count=count)
     if isinstance(r, RedisCluster):
-        resp: Any = await r.xread(dict(streams), block=block, count=count)  # type: ignore[arg-type]
+        # The keys share one slot: name its node. Left to find the slot itself, redis-py
+        # asks which keys XREAD names (COMMAND GETKEYS, XREAD's keys are "movable") of
+        # the node it asked when it first connected, outside its retry loop: once that
+        # master died, every read failed at once and nothing refreshed the client's view
+        # of the cluster, so a gateway whose inbox read went through it was deaf after a
+        # failover until something else failed. Naming the node, a failed read marks the
+        # view stale (redis-py refreshes it before the next command), as other commands do.
+        await r.initialize()  # a no-op unless the last command failed on a node
+        node = r.get_node_from_key(next(iter(streams)))
+        resp: Any = await r.execute_command(*command, target_nodes=node)
         return cast(StreamEntries, resp or [])
-    (reply,) = await execute(r, [xread_command(streams, block=block, count=count)])
+    (reply,) = await execute(r, [command])
     return parse_xread(reply)
 
 

@@ -181,7 +181,9 @@ def make_env(redis_url: str, **extra: str) -> dict[str, str]:
         ROOMSTREAMS_REDIS_URL=redis_url,
         ROOMSTREAMS_API_KEY=API_KEY,
         ROOMSTREAMS_API_SECRET=API_SECRET,
-        ROOMSTREAMS_LOG_LEVEL="WARNING",
+        # the services' log level: WARNING keeps failures readable; RS_TEST_LOG_LEVEL=DEBUG
+        # (or INFO) when chasing one
+        ROOMSTREAMS_LOG_LEVEL=os.environ.get("RS_TEST_LOG_LEVEL", "WARNING"),
         ROOMSTREAMS_ROUTER_HTTP_PORT=str(free_port()),
         PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT)]),
     )

@@ -256,27 +256,13 @@ def replicated_cluster() -> Iterator[LocalRedisCluster]:
 @pytest.mark.parametrize(
     "after_fail",
     [
-        pytest.param(
-            False,
-            id="at-once",
-            # passed in most runs; in about one run in three (the full suite, CI) no new
-            # stream went through within 20 s of the fault (cause not found: 2026-12-02
-            # closing note, with the natural-failover symptom in test_redis_cluster.py)
-            marks=pytest.mark.xfail(strict=False, reason="intermittent: see the comment"),
-        ),
-        pytest.param(
-            True,
-            id="after-the-masters-flag-it",
-            # passes when redis-py's cluster client retries its way through the promotion;
-            # when the services see the errors (test_redis_cluster.py's natural failover
-            # always does) a writer's close() can wait past 20 s at 6575af6: the gateway
-            # whose inbox was on the dead master takes the promotion for an empty restart
-            # (forgets epochs, re-announces) while the router takes the partitions over
-            # at the replicated fence's next epoch
-            marks=pytest.mark.xfail(
-                strict=False, reason="cluster failover seen as errors: see the comment"
-            ),
-        ),
+        # both were intermittent until 2026-12-03 (no new stream within 20 s of the fault,
+        # in about one run in three): redis-py's cluster client asked the dead master which
+        # keys an XREAD names, so a gateway's inbox read failed for good, and the router's
+        # lease loop died of a KeyError when a worker stopped between two renewals
+        # (test_redisio.py and test_router_leases.py pin both down)
+        pytest.param(False, id="at-once"),
+        pytest.param(True, id="after-the-masters-flag-it"),
     ],
 )
 async def test_a_killed_master_replaced_by_takeover_ends_streams_clearly_and_recovers(

@@ -55,3 +55,42 @@ async def test_stream_helpers_read_what_was_appended(redis_url: str, room_name: 
     finally:
         await r.delete(key)
         await r.aclose()
+
+
+async def test_a_cluster_read_goes_on_when_the_node_the_client_first_asked_dies() -> None:
+    """redis-py finds XREAD's keys by asking a node (``COMMAND GETKEYS``: XREAD's keys are
+    "movable"), the node it asked when it first connected, and it does so outside its
+    retry loop: once that master died, every read failed at once, even of a key on a live
+    master, and nothing refreshed the client's view (a gateway's inbox stayed unread for
+    the rest of a failover test). The services' ``xread`` names the key's node itself."""
+    import signal
+
+    from redis.crc import key_slot
+
+    from roomstreams._redis_cluster import LocalRedisCluster
+    from roomstreams._redis_server import find_redis_server
+
+    try:
+        binary = find_redis_server()
+    except RuntimeError as exc:
+        pytest.skip(f"no redis/valkey server binary to start a local cluster: {exc}")
+    # the default node timeout (5 s) leaves the other masters serving while the test runs
+    with LocalRedisCluster(binary) as cluster:
+        r = client(cluster.url)
+        try:
+            await r.initialize()
+            first = r.get_default_node()
+            victim = next(n for n in cluster.nodes if n.port == first.port)
+            key = next(
+                k
+                for k in (f"test:getkeys:{i}" for i in range(1000))
+                if cluster.master_of_slot(key_slot(k.encode())) is not victim
+            )
+            entry = await r.xadd(key, {"n": "1"})
+            assert victim.process is not None
+            victim.process.send_signal(signal.SIGKILL)
+            victim.process.wait(10)
+            [(k, entries)] = await xread(r, {key: "0-0"}, block=None, count=10)
+            assert (k, [i for i, _ in entries]) == (key.encode(), [entry])
+        finally:
+            await r.aclose()

@@ -108,6 +108,7 @@ class Connection:
         self._packets: dict[int, asyncio.Future[None]] = {}
         self._packet_slots = asyncio.Semaphore(PACKET_WINDOW)
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._handler_started = False  # see _recv_loop
         self._recv_task: asyncio.Task[None] | None = None
         self.on_text: Callable[[str | bytes], None] = lambda _m: None
         self.on_binary: Callable[[bytes], None] = lambda _m: None
@@ -161,6 +162,13 @@ class Connection:
                     self.on_binary(message)
                 else:
                     self.on_text(message)
+                if self._handler_started:
+                    # a stream handler was started: let it begin before the next frame is
+                    # handled, so that its first step sees the stream in room-log order with
+                    # the events of the frames after it (a participant update made between
+                    # two streams is seen between them)
+                    self._handler_started = False
+                    await asyncio.sleep(0)
         except WsConnectionClosed as exc:
             if exc.rcvd is not None:
                 code = exc.rcvd.code
@@ -206,6 +214,11 @@ class Connection:
         task = asyncio.get_running_loop().create_task(run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def spawn_handler(self, aw: Awaitable[Any]) -> None:
+        """:meth:`spawn` for a stream handler: it begins before the next frame is handled."""
+        self.spawn(aw)
+        self._handler_started = True
 
     # -- requests answered by an ``ack`` (or an ``error`` with the same ``req``) -------------
 

@@ -821,6 +821,6 @@ class Room(EventEmitter):
         try:
             result = call()
             if inspect.isawaitable(result):
-                self._conn.spawn(result)
+                self._conn.spawn_handler(result)
         except Exception:
             logger.exception("%s stream handler for %r raised", h.kind, h.topic)
