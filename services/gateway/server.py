@@ -517,7 +517,10 @@ class Gateway:
 
     async def _trim(self, last: bytes, since_trim: int) -> int:
         """Trim the inbox up to ``last``, or to the oldest position a resumable session has
-        acknowledged (session resume); returns what is left untrimmed (0: all)."""
+        acknowledged (session resume); returns what counts as untrimmed: 0 when trimmed up to
+        ``last``, 1 when a session's acknowledgement held the trim back (trimmed again when
+        the inbox is next idle, or after the next 200 entries: counting the held-back ones
+        again trimmed on every read, a command per delivery at W1's rate)."""
         floor = trim_floor(
             lambda: list(self.sessions.values()),
             last,
@@ -531,7 +534,7 @@ class Gateway:
         except RedisError:  # the next read reconnects; the trim is retried later
             logger.warning("trimming the inbox failed")
             return since_trim
-        return 0 if floor == last else since_trim
+        return 0 if floor == last else 1
 
     async def _inbox_kept(self, r: Client) -> bool:
         """Does the server hold this gateway's inbox? A server that restarted empty does
