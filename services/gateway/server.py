@@ -22,7 +22,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from roomstreams._redisio import Client, execute, server_run_id, xadd_command, xread
+from roomstreams._redisio import Client, Pinned, server_run_id, xadd_command
 from roomstreams._redisio import client as redis_client
 from roomstreams._retry import Backoff
 from roomstreams._tasks import cancel_and_wait
@@ -153,6 +153,9 @@ class Gateway:
         self._live: set[Connection] = set()
         self._redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}")
         self._inbox_redis = redis_client(settings.redis_url, f"roomstreams-gateway-{self.id}-inbox")
+        # the append loop's and the inbox loop's own connections (no pool round trip each)
+        self._append_conn = Pinned(self._redis)
+        self._inbox_conn = Pinned(self._inbox_redis)
         self._http = GatewayHttp(
             api_key=settings.api_key,
             api_secret=settings.api_secret,
@@ -446,7 +449,7 @@ class Gateway:
             cmds.append(xadd_command(ctl_key_of_log_key(key), room, maxlen=maxlen))
         while True:
             try:
-                await execute(self._redis, cmds)
+                await self._append_conn.execute(cmds)
                 return
             except RedisError:
                 if self._closing and backoff.ceiling > 0.4:
@@ -472,7 +475,7 @@ class Gateway:
         server = await self._redis_run_id()
         while not self._closing:
             try:
-                resp = await xread(r, {self.inbox: last}, block=1000, count=1000)
+                resp = await self._inbox_conn.xread({self.inbox: last}, block=1000, count=1000)
             except RedisError:
                 logger.exception("reading inbox failed; retrying")
                 await asyncio.sleep(0.2)
@@ -530,7 +533,7 @@ class Gateway:
         try:
             # the raw command path (as the reads and appends): redis-py's command machinery
             # cost more than the round trip
-            await execute(self._inbox_redis, [("XTRIM", self.inbox, "MINID", "~", floor)])
+            await self._inbox_conn.execute([("XTRIM", self.inbox, "MINID", "~", floor)])
         except RedisError:  # the next read reconnects; the trim is retried later
             logger.warning("trimming the inbox failed")
             return since_trim

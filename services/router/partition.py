@@ -25,8 +25,8 @@ from redis.exceptions import ClusterError, RedisError, TryAgainError
 from roomstreams._redisio import (
     Client,
     Command,
+    Pinned,
     StreamEntries,
-    execute,
     last_id,
     parse_xread,
     server_run_id,
@@ -228,6 +228,7 @@ class PartitionWorker:
         self.epoch = str(epoch)
         self.s = settings
         self.r = redis
+        self._pinned = Pinned(redis)  # the read loop's own connection (see Pinned)
         self.ctl = partition_ctl_key(partition)
         self.rooms: dict[str, RoomState] = {}
         #: read positions of the active rooms (named in every XREAD) and of the idle ones
@@ -376,7 +377,7 @@ class PartitionWorker:
         else:
             streams, block = self._read_args()
             began = time.monotonic()
-            resp = await xread(self.r, streams, block=block, count=self.s.read_count)
+            resp = await self._pinned.xread(streams, block=block, count=self.s.read_count)
             if self._stalled(began, block) and await self._deposed():
                 return
         folding = _stats.woke(resp)  # /metrics: once per wake-up, never per entry
@@ -694,13 +695,13 @@ class PartitionWorker:
                     streams, block = self._read_args()
                     read_cmd = xread_command(streams, block=block, count=self.s.read_count)
                     began = time.monotonic()
-                    replies = await execute(self.r, [*cmds, read_cmd])
+                    replies = await self._pinned.execute([*cmds, read_cmd])
                     read = parse_xread(replies[-1])
                     # a stall past the lease while it blocked: route nothing of it
                     if not (self._stalled(began, block) and await self._deposed()):
                         self._next = read
                 else:
-                    await execute(self.r, cmds)
+                    await self._pinned.execute(cmds)
                 break
             except RedisError:
                 if not self.running:

@@ -9,6 +9,8 @@ import pytest
 
 from roomstreams._redisio import client, last_id, xread, xrevrange
 
+from .helpers import wait_for_state
+
 
 @pytest.mark.skipif(not hasattr(socket, "TCP_KEEPIDLE"), reason="Linux keepalive options")
 async def test_connections_probe_a_silent_path_with_tcp_keepalive(redis_url: str) -> None:
@@ -94,3 +96,49 @@ async def test_a_cluster_read_goes_on_when_the_node_the_client_first_asked_dies(
             assert (k, [i for i, _ in entries]) == (key.encode(), [entry])
         finally:
             await r.aclose()
+
+
+async def test_a_pinned_connection_is_kept_dropped_on_error_and_never_shared(
+    redis_url: str, room_name: str
+) -> None:
+    """``Pinned``: one connection taken from the pool and kept across batches; an error
+    reply drops it (no reply left unread) and the next batch connects again; a call made
+    while a blocking read is in flight on it goes through the pool instead of waiting
+    behind the read (or interleaving with it)."""
+    import asyncio
+
+    from roomstreams._redisio import Pinned
+
+    name = f"test-pinned-{room_name}"
+    r = client(redis_url, name)
+    key = f"test:pinned:{room_name}"
+    pinned = Pinned(r)
+    try:
+        await pinned.execute([("XADD", key, "*", "n", "1")])
+        kept = pinned._conn
+        assert kept is not None and kept.is_connected
+        await pinned.execute([("XADD", key, "*", "n", "2")])
+        assert pinned._conn is kept  # the same connection, not one from the pool each time
+        [(_, entries)] = await pinned.xread({key: "0-0"}, block=None, count=10)
+        assert [f[b"n"] for _, f in entries] == [b"1", b"2"]
+
+        with pytest.raises(Exception, match=r"WRONGTYPE|wrong kind"):
+            await pinned.execute([("HSET", key, "f", "v")])  # a stream, not a hash
+        assert not kept.is_connected  # dropped: nothing left unread on it
+        assert (await pinned.execute([("XLEN", key)])) == [2]  # connects again
+
+        blocked = asyncio.create_task(pinned.xread({key: "$"}, block=5000, count=1))
+
+
+        async def read_blocks_in_redis() -> bool:
+            return any(c["name"] == name and c["cmd"] == "xread" for c in await r.client_list())
+
+        await wait_for_state(read_blocks_in_redis, 5, "the kept connection's read to block")
+        # meanwhile: through the pool, at once (the kept connection is busy)
+        third = await asyncio.wait_for(pinned.execute([("XADD", key, "*", "n", "3")]), 2)
+        [(_, got)] = await asyncio.wait_for(blocked, 5)
+        assert [i for i, _ in got] == third
+    finally:
+        await pinned.release()
+        await r.delete(key)
+        await r.aclose()

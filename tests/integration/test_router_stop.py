@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-import services.router.partition as partition_module
-from roomstreams._redisio import client
+from roomstreams._redisio import Pinned, client
 from roomstreams.protocol.entries import encode_log_entry
 from roomstreams.protocol.keys import (
     inbox_key,
@@ -136,22 +135,23 @@ async def test_a_worker_that_stalled_past_its_lease_routes_nothing_once_deposed(
                 await r.incr(f"{lease_key(0)}:fence")  # the standby took the partition
             await asyncio.sleep(1.0 + 0.5 / 2 + 0.1)  # longer than block + half the lease
 
-        real_xread, real_execute = partition_module.xread, partition_module.execute
+        # the worker's read loop goes through its own connection (Pinned)
+        real_xread, real_execute = Pinned.xread, Pinned.execute
 
-        async def stalling_xread(*args: Any, **kwargs: Any) -> Any:
-            resp = await real_xread(*args, **kwargs)
+        async def stalling_xread(self: Pinned, *args: Any, **kwargs: Any) -> Any:
+            resp = await real_xread(self, *args, **kwargs)
             if not fused:
                 await stall()
             return resp
 
-        async def stalling_execute(client_: Any, cmds: Any) -> Any:
-            replies = await real_execute(client_, cmds)
+        async def stalling_execute(self: Pinned, cmds: Any) -> Any:
+            replies = await real_execute(self, cmds)
             if fused and cmds and cmds[-1][0] == "XREAD":
                 await stall()
             return replies
 
-        monkeypatch.setattr(partition_module, "xread", stalling_xread)
-        monkeypatch.setattr(partition_module, "execute", stalling_execute)
+        monkeypatch.setattr(Pinned, "xread", stalling_xread)
+        monkeypatch.setattr(Pinned, "execute", stalling_execute)
         worker._next = None  # the next step reads alone
         if fused:  # a wake-up with writes, which carry the next read: a stream to bob
             await r.xadd(key, encode_log_entry(log.header("s-alice", "st-x", "chat")))  # type: ignore[arg-type]
