@@ -450,6 +450,38 @@ async def test_a_flooder_is_throttled_told_and_closed_while_others_go_on(
         await alice.disconnect()
 
 
+async def test_the_bench_flooder_ends_on_time_though_its_gateway_throttles_it(
+    system_factory: Any,
+) -> None:
+    """``roomstreams bench``'s wflood runs its flooder as a process and waits for it: a
+    throttled flooder's sends wait on a socket the gateway drains at a tenth of the rate,
+    and the flood close comes ~50 s in, so a flooder that only looked at the clock between
+    sends (and closed cleanly, behind its backlog) outlived the bench's wait and the
+    workload failed. It stops at its deadline and drops the connection."""
+    import subprocess
+    import sys
+
+    s = system_factory(gateways=1, ROOMSTREAMS_MAX_FRAMES_PER_SECOND="200")
+    room = f"flooder-{uuid.uuid4().hex[:8]}"
+    seconds = 3.0
+    started = time.monotonic()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "roomstreams.bench.flooder", s.urls[0], token(room, "eve"),
+         "tiny", str(seconds)],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    report = json.loads(done.stdout)
+    assert report["frames_sent"] > 200  # it flooded
+    assert report["error_codes"].get("rate_limited", 0) >= 1  # and was told
+    assert report["close_code"] is None  # not closed: it stopped on its own
+    assert took < seconds + 5, took
+    assert_services_alive(s)
+
+
 async def test_a_throttled_flooder_gets_a_tenth_of_its_rate_through(
     system_factory: Any,
 ) -> None:
