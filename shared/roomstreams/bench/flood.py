@@ -121,7 +121,8 @@ async def _wflood(system: BenchSystem, *, quick: bool) -> dict[str, Any]:
             mode, where = case.split("_", 1)
             room = new_room(f"flood-{where}")
             flood_room = room if where == "same_room" else new_room("flood-target")
-            proc = _start_flooder(system, flood_room, mode, seconds + 3)
+            # flooding from before the measurement (0.5 s) until just after it ends
+            proc = _start_flooder(system, flood_room, mode, seconds + 1.5)
             await asyncio.sleep(0.5)  # the flooder is connected and flooding
             try:
                 got = await _measure(system, room, seconds)

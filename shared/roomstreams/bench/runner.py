@@ -50,7 +50,7 @@ _LIMITS = {
     "w4": 900.0,
     "w5": 400.0,
     "w6": 90.0,
-    "wflood": 120.0,
+    "wflood": 180.0,  # 15 measurements of 5 s, 12 of them beside a flooder process
     "w7": 1800.0,
     "w8": 1800.0,
 }
