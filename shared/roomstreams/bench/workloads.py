@@ -565,6 +565,9 @@ async def w4_memory(system: BenchSystem, *, quick: bool, restart: bool = True) -
             rooms.append(await connect(system, gw, warm_room, who))
         await asyncio.sleep(1.0)
         before = {k: rss_bytes(p) for k, p in watch.items()}
+        # Redis by what it holds (INFO used_memory): its RSS does not grow into pages that
+        # earlier workloads' data freed (0.0 KB per participant in a full run)
+        redis_before = await asyncio.to_thread(system.redis_used_memory)
         prefix = new_room("w4")
 
         def job(i: int) -> Callable[[], Awaitable[Room]]:
@@ -579,10 +582,12 @@ async def w4_memory(system: BenchSystem, *, quick: bool, restart: bool = True) -
         await asyncio.sleep(1.0)
         gateway_says = await asyncio.to_thread(system.gateway_connections, gw)
         after = {k: rss_bytes(p) for k, p in watch.items()}
+        redis_after = await asyncio.to_thread(system.redis_used_memory)
         still = sum(r.isconnected() for r in pair_rooms)
     finally:
         await disconnect_all(rooms)
     per = {k: rnd((after[k] - before[k]) / n / KB, 2) for k in watch}
+    per["redis"] = rnd((redis_after - redis_before) / n / KB, 2)
     return {
         "participants": n,
         "rooms": n // 2,
