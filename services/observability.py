@@ -606,6 +606,11 @@ class RouterCollector(Collector):
             sum(w.open_streams() for w in workers),
         )
         yield _gauge(
+            p + "partitions_by_notice",
+            "Owned partitions reading their rooms by the gateways' notices (many active rooms)",
+            sum(1 for w in workers if w.by_notice),
+        )
+        yield _gauge(
             p + "partitions_resyncing",
             "Owned partitions waiting for the gateways' re-announcements",
             sum(1 for w in workers if not w.settled),

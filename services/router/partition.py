@@ -5,9 +5,17 @@ write all deliveries of the wake-up in one pipeline.
 Only active rooms are named in the read: a room whose log had no entry for
 ``room_idle_after`` seconds is set aside (its state and position stay), so a wake-up costs
 what the rooms with traffic cost, not what the partition holds. A room comes back when its
-name appears on the control stream: gateways put it there with an append to a room they
-have not appended to for a while (``services.gateway.wake`` says why none is missed), and
-a slow sweep of the idle rooms' logs backs that up."""
+name appears on the control stream: a gateway appends it there after every append to the
+room (in the same pipeline, so the entry is in the log before the notice is on the control
+stream), and a slow sweep of the idle rooms' logs backs that up.
+
+When more than ``named_rooms_max`` rooms are active (each named room costs Redis about
+1.2 µs per wake-up, so 2,000 rooms sending a chunk a second cost more in their keys than in
+their entries), the partition reads by notice: every room is set aside right after the read
+that returned its entries, and named again only in the read after the next notice of an
+append to it. No append is missed: its notice follows it, and a room whose read returned a
+full ``read_count`` stays named. A room's entries then come one round trip later; quiet
+rooms cost nothing."""
 
 from __future__ import annotations
 
@@ -237,6 +245,8 @@ class PartitionWorker:
         #: when each active room last had an entry (or was woken)
         self._active: dict[str, float] = {}
         self._idle_checked = self._swept = time.monotonic()
+        #: reading by notice (more than ``named_rooms_max`` active rooms: see the module)
+        self.by_notice = False
         self.ctl_last: bytes | str = "0-0"
         self._seq: dict[str, int] = defaultdict(int)
         self._empty_since: dict[str, float] = {}
@@ -383,6 +393,7 @@ class PartitionWorker:
         folding = _stats.woke(resp)  # /metrics: once per wake-up, never per entry
         batch = Batch()
         trims: dict[str, bytes] = {}
+        keep: set[str] = set()  # reading by notice: the rooms the next read must name
         for key_b, entries in resp:
             key = key_b.decode()
             if key == self.ctl:
@@ -397,8 +408,10 @@ class PartitionWorker:
                         self.rooms[k] = RoomState(room)
                         self.last[k] = "0-0"
                         self._started.append(room)
+                        keep.add(k)
                     elif k in self.idle:  # a wake notice: read it again
                         self.last[k] = self.idle.pop(k)
+                        keep.add(k)
                     self._active[k] = time.monotonic()
                 continue
             state = self.rooms.get(key)
@@ -426,6 +439,8 @@ class PartitionWorker:
                 self._fold(state, e, batch)
             last_id = entries[-1][0]
             self.last[key] = last_id
+            if len(entries) >= self.s.read_count:  # more may be waiting: named again
+                keep.add(key)
             self.idle.pop(key, None)  # set aside after this read was sent: active again
             self._active[key] = time.monotonic()
             self._moved.add(key)
@@ -453,6 +468,11 @@ class PartitionWorker:
                     self._empty_since.setdefault(key, time.monotonic())
         if rs is not None and (rs.complete or time.monotonic() >= rs.deadline):
             self._end_resync(rs, batch)
+        if self.by_notice and self._resync is None:
+            # every room read (or named and empty) waits for its next notice (its
+            # position stays; _active keeps when it last had entries, for the mode)
+            for k in [k for k in self.last if k not in keep]:
+                self.idle[k] = self.last.pop(k)
         flushing = _stats.folded(folding)
         await self._flush(batch, trims)
         _stats.flushed(flushing, batch, self)
@@ -475,6 +495,15 @@ class PartitionWorker:
         for key in [k for k in self.last if now - self._active.get(k, now) > idle_after]:
             self.idle[key] = self.last.pop(key)
             self._active.pop(key, None)
+        for key in [k for k, t in self._active.items() if now - t > idle_after]:
+            del self._active[key]  # set aside by notice reading, quiet since
+        busy, limit = len(self._active), self.s.named_rooms_max
+        if not self.by_notice and busy > limit:
+            self.by_notice = True
+            logger.info("partition %d: %d active rooms; reading by notice", self.p, busy)
+        elif self.by_notice and busy <= limit // 2:
+            self.by_notice = False  # the rooms come back to the read with their notices
+            logger.info("partition %d: %d active rooms; naming them", self.p, busy)
         if now - self._swept < self.s.idle_sweep or not self.idle:
             return
         self._swept = now
@@ -485,7 +514,9 @@ class PartitionWorker:
                 key = key_b.decode()
                 if key in self.idle:
                     first_id, f = entries[0]
-                    logger.warning(
+                    # reading by notice, a room read just before its notice is normal
+                    log = logger.debug if self.by_notice else logger.warning
+                    log(
                         "partition %d: idle room %s had entries (first %s, kind %s, after %s)",
                         self.p,
                         key,

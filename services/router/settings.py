@@ -26,6 +26,11 @@ class RouterSettings(CommonSettings):
     #: How often the idle rooms' logs are read without blocking, to back up the gateways'
     #: wake notices (see ``room_idle_after``).
     idle_sweep: float = Field(default=15.0, gt=0)
+    #: A partition's blocking read names its active rooms while they are at most this many
+    #: (each named room costs Redis ~1.2 µs per wake-up); past it, until they fall to half,
+    #: a room is named only in the read after a gateway's notice of an append to it (one
+    #: more round trip for that room, nothing for the quiet ones).
+    named_rooms_max: int = Field(default=32, ge=0)
     #: When a router joins, the others hand partitions over to it: one with no stream open
     #: at once, a busy one after waiting this long for its streams to end (those still open
     #: then end with ``router_restarted``).
