@@ -437,8 +437,8 @@ class Gateway:
         maxlen = self.settings.log_maxlen
         backoff = Backoff(0.05, 2.0)
         # every room appended to is named on its partition's control stream too, after its
-        # entries (same pipeline): the router may have set the room aside (idle, or reading
-        # by notice: services.router.partition)
+        # entries (same transaction or pipeline): the router may have set the room aside
+        # (idle, or reading by notice: services.router.partition)
         wake = {k for k, _ in batch if ":room:" in k}
         cmds = [
             xadd_command(

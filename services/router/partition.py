@@ -6,8 +6,8 @@ Only active rooms are named in the read: a room whose log had no entry for
 ``room_idle_after`` seconds is set aside (its state and position stay), so a wake-up costs
 what the rooms with traffic cost, not what the partition holds. A room comes back when its
 name appears on the control stream: a gateway appends it there after every append to the
-room (in the same pipeline, so the entry is in the log before the notice is on the control
-stream), and a slow sweep of the idle rooms' logs backs that up.
+room (in the same transaction, a pipeline on a cluster: the entry is in the log before the
+notice is on the control stream), and a slow sweep of the idle rooms' logs backs that up.
 
 When more than ``named_rooms_max`` rooms are active (each named room costs Redis about
 1.2 µs per wake-up, so 2,000 rooms sending a chunk a second cost more in their keys than in

@@ -25,9 +25,9 @@ class CommonSettings(BaseSettings):
     inbox_maxlen: int = Field(default=100_000, ge=10)
     #: A room whose log had no entry for this many seconds leaves its partition's blocking
     #: read (its key is no longer named in every XREAD, so idle rooms cost nothing per
-    #: wake-up). A gateway that appends to a room it has not appended to for a quarter of
-    #: this long also names the room on the partition's control stream, which brings it
-    #: back (see docs/architecture.md, "Idle rooms").
+    #: wake-up). Gateways name every room they append to on the partition's control
+    #: stream, which brings it back (see docs/architecture.md, "Idle rooms"). Only the
+    #: router reads it.
     room_idle_after: float = Field(default=10.0, ge=1.0)
     #: Session resume: seconds a participant whose connection dropped (or whose gateway
     #: died or drained) stays in its room, unannounced, so that its client can reconnect to
