@@ -7,12 +7,15 @@ import asyncio
 import contextlib
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection
 
 import roomstreams
@@ -194,3 +197,43 @@ async def wait_for_state(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+# -- /metrics -------------------------------------------------------------------------------
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def http_get(url: str) -> tuple[int, str, str]:
+    """(status, content type, body) of a GET, HTTP errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
+
+
+async def scrape(url: str) -> tuple[Samples, set[str]]:
+    """(samples by (name, labels), family names) of one ``/metrics`` page."""
+    status, ctype, text = await asyncio.to_thread(http_get, url)
+    assert status == 200, text
+    assert ctype.startswith("text/plain"), ctype
+    samples: Samples = {}
+    families: set[str] = set()
+    for fam in text_string_to_metric_families(text):
+        families.add(fam.name)
+        for s in fam.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples, families
+
+
+def v(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def gw_url(s: System, i: int) -> str:
+    return f"http://127.0.0.1:{s.ports[i]}/metrics"
+
+
+def router_url(s: System) -> str:
+    return f"{s.api_url}/metrics"

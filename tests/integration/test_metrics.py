@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,55 +18,27 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
 import roomstreams
 from services.observability import LagTracker
 
 from .conftest import System
-from .helpers import Collector, RawClient, wait_for_state
+from .helpers import (
+    Collector,
+    RawClient,
+    Samples,
+    gw_url,
+    http_get,
+    router_url,
+    scrape,
+    v,
+    wait_for_state,
+)
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "roomstreams.json"
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _get(url: str) -> tuple[int, str, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
-
-
-async def scrape(url: str) -> tuple[Samples, set[str]]:
-    """(samples by (name, labels), family names) of one ``/metrics`` page."""
-    status, ctype, text = await asyncio.to_thread(_get, url)
-    assert status == 200, text
-    assert ctype.startswith("text/plain"), ctype
-    samples: Samples = {}
-    families: set[str] = set()
-    for fam in text_string_to_metric_families(text):
-        families.add(fam.name)
-        for s in fam.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
-    return samples, families
-
-
-def v(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def gw_url(s: System, i: int) -> str:
-    return f"http://127.0.0.1:{s.ports[i]}/metrics"
-
-
-def router_url(s: System) -> str:
-    return f"{s.api_url}/metrics"
-
 
 async def _room(s: System, room: str, identity: str, gateway: int, **handlers: Any) -> Any:
     r = roomstreams.Room()
@@ -225,9 +196,9 @@ async def test_health_ready_and_metrics_on_the_router_port(
     system_factory: Callable[..., System],
 ) -> None:
     s = system_factory(gateways=0)
-    status, _, body = await asyncio.to_thread(_get, f"{s.api_url}/readyz")
+    status, _, body = await asyncio.to_thread(http_get, f"{s.api_url}/readyz")
     assert status == 200 and json.loads(body)["status"] == "ready"
-    status, _, body = await asyncio.to_thread(_get, f"{s.api_url}/healthz")
+    status, _, body = await asyncio.to_thread(http_get, f"{s.api_url}/healthz")
     owned = json.loads(body)["partitions"]
     assert status == 200 and len(owned) == s.partitions
     samples, _ = await scrape(router_url(s))
@@ -315,7 +286,7 @@ async def test_promtool_finds_nothing_to_lint(system_factory: Callable[..., Syst
     """Prometheus' own linter (names, suffixes, help texts) on both pages."""
     s = system_factory(gateways=1)
     for url in (gw_url(s, 0), router_url(s)):
-        _, _, text = await asyncio.to_thread(_get, url)
+        _, _, text = await asyncio.to_thread(http_get, url)
         proc = await asyncio.to_thread(
             subprocess.run,
             ["promtool", "check", "metrics"],

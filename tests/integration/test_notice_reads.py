@@ -15,8 +15,7 @@ import roomstreams
 from roomstreams.protocol.keys import partition_of
 
 from .conftest import System
-from .helpers import Collector, wait_for_state
-from .test_metrics import router_url, scrape, v
+from .helpers import Collector, router_url, scrape, v, wait_for_state
 
 ROOMS = 6
 STREAMS = 12  # per room, back to back, each a few chunks
