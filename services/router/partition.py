@@ -494,9 +494,8 @@ class PartitionWorker:
         idle_after = self.s.room_idle_after
         for key in [k for k in self.last if now - self._active.get(k, now) > idle_after]:
             self.idle[key] = self.last.pop(key)
-            self._active.pop(key, None)
         for key in [k for k, t in self._active.items() if now - t > idle_after]:
-            del self._active[key]  # set aside by notice reading, quiet since
+            del self._active[key]  # quiet for the idle time (named or set aside by notice)
         busy, limit = len(self._active), self.s.named_rooms_max
         if not self.by_notice and busy > limit:
             self.by_notice = True

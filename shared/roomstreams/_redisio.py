@@ -147,14 +147,20 @@ async def execute(r: Client, commands: Sequence[Command]) -> list[Any]:
     pool = r.connection_pool
     conn = await pool.get_connection()  # type: ignore[no-untyped-call]
     try:
+        return await _send(conn, commands)
+    finally:
+        await pool.release(conn)
+
+
+async def _send(conn: aioredis.Connection, commands: Sequence[Command]) -> list[Any]:
+    """Write ``commands`` at once on ``conn`` and read their raw replies; any error drops
+    the connection (no reply left unread on it; it connects again when next used)."""
+    try:
         await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-        replies = [await conn.read_response() for _ in commands]
+        return [await conn.read_response() for _ in commands]
     except BaseException:
         await conn.disconnect()
         raise
-    finally:
-        await pool.release(conn)
-    return replies
 
 
 class Pinned:
@@ -187,12 +193,7 @@ class Pinned:
             conn = self._conn
             if conn is None:
                 conn = self._conn = await r.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-                return [await conn.read_response() for _ in commands]
-            except BaseException:
-                await conn.disconnect()  # no reply left unread on it; reconnects when used
-                raise
+            return await _send(conn, commands)
         finally:
             self._busy = False
 
