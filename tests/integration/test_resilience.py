@@ -382,6 +382,38 @@ async def test_gateway_survives_a_failed_inbox_trim(
         await r.aclose()
 
 
+async def test_a_held_back_inbox_trim_is_not_repeated_on_every_read(
+    system_factory: Callable[..., System], room_name: str
+) -> None:
+    """A resumable session's acknowledgement lags the newest delivery (marks go every 64
+    frames / 50 ms), so a trim is held back at it; the gateway then kept its 200-entry
+    count and trimmed after every read: an XTRIM round trip per delivery at W1's rate.
+    Counted on the server (INFO commandstats; the other systems of the run are idle)."""
+    s = system_factory(gateways=1)
+    n = 600
+    col = Collector()
+    bob = await _room(s, room_name, "bob", 0, chat=col)
+    alice = await _room(s, room_name, "alice", 0)
+    r = _client(s)
+    try:
+        before = (await r.info("commandstats")).get("cmdstat_xtrim", {}).get("calls", 0)
+        w = await alice.local_participant.stream_text(topic="chat")
+        for i in range(n):
+            await w.write(f"{i};")
+            if i % 10 == 0:
+                await asyncio.sleep(0.001)  # spread over many inbox reads, as at W1
+        await w.close()
+        rec = await col.wait_done(w.stream_id, timeout=20)
+        assert rec.error is None
+        after = (await r.info("commandstats")).get("cmdstat_xtrim", {}).get("calls", 0)
+        # a trim every 200 deliveries (and when idle), not one per read
+        assert after - before < 40, after - before
+    finally:
+        await r.aclose()
+        await alice.disconnect()
+        await bob.disconnect()
+
+
 async def test_a_gateway_trims_its_inbox_as_it_delivers(
     system_factory: Callable[..., System], room_name: str
 ) -> None:
