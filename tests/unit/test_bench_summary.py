@@ -66,3 +66,24 @@ def test_run_cli_prints_json_on_stdout_and_the_table_on_stderr(
     assert json.loads(out) == doc  # stdout: the JSON document and nothing else
     assert err.rstrip().splitlines()[-1].startswith("└")  # stderr ends with the table
     assert "w1 latency" in err
+
+
+def test_w1_is_compared_with_the_bare_relays_in_latency_and_in_each_process_cpu() -> None:
+    doc = _doc()
+    doc["floors"]["relay"] = {
+        "p50_ms": 0.5,
+        "p99_ms": 1.7,
+        "cpu_us_per_chunk": {"redis": 100.0, "relay_in": 150.0, "relay_mid": 120.0,
+                             "relay_out": 110.0, "bench": 200.0},
+    }  # fmt: skip
+    doc["w1"]["cpu_us_per_chunk"] = {"redis": 130.0, "gateway0": 180.0, "router": 240.0,
+                                     "gateway1": 165.0, "bench": 250.0}  # fmt: skip
+    ratios, _ = runner.derived(doc)
+    assert ratios["w1_p50_over_relay_p50"] == 1.24  # 0.62 / 0.5
+    assert ratios["w1_p99_over_relay_p99"] == 2.0
+    assert ratios["w1_cpu_per_chunk_over_relay"] == {
+        "gateway0": 1.2, "router": 2.0, "gateway1": 1.5, "redis": 1.3, "bench": 1.25,
+    }  # fmt: skip
+    doc["ratios"] = ratios
+    rows = {(r[0], r[1].split()[0]): r for r in summary_rows(doc)}
+    assert rows[("floors", "bare")][1] == "bare relays p50 / p99 0.5 ms / 1.7 ms"

@@ -6,11 +6,16 @@ built on cost by themselves, with nothing of roomstreams on the path.
 * WebSocket: a 100-byte text message to an echo server and back (websockets' asyncio client
   and server, ``compression=None``). ``websocket_echo`` has the server in its own process,
   like a gateway; ``websocket_echo_in_process`` runs both ends on one event loop.
+* Relay: W1's load (1000 100-byte messages/s for the same time) through W1's path built of
+  three bare relay processes (:mod:`.relay`) and a Redis of its own, with nothing of
+  roomstreams on it: the least latency and CPU per chunk those four processes can cost
+  with the libraries and event loop the services use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -20,12 +25,14 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from .._redis_server import LocalRedisServer
 from .._redisio import client as cluster_client
 from .._redisio import is_cluster_url
 from .stats import latency_summary
 from .system import HOST
+from .workloads import CpuMeter
 
-__all__ = ["redis_floor", "run_floors", "websocket_floor"]
+__all__ = ["redis_floor", "relay_floor", "run_floors", "websocket_floor"]
 
 PAYLOAD = "x" * 100
 
@@ -131,10 +138,99 @@ async def websocket_floor_in_process(iterations: int, warmup: int) -> dict[str, 
     }
 
 
+async def _start_relay(role: str, url: str) -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "roomstreams.bench.relay",
+        role,
+        url,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    if not line.strip():
+        raise RuntimeError(f"relay {role} exited with {await proc.wait()} before it was ready")
+    return proc, int(line)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def relay_floor(warmup_s: float, measure_s: float, rate: int = 1000) -> dict[str, Any]:
+    """W1's load through the bare relays: latency from the sender's ``send()`` to the
+    receiver's ``recv()``, and each process's CPU per message (the bench process holds
+    both ends, as in W1, but as raw WebSockets, not ``Room`` participants)."""
+    server = await asyncio.to_thread(LocalRedisServer().start)
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        ports = {}
+        for role in ("out", "mid", "in"):
+            procs[role], ports[role] = await _start_relay(role, server.url)
+        n_warm, total = int(warmup_s * rate), int((warmup_s + measure_s) * rate)
+        sent = [0.0] * total
+        got: list[float] = []
+        async with (
+            connect(f"ws://{HOST}:{ports['out']}", compression=None, max_queue=None) as rx,
+            connect(f"ws://{HOST}:{ports['in']}", compression=None, max_queue=64) as tx,
+        ):
+            await asyncio.sleep(0.2)  # the out relay takes its receiver
+            assert server.process is not None
+            pids = {"redis": server.process.pid, "bench": os.getpid()}
+            pids.update({f"relay_{role}": p.pid for role, p in procs.items()})
+            meter = CpuMeter(pids)
+
+            in_order = True
+
+            async def receive() -> None:
+                nonlocal in_order
+                perf = time.perf_counter
+                for expected in range(total):
+                    message = await rx.recv()
+                    now = perf()
+                    seq = int(message[:10])
+                    in_order = in_order and seq == expected
+                    if seq >= n_warm:
+                        got.append(now - sent[seq])
+
+            receiving = asyncio.create_task(receive())
+            loop = asyncio.get_running_loop()
+            start = loop.time() + 0.01
+            for i in range(total):
+                delay = start + i / rate - loop.time()
+                await asyncio.sleep(max(0.0, delay))
+                sent[i] = time.perf_counter()
+                await tx.send(f"{i:010d}" + PAYLOAD[10:])
+            async with asyncio.timeout(30):
+                await receiving
+            cpu = meter.stop(total, "chunk")
+    finally:
+        for proc in procs.values():
+            await _stop(proc)
+        await asyncio.to_thread(server.stop)
+    return {
+        "what": "W1's load through bare relays (ws -> XADD -> XREAD+XADD -> XREAD -> ws)",
+        "rate_per_s": rate,
+        "in_order": in_order,
+        **latency_summary(got),
+        **cpu,
+    }
+
+
 async def run_floors(redis_url: str, *, quick: bool) -> dict[str, Any]:
     n, warm = (500, 50) if quick else (2000, 200)
+    warm_s, measure_s = (0.3, 1.5) if quick else (1.0, 5.0)  # W1's
     return {
         "redis_xadd_xread": await redis_floor(redis_url, n, warm),
         "websocket_echo": await websocket_floor(n, warm),
         "websocket_echo_in_process": await websocket_floor_in_process(n, warm),
+        "relay": await relay_floor(warm_s, measure_s),
     }

@@ -238,13 +238,27 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         # client -> gateway (one WebSocket hop), gateway -> router and router -> gateway (two
         # Redis hops), gateway -> client (one WebSocket hop): one echo round trip + 2 Redis hops
         path_floor = rnd(ws_p50 + 2 * redis_p50)
-    ratios = {
+    ratios: dict[str, Any] = {
         "w1_p50_over_redis_floor_p50": _ratio(w1_p50, redis_p50),
         "w1_p50_over_websocket_floor_p50": _ratio(w1_p50, ws_p50),
         "path_floor_p50_ms": path_floor,
         "path_floor_means": "websocket echo p50 + 2 x redis XADD->XREAD p50",
         "w1_p50_over_path_floor": _ratio(w1_p50, path_floor),
     }
+    relay = _get(doc, "floors", "relay")
+    if isinstance(relay, dict) and "p50_ms" in relay:
+        # W1 against the same path built of bare relays (floors.relay): what the services'
+        # own work adds, in latency and in each process's CPU per chunk
+        ratios["w1_p50_over_relay_p50"] = _ratio(w1_p50, relay.get("p50_ms"))
+        ratios["w1_p99_over_relay_p99"] = _ratio(w1_p99, relay.get("p99_ms"))
+        mine = _get(doc, "w1", "cpu_us_per_chunk") or {}
+        bare = relay.get("cpu_us_per_chunk") or {}
+        pairs = {"gateway0": "relay_in", "router": "relay_mid", "gateway1": "relay_out"}
+        pairs.update({"redis": "redis", "bench": "bench"})
+        if mine:
+            ratios["w1_cpu_per_chunk_over_relay"] = {
+                n: _ratio(mine.get(n), bare.get(r)) for n, r in pairs.items()
+            }
     w2 = _get(doc, "w2", "mb_per_s")
     w3 = _get(doc, "w3", "deliveries_per_s_at_highest")
     w3p = _get(doc, "w3p", "deliveries_per_s_at_highest")

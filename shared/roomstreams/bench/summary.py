@@ -57,6 +57,9 @@ def summary_rows(doc: dict[str, Any]) -> list[Row]:
             rows.append(("floors", f"redis XADD->XREAD p50 {redis_p50}", "-", "-", "-"))
             rows.append(("floors", f"websocket echo p50 {ws_p50}", "-", "-", "-"))
             rows.append(("floors", f"path floor p50 {path} (ws + 2 redis)", "-", "-", "-"))
+            if _get(g, "relay", "p50_ms") is not None:
+                relay = f"{_ms(_get(g, 'relay', 'p50_ms'))} / {_ms(_get(g, 'relay', 'p99_ms'))}"
+                rows.append(("floors", f"bare relays p50 / p99 {relay}", "-", "-", "-"))
         elif w == "w1":
             rows.append(
                 ("w1 latency", f"p50 {_ms(g.get('p50_ms'))}", f"< {_ms(t['w1_p50_ms_max'])}",

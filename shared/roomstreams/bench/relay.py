@@ -1,0 +1,130 @@
+"""``python -m roomstreams.bench.relay ROLE REDIS_URL``: one hop of W1's path with nothing of
+roomstreams on it, for the benchmark's relay floor (``floors.relay`` in the report).
+
+W1's path is four processes: a gateway takes the client's frame and appends it to the room's
+stream, the router reads it and appends it to the receiving gateway's inbox, that gateway
+reads it and writes it to the receiver's socket, and Redis in between. These three relays
+do the least each hop can do, with the libraries and the event loop the services use
+(websockets, redis-py with hiredis on one kept connection, uvloop):
+
+* ``in``: a WebSocket server; each message is one ``XADD`` to ``relay:a``, awaited.
+* ``mid``: a blocking ``XREAD`` of ``relay:a``; each wake-up's entries go to ``relay:b`` in
+  one pipeline with the next read (as the router's partition worker does).
+* ``out``: a WebSocket server for one receiver and a blocking ``XREAD`` of ``relay:b``;
+  each entry is sent to the receiver (websockets' ``send()``).
+
+What the services spend per chunk beyond these is their own work: validation, routing,
+ordering, acknowledgements, fencing, metrics. Prints its port (``in``, ``out``) or 0 on the
+first line of stdout, then relays until SIGTERM/SIGINT or until its standard input closes.
+
+Not imported by the package: ``python -m`` must find it unimported."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+
+from .._loop import run
+from .._redisio import Pinned, client, parse_xread, xadd_command, xread_command
+
+HOST = "127.0.0.1"
+A, B = "relay:a", "relay:b"
+MAXLEN = 10_000
+ROLES = ("in", "mid", "out")
+
+
+async def _relay_in(url: str, ready: asyncio.Future[int]) -> None:
+    r = client(url, "relay-in")
+    conn = Pinned(r)
+
+    async def handler(ws: ServerConnection) -> None:
+        async for message in ws:
+            await conn.execute([xadd_command(A, {"d": message}, maxlen=MAXLEN)])
+
+    async with serve(handler, HOST, 0, compression=None, max_queue=64) as server:
+        ready.set_result(next(iter(server.sockets)).getsockname()[1])
+        await asyncio.Future()  # until cancelled
+
+
+async def _relay_mid(url: str, ready: asyncio.Future[int]) -> None:
+    conn = Pinned(client(url, "relay-mid"))
+    last: bytes | str = "0-0"
+    ready.set_result(0)
+    resp = await conn.xread({A: last}, block=1000, count=1000)
+    while True:
+        cmds: list[Any] = []
+        for _key, entries in resp:
+            for entry_id, fields in entries:
+                cmds.append(xadd_command(B, fields, maxlen=MAXLEN))
+                last = entry_id
+        cmds.append(xread_command({A: last}, block=1000, count=1000))
+        replies = await conn.execute(cmds)
+        resp = parse_xread(replies[-1])
+
+
+async def _relay_out(url: str, ready: asyncio.Future[int]) -> None:
+    conn = Pinned(client(url, "relay-out"))
+    receiver: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: ServerConnection) -> None:
+        if not receiver.done():
+            receiver.set_result(ws)
+        await ws.wait_closed()
+
+    async with serve(handler, HOST, 0, compression=None, max_queue=64) as server:
+        ready.set_result(next(iter(server.sockets)).getsockname()[1])
+        ws = await receiver
+        last: bytes | str = "0-0"
+        while True:
+            for _key, entries in await conn.xread({B: last}, block=1000, count=1000):
+                for entry_id, fields in entries:
+                    await ws.send(fields[b"d"], text=True)
+                    last = entry_id
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Stop once standard input reaches EOF (the parent went away)."""
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop.set()
+
+    loop.add_reader(fd, readable)
+
+
+async def main(role: str, url: str) -> None:
+    roles = {"in": _relay_in, "mid": _relay_mid, "out": _relay_out}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ready: asyncio.Future[int] = loop.create_future()
+    task = loop.create_task(roles[role](url, ready))
+    waiting = loop.create_task(stop.wait())
+    first: set[asyncio.Future[Any]] = {task, ready}
+    await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # it failed before it was ready: say why
+    print(ready.result(), flush=True)
+    _watch_stdin(loop, stop)
+    await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
+    task.cancel()
+    waiting.cancel()
+    await asyncio.gather(task, waiting, return_exceptions=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ROLES:
+        sys.exit(f"usage: python -m roomstreams.bench.relay {{{','.join(ROLES)}}} REDIS_URL")
+    run(main(sys.argv[1], sys.argv[2]))
