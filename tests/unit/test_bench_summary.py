@@ -87,3 +87,16 @@ def test_w1_is_compared_with_the_bare_relays_in_latency_and_in_each_process_cpu(
     doc["ratios"] = ratios
     rows = {(r[0], r[1].split()[0]): r for r in summary_rows(doc)}
     assert rows[("floors", "bare")][1] == "bare relays p50 / p99 0.5 ms / 1.7 ms"
+
+
+def test_a_lease_a_router_lost_during_a_workload_is_reported_and_flagged() -> None:
+    before = [{"leases_lost": 1.0, "takeovers": 0.0, "partitions_acquired": 8.0}, {}]
+    after = [{"leases_lost": 3.0, "takeovers": 1.0, "partitions_acquired": 9.0}, {}]
+    during = runner._counters_during(before, after)
+    assert during == {"leases_lost": [2, None], "takeovers": [1, None],
+                      "partitions_acquired": [1, None]}  # fmt: skip
+    doc = _doc()
+    doc["w2"]["routers_during"] = during
+    doc["w6"]["routers_during"] = runner._counters_during(after, after)
+    rows = [r for r in summary_rows(doc) if "lease" in r[1]]
+    assert rows == [("w2", "routers lost 2 partition lease(s)", "0", "NO", "-")]

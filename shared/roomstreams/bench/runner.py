@@ -302,6 +302,21 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 # -- running ------------------------------------------------------------------------------------
 
 
+def _counters_during(
+    before: list[dict[str, float]], after: list[dict[str, float]]
+) -> dict[str, list[int | None]]:
+    """What each router's partition counters did during a workload: leases lost (a healthy
+    router under load loses none), partitions taken over and acquired; None for a router
+    that did not answer (wflood restarts the gateways, W4 gateway 1: never a router)."""
+    out: dict[str, list[int | None]] = {}
+    for key in ("leases_lost", "takeovers", "partitions_acquired"):
+        out[key] = [
+            int(a[key] - b[key]) if key in a and key in b else None
+            for b, a in zip(before, after, strict=False)
+        ]
+    return out
+
+
 async def _run_guarded(
     system: BenchSystem,
     selected: list[str],
@@ -363,6 +378,7 @@ async def _run_workloads(
     for name in selected:
         _say(f"{name} ...")
         t0 = time.perf_counter()
+        before = await asyncio.to_thread(system.router_counters)
         try:
             async with asyncio.timeout(_LIMITS[name]):
                 results[name] = await jobs[name]()
@@ -370,6 +386,8 @@ async def _run_workloads(
             _say(f"{name} failed: {exc!r}")
             results[name] = {"error": repr(exc)}
         results[name]["workload_seconds"] = rnd(time.perf_counter() - t0, 1)
+        after = await asyncio.to_thread(system.router_counters)
+        results[name]["routers_during"] = _counters_during(before, after)
         _say(f"{name} done in {results[name]['workload_seconds']} s")
     return results
 

@@ -120,6 +120,9 @@ def summary_rows(doc: dict[str, Any]) -> list[Row]:
             )  # fmt: skip
         else:  # a workload this table does not know yet: its figures are in the JSON
             rows.append((w, "see the JSON report", "-", "-", "-"))
+        lost = sum(n or 0 for n in _get(g, "routers_during", "leases_lost") or ())
+        if lost:  # a healthy router under load must keep its partitions
+            rows.append((w, f"routers lost {lost} partition lease(s)", "0", "NO", "-"))
     return rows
 
 

@@ -117,6 +117,10 @@ def _stop_procs(procs: Sequence[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+#: the routers' counters :meth:`BenchSystem.router_counters` reads
+_ROUTER_COUNTERS = ("leases_lost", "takeovers", "partitions_acquired")
+
+
 @dataclass
 class BenchSystem:
     """Redis + router + ``gateways`` gateways. ``start()`` blocks until all are ready;
@@ -228,6 +232,26 @@ class BenchSystem:
                     out.append(len(json.loads(rs.read()).get("partitions", [])))
             except OSError:
                 out.append(-1)
+        return out
+
+    def router_counters(self) -> list[dict[str, float]]:
+        """Each router's partition counters from its ``/metrics``, in start order:
+        ``leases_lost`` (not renewed in time: a healthy router under load must lose none),
+        ``takeovers`` and ``partitions_acquired``; an empty dict for a router that did not
+        answer."""
+        names = {f"roomstreams_router_{n}_total": n for n in _ROUTER_COUNTERS}
+        out: list[dict[str, float]] = []
+        for svc in [*([self.router] if self.router else []), *self.more_routers]:
+            got: dict[str, float] = {}
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{svc.port}/metrics", timeout=5) as rs:
+                    for line in rs.read().decode().splitlines():
+                        name, _, value = line.partition(" ")
+                        if name in names:
+                            got[names[name]] = float(value)
+            except OSError:
+                pass
+            out.append(got)
         return out
 
     @property
