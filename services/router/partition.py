@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -245,6 +245,9 @@ class PartitionWorker:
         #: when each active room last had an entry (or was woken)
         self._active: dict[str, float] = {}
         self._idle_checked = self._swept = time.monotonic()
+        #: the streams the read in flight (or just returned) named: reading by notice, a
+        #: room is set aside only after a read that named it (_step)
+        self._named: Mapping[str, bytes | str] = {}
         #: reading by notice (more than ``named_rooms_max`` active rooms: see the module)
         self.by_notice = False
         self.ctl_last: bytes | str = "0-0"
@@ -371,6 +374,7 @@ class PartitionWorker:
         """The next read: the control stream and the active rooms, and how long it blocks."""
         streams: dict[str, bytes | str] = {self.ctl: self.ctl_last}
         streams.update(self.last)
+        self._named = streams
         rs = self._resync
         block = 1000
         if rs is not None:  # wake up in time to end the wait at its deadline
@@ -470,8 +474,12 @@ class PartitionWorker:
             self._end_resync(rs, batch)
         if self.by_notice and self._resync is None:
             # every room read (or named and empty) waits for its next notice (its
-            # position stays; _active keeps when it last had entries, for the mode)
-            for k in [k for k in self.last if k not in keep]:
+            # position stays; _active keeps when it last had entries, for the mode). Only
+            # a room the read named: one the idle sweep brought back after the read went
+            # out (its notice, if any, was in this reply and found it not set aside) has
+            # not been read yet, and set aside now it would wait for a notice already used
+            named = self._named
+            for k in [k for k in self.last if k not in keep and k in named]:
                 self.idle[k] = self.last.pop(k)
         flushing = _stats.folded(folding)
         await self._flush(batch, trims)

@@ -10,39 +10,20 @@ the lease loop); the Redis server and the router are real."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from roomstreams._redisio import Pinned, client
+from roomstreams._redisio import Pinned
 from roomstreams.protocol.entries import encode_log_entry
-from roomstreams.protocol.keys import (
-    inbox_key,
-    lease_key,
-    partition_ctl_key,
-    partition_of,
-    room_log_key,
-)
+from roomstreams.protocol.keys import lease_key
 from services.router.app import Router
-from services.router.partition import PartitionWorker
 from services.router.settings import RouterSettings
 
-from ..unit._room_helpers import LogWriter
-from .conftest import _private_db
+from .partition_worker import PARTITIONS, private_redis, worker_routing_to_bob
 
-PARTITIONS = 4
-
-
-@pytest.fixture
-async def private_redis(redis_url: str) -> AsyncIterator[tuple[str, aioredis.Redis]]:
-    url = _private_db(redis_url)
-    r = aioredis.Redis.from_url(url)
-    try:
-        yield url, r
-    finally:
-        await r.aclose()
+__all__ = ["private_redis"]  # a fixture of this module
 
 
 async def test_stop_ends_a_lease_loop_that_swallowed_its_cancellation(
@@ -85,34 +66,6 @@ async def test_stop_ends_a_lease_loop_that_swallowed_its_cancellation(
     assert router.owned == []
 
 
-async def _worker_routing_to_bob(
-    url: str, r: aioredis.Redis
-) -> tuple[PartitionWorker, aioredis.Redis, LogWriter, str, str]:
-    """A partition worker (epoch 1) of partition 0 with a room where alice's streams on
-    "chat" reach bob on gateway gw-b; returns it with the room's log key and bob's inbox."""
-    settings = RouterSettings(
-        redis_url=url, api_key="k", api_secret="s" * 32, partitions=PARTITIONS, lease_ms=500
-    )
-    room = next(f"room-{i}" for i in range(1000) if partition_of(f"room-{i}", PARTITIONS) == 0)
-    key, inbox = room_log_key(room, PARTITIONS), inbox_key("gw-b")
-    assert await r.incr(f"{lease_key(0)}:fence") == 1
-    conn = client(url)
-    worker = PartitionWorker(0, 1, settings, conn)
-    log = LogWriter()
-    await r.xadd(partition_ctl_key(0), {"room": room})
-    for e in (
-        log.join("s-alice", "alice", "gw-a"),
-        log.join("s-bob", "bob", "gw-b"),
-        log.subscribe("s-bob", "chat"),
-        log.header("s-alice", "st-1", "chat"),
-    ):
-        await r.xadd(key, encode_log_entry(e))  # type: ignore[arg-type]
-    async with asyncio.timeout(10):
-        while not any(f.get(b"so") == b"st-1" for _, f in await r.xrange(inbox)):
-            await worker._step()
-    return worker, conn, log, key, inbox
-
-
 @pytest.mark.parametrize("fused", [False, True], ids=["read-alone", "read-with-writes"])
 @pytest.mark.parametrize("taken_over", [True, False], ids=["taken-over", "still-owner"])
 async def test_a_worker_that_stalled_past_its_lease_routes_nothing_once_deposed(
@@ -127,7 +80,7 @@ async def test_a_worker_that_stalled_past_its_lease_routes_nothing_once_deposed(
     read is either a read alone or the one that goes with a wake-up's writes (standalone
     Redis: the next read rides in the flush's pipeline)."""
     url, r = private_redis
-    worker, conn, log, key, inbox = await _worker_routing_to_bob(url, r)
+    worker, conn, log, key, inbox = await worker_routing_to_bob(url, r)
     try:
 
         async def stall() -> None:
