@@ -205,7 +205,13 @@ class LocalRedisCluster:
         masters, no agreement of its master, which may be dead) and wait until every running
         node sees a healthy cluster with it as a master."""
         with self.admin(replica) as r:
-            r.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+            try:
+                r.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+            except redis.ResponseError:
+                # once the masters flagged its master failed, the replica may have won its
+                # own election first (the natural failover): then it is a master already
+                if r.info("replication").get("role") != "master":
+                    raise
             _wait(
                 "the replica becoming a master",
                 lambda: r.info("replication").get("role") == "master",
