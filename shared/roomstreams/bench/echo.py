@@ -8,11 +8,11 @@ Not imported by the package: ``python -m`` must find it unimported."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 
 from websockets.asyncio.server import ServerConnection, serve
+
+from roomstreams.bench.child import watch_stdin
 
 HOST = "127.0.0.1"
 
@@ -20,22 +20,6 @@ HOST = "127.0.0.1"
 async def echo(ws: ServerConnection) -> None:
     async for message in ws:
         await ws.send(message)
-
-
-def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    """Stop the server once standard input reaches EOF (the parent went away)."""
-    fd = sys.stdin.fileno()
-
-    def readable() -> None:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(fd)
-            stop.set()
-
-    loop.add_reader(fd, readable)
 
 
 async def main() -> None:
@@ -46,7 +30,7 @@ async def main() -> None:
     async with serve(echo, HOST, 0, compression=None, max_queue=64) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(port, flush=True)
-        _watch_stdin(loop, stop)
+        watch_stdin(loop, stop)
         await stop.wait()
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import uuid
 from typing import Any
@@ -28,6 +27,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from .._redis_server import LocalRedisServer
 from .._redisio import client as cluster_client
 from .._redisio import is_cluster_url
+from .child import start_child, stop_child
 from .stats import latency_summary
 from .system import HOST
 from .workloads import CpuMeter
@@ -35,6 +35,7 @@ from .workloads import CpuMeter
 __all__ = ["redis_floor", "relay_floor", "run_floors", "websocket_floor"]
 
 PAYLOAD = "x" * 100
+RELAY = "roomstreams.bench.relay"  # the relay processes' module (python -m)
 
 
 async def _echo(ws: ServerConnection) -> None:
@@ -96,31 +97,12 @@ async def _echo_rtts(ws: ClientConnection, iterations: int, warmup: int) -> list
 
 async def websocket_floor(iterations: int, warmup: int) -> dict[str, Any]:
     """Echo round trips against a server process of its own."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "roomstreams.bench.echo",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    proc, port = await start_child("roomstreams.bench.echo")
     try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        if not line.strip():
-            raise RuntimeError(f"echo server exited with {proc.returncode} before listening")
-        url = f"ws://{HOST}:{int(line)}"
-        async with connect(url, compression=None, max_queue=64) as ws:
+        async with connect(f"ws://{HOST}:{port}", compression=None, max_queue=64) as ws:
             samples = await _echo_rtts(ws, iterations, warmup)
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        if proc.returncode is None:
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_child(proc)
     return {
         "what": "100-byte echo round trip, server in its own process",
         **latency_summary(samples),
@@ -138,33 +120,6 @@ async def websocket_floor_in_process(iterations: int, warmup: int) -> dict[str, 
     }
 
 
-async def _start_relay(role: str, url: str) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "roomstreams.bench.relay",
-        role,
-        url,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    if not line.strip():
-        raise RuntimeError(f"relay {role} exited with {await proc.wait()} before it was ready")
-    return proc, int(line)
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.stdin is not None:
-        proc.stdin.close()
-    try:
-        await asyncio.wait_for(proc.wait(), 10)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-
-
 async def relay_floor(warmup_s: float, measure_s: float, rate: int = 1000) -> dict[str, Any]:
     """W1's load through the bare relays: latency from the sender's ``send()`` to the
     receiver's ``recv()``, and each process's CPU per message (the bench process holds
@@ -174,7 +129,7 @@ async def relay_floor(warmup_s: float, measure_s: float, rate: int = 1000) -> di
     try:
         ports = {}
         for role in ("out", "mid", "in"):
-            procs[role], ports[role] = await _start_relay(role, server.url)
+            procs[role], ports[role] = await start_child(RELAY, role, server.url)
         n_warm, total = int(warmup_s * rate), int((warmup_s + measure_s) * rate)
         sent = [0.0] * total
         got: list[float] = []
@@ -214,7 +169,7 @@ async def relay_floor(warmup_s: float, measure_s: float, rate: int = 1000) -> di
             cpu = meter.stop(total, "chunk")
     finally:
         for proc in procs.values():
-            await _stop(proc)
+            await stop_child(proc)
         await asyncio.to_thread(server.stop)
     return {
         "what": "W1's load through bare relays (ws -> XADD -> XREAD+XADD -> XREAD -> ws)",

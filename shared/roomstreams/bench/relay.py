@@ -22,7 +22,6 @@ Not imported by the package: ``python -m`` must find it unimported."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from typing import Any
@@ -31,6 +30,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from .._loop import run
 from .._redisio import Pinned, client, parse_xread, xadd_command, xread_command
+from .child import watch_stdin
 
 HOST = "127.0.0.1"
 A, B = "relay:a", "relay:b"
@@ -87,22 +87,6 @@ async def _relay_out(url: str, ready: asyncio.Future[int]) -> None:
                     last = entry_id
 
 
-def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    """Stop once standard input reaches EOF (the parent went away)."""
-    fd = sys.stdin.fileno()
-
-    def readable() -> None:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(fd)
-            stop.set()
-
-    loop.add_reader(fd, readable)
-
-
 async def main(role: str, url: str) -> None:
     roles = {"in": _relay_in, "mid": _relay_mid, "out": _relay_out}
     stop = asyncio.Event()
@@ -117,7 +101,7 @@ async def main(role: str, url: str) -> None:
     if task.done():
         task.result()  # it failed before it was ready: say why
     print(ready.result(), flush=True)
-    _watch_stdin(loop, stop)
+    watch_stdin(loop, stop)
     await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
     waiting.cancel()
