@@ -89,6 +89,37 @@ def test_w1_is_compared_with_the_bare_relays_in_latency_and_in_each_process_cpu(
     assert rows[("floors", "bare")][1] == "bare relays p50 / p99 0.5 ms / 1.7 ms"
 
 
+def test_the_picows_relays_are_compared_with_the_websockets_relays() -> None:
+    doc = _doc()
+    doc["floors"]["relay"] = {
+        "p50_ms": 0.5,
+        "p99_ms": 2.0,
+        "cpu_us_per_chunk": {"redis": 100.0, "relay_in": 150.0, "relay_out": 120.0},
+    }
+    doc["floors"]["relay_picows"] = {
+        "p50_ms": 0.4,
+        "p99_ms": 1.2,
+        "cpu_us_per_chunk": {"redis": 100.0, "relay_in": 75.0, "relay_out": 90.0},
+    }
+    ratios, _ = runner.derived(doc)
+    assert ratios["relay_picows_p50_over_relay_p50"] == 0.8
+    assert ratios["relay_picows_p99_over_relay_p99"] == 0.6
+    assert ratios["relay_picows_cpu_per_chunk_over_relay"] == {
+        "redis": 1.0, "relay_in": 0.5, "relay_out": 0.75,
+    }  # fmt: skip
+    doc["ratios"] = ratios
+    rows = [r[1] for r in summary_rows(doc) if r[0] == "floors"]
+    assert "bare relays, picows, p50 / p99 0.4 ms / 1.2 ms" in rows
+
+
+def test_without_picows_the_bench_says_so_and_compares_nothing() -> None:
+    doc = _doc()
+    doc["floors"]["relay"] = {"p50_ms": 0.5, "p99_ms": 2.0, "cpu_us_per_chunk": {}}
+    doc["floors"]["relay_picows"] = {"skipped": "picows is not installed (pip install picows)"}
+    ratios, _ = runner.derived(doc)
+    assert not any(k.startswith("relay_picows") for k in ratios)
+
+
 def test_a_lease_a_router_lost_during_a_workload_is_reported_and_flagged() -> None:
     before = [{"leases_lost": 1.0, "takeovers": 0.0, "partitions_acquired": 8.0}, {}]
     after = [{"leases_lost": 3.0, "takeovers": 1.0, "partitions_acquired": 9.0}, {}]

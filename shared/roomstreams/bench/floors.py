@@ -9,12 +9,15 @@ built on cost by themselves, with nothing of roomstreams on the path.
 * Relay: W1's load (1000 100-byte messages/s for the same time) through W1's path built of
   three bare relay processes (:mod:`.relay`) and a Redis of its own, with nothing of
   roomstreams on it: the least latency and CPU per chunk those four processes can cost
-  with the libraries and event loop the services use.
+  with the libraries and event loop the services use. ``relay_picows`` is the same path with
+  picows (a WebSocket library written in Cython) in the two WebSocket relays, when it is
+  installed (``pip install picows``): the two side by side show what websockets itself costs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import time
 import uuid
@@ -120,16 +123,20 @@ async def websocket_floor_in_process(iterations: int, warmup: int) -> dict[str, 
     }
 
 
-async def relay_floor(warmup_s: float, measure_s: float, rate: int = 1000) -> dict[str, Any]:
+async def relay_floor(
+    warmup_s: float, measure_s: float, rate: int = 1000, library: str = "websockets"
+) -> dict[str, Any]:
     """W1's load through the bare relays: latency from the sender's ``send()`` to the
     receiver's ``recv()``, and each process's CPU per message (the bench process holds
-    both ends, as in W1, but as raw WebSockets, not ``Room`` participants)."""
+    both ends, as in W1, but as raw WebSockets, not ``Room`` participants). ``library``:
+    what the two WebSocket relays serve with (``websockets`` or ``picows``); the bench's
+    own ends are websockets either way."""
     server = await asyncio.to_thread(LocalRedisServer().start)
     procs: dict[str, asyncio.subprocess.Process] = {}
     try:
         ports = {}
         for role in ("out", "mid", "in"):
-            procs[role], ports[role] = await start_child(RELAY, role, server.url)
+            procs[role], ports[role] = await start_child(RELAY, role, server.url, library)
         n_warm, total = int(warmup_s * rate), int((warmup_s + measure_s) * rate)
         sent = [0.0] * total
         got: list[float] = []
@@ -173,6 +180,7 @@ async def relay_floor(warmup_s: float, measure_s: float, rate: int = 1000) -> di
         await asyncio.to_thread(server.stop)
     return {
         "what": "W1's load through bare relays (ws -> XADD -> XREAD+XADD -> XREAD -> ws)",
+        "websocket_library": library,
         "rate_per_s": rate,
         "in_order": in_order,
         **latency_summary(got),
@@ -183,9 +191,14 @@ async def relay_floor(warmup_s: float, measure_s: float, rate: int = 1000) -> di
 async def run_floors(redis_url: str, *, quick: bool) -> dict[str, Any]:
     n, warm = (500, 50) if quick else (2000, 200)
     warm_s, measure_s = (0.3, 1.5) if quick else (1.0, 5.0)  # W1's
-    return {
+    floors: dict[str, Any] = {
         "redis_xadd_xread": await redis_floor(redis_url, n, warm),
         "websocket_echo": await websocket_floor(n, warm),
         "websocket_echo_in_process": await websocket_floor_in_process(n, warm),
         "relay": await relay_floor(warm_s, measure_s),
     }
+    if importlib.util.find_spec("picows") is not None:
+        floors["relay_picows"] = await relay_floor(warm_s, measure_s, library="picows")
+    else:
+        floors["relay_picows"] = {"skipped": "picows is not installed (pip install picows)"}
+    return floors

@@ -1,4 +1,4 @@
-"""``python -m roomstreams.bench.relay ROLE REDIS_URL``: one hop of W1's path with nothing of
+"""``python -m roomstreams.bench.relay ROLE REDIS_URL [WS]``: one hop of W1's path with nothing of
 roomstreams on it, for the benchmark's relay floor (``floors.relay`` in the report).
 
 W1's path is four processes: a gateway takes the client's frame and appends it to the room's
@@ -12,6 +12,11 @@ do the least each hop can do, with the libraries and the event loop the services
   one pipeline with the next read (as the router's partition worker does).
 * ``out``: a WebSocket server for one receiver and a blocking ``XREAD`` of ``relay:b``;
   each entry is sent to the receiver (websockets' ``send()``).
+
+``WS`` is ``websockets`` (the default: what the gateway uses) or ``picows`` (a WebSocket
+library written in Cython, the issue's candidate for a faster one; ``pip install picows``):
+the ``in`` and ``out`` relays then use picows' server, the same hops otherwise, so the two
+floors side by side show what the library alone costs per message.
 
 What the services spend per chunk beyond these is their own work: validation, routing,
 ordering, acknowledgements, fencing, metrics. Prints its port (``in``, ``out``) or 0 on the
@@ -36,6 +41,7 @@ HOST = "127.0.0.1"
 A, B = "relay:a", "relay:b"
 MAXLEN = 10_000
 ROLES = ("in", "mid", "out")
+LIBRARIES = ("websockets", "picows")
 
 
 async def _relay_in(url: str, ready: asyncio.Future[int]) -> None:
@@ -87,8 +93,66 @@ async def _relay_out(url: str, ready: asyncio.Future[int]) -> None:
                     last = entry_id
 
 
-async def main(role: str, url: str) -> None:
+# -- the same hops on picows (imported only when asked for) ----------------------------------
+
+
+async def _relay_in_picows(url: str, ready: asyncio.Future[int]) -> None:
+    import picows
+
+    conn = Pinned(client(url, "relay-in"))
+    # picows hands frames to a callback: they wait here for the one task that appends
+    # them, each XADD awaited before the next (as the websockets relay's handler does)
+    pending: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Listener(picows.WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == picows.WSMsgType.TEXT:
+                pending.put_nowait(frame.get_payload_as_bytes())
+            elif frame.msg_type == picows.WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+
+    server = await picows.ws_create_server(lambda _request: Listener(), HOST, 0)
+    async with server:
+        ready.set_result(server.sockets[0].getsockname()[1])
+        while True:
+            message = await pending.get()
+            await conn.execute([xadd_command(A, {"d": message}, maxlen=MAXLEN)])
+
+
+async def _relay_out_picows(url: str, ready: asyncio.Future[int]) -> None:
+    import picows
+
+    conn = Pinned(client(url, "relay-out"))
+    receiver: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    class Listener(picows.WSListener):  # type: ignore[misc]
+        def on_ws_connected(self, transport: Any) -> None:
+            if not receiver.done():
+                receiver.set_result(transport)
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == picows.WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+
+    server = await picows.ws_create_server(lambda _request: Listener(), HOST, 0)
+    async with server:
+        ready.set_result(server.sockets[0].getsockname()[1])
+        transport = await receiver
+        text = picows.WSMsgType.TEXT
+        last: bytes | str = "0-0"
+        while True:
+            for _key, entries in await conn.xread({B: last}, block=1000, count=1000):
+                for entry_id, fields in entries:
+                    transport.send(text, fields[b"d"])
+                    last = entry_id
+
+
+async def main(role: str, url: str, library: str = "websockets") -> None:
     roles = {"in": _relay_in, "mid": _relay_mid, "out": _relay_out}
+    if library == "picows":
+        roles.update({"in": _relay_in_picows, "out": _relay_out_picows})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -109,6 +173,14 @@ async def main(role: str, url: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ROLES:
-        sys.exit(f"usage: python -m roomstreams.bench.relay {{{','.join(ROLES)}}} REDIS_URL")
-    run(main(sys.argv[1], sys.argv[2]))
+    args = sys.argv[1:]
+    if (
+        len(args) not in (2, 3)
+        or args[0] not in ROLES
+        or args[2:3] not in ([], [LIBRARIES[0]], [LIBRARIES[1]])
+    ):
+        sys.exit(
+            f"usage: python -m roomstreams.bench.relay {{{','.join(ROLES)}}} REDIS_URL "
+            f"[{'|'.join(LIBRARIES)}]"
+        )
+    run(main(*args))

@@ -259,6 +259,20 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             ratios["w1_cpu_per_chunk_over_relay"] = {
                 n: _ratio(mine.get(n), bare.get(r)) for n, r in pairs.items()
             }
+    picows = _get(doc, "floors", "relay_picows")
+    if isinstance(relay, dict) and isinstance(picows, dict) and "p50_ms" in picows:
+        # the same bare path with picows in the two WebSocket relays: what the library costs
+        ratios["relay_picows_p50_over_relay_p50"] = _ratio(
+            picows.get("p50_ms"), relay.get("p50_ms")
+        )
+        ratios["relay_picows_p99_over_relay_p99"] = _ratio(
+            picows.get("p99_ms"), relay.get("p99_ms")
+        )
+        bare = relay.get("cpu_us_per_chunk") or {}
+        fast = picows.get("cpu_us_per_chunk") or {}
+        ratios["relay_picows_cpu_per_chunk_over_relay"] = {
+            n: _ratio(fast.get(n), v) for n, v in bare.items()
+        }
     w2 = _get(doc, "w2", "mb_per_s")
     w3 = _get(doc, "w3", "deliveries_per_s_at_highest")
     w3p = _get(doc, "w3p", "deliveries_per_s_at_highest")

@@ -60,6 +60,10 @@ def summary_rows(doc: dict[str, Any]) -> list[Row]:
             if _get(g, "relay", "p50_ms") is not None:
                 relay = f"{_ms(_get(g, 'relay', 'p50_ms'))} / {_ms(_get(g, 'relay', 'p99_ms'))}"
                 rows.append(("floors", f"bare relays p50 / p99 {relay}", "-", "-", "-"))
+            if _get(g, "relay_picows", "p50_ms") is not None:
+                fast = _get(g, "relay_picows")
+                relay = f"{_ms(_get(fast, 'p50_ms'))} / {_ms(_get(fast, 'p99_ms'))}"
+                rows.append(("floors", f"bare relays, picows, p50 / p99 {relay}", "-", "-", "-"))
         elif w == "w1":
             rows.append(
                 ("w1 latency", f"p50 {_ms(g.get('p50_ms'))}", f"< {_ms(t['w1_p50_ms_max'])}",
