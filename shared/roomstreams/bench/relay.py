@@ -104,7 +104,7 @@ async def _relay_in_picows(url: str, ready: asyncio.Future[int]) -> None:
     # them, each XADD awaited before the next (as the websockets relay's handler does)
     pending: asyncio.Queue[bytes] = asyncio.Queue()
 
-    class Listener(picows.WSListener):  # type: ignore[misc]
+    class Listener(picows.WSListener):
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
             if frame.msg_type == picows.WSMsgType.TEXT:
                 pending.put_nowait(frame.get_payload_as_bytes())
@@ -126,7 +126,7 @@ async def _relay_out_picows(url: str, ready: asyncio.Future[int]) -> None:
     conn = Pinned(client(url, "relay-out"))
     receiver: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
-    class Listener(picows.WSListener):  # type: ignore[misc]
+    class Listener(picows.WSListener):
         def on_ws_connected(self, transport: Any) -> None:
             if not receiver.done():
                 receiver.set_result(transport)
