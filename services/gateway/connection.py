@@ -75,7 +75,7 @@ from roomstreams.token import Claims
 
 from ..observability import GATEWAY as _stats
 from .lean import NOTHING, Gate, SendQueue, added, discard
-from .wire import WIRE
+from .wire import WIRE, Flushes
 
 __all__ = [
     "CLOSE_DUPLICATE_IDENTITY",
@@ -210,7 +210,7 @@ class Connection:
     # slots, not an attribute dict: about 1.2 KB less per idle connection (W4). A new
     # attribute must be named here.
     __slots__ = (
-        "_append", "_closer", "_drainer", "_flush_pending", "_inflight",
+        "_append", "_closer", "_drainer", "_flush_pending", "_flushes", "_inflight",
         "_last_packet", "_limits", "_meter", "_next_ping", "_out", "_ping_seq", "_pinging",
         "_queue", "_seq",
         "_stamp", "_window", "_window_open", "announced", "close_code", "close_reason",
@@ -224,6 +224,7 @@ class Connection:
         ws: ServerConnection,
         ident: Identity,
         append: Append,
+        flushes: Flushes,
         *,
         send_queue_frames: int,
         window_bytes: int,
@@ -241,8 +242,10 @@ class Connection:
         #: and ``pauses`` then
         self._pinging: tuple[asyncio.Future[float], float, int] | None = None
         self._ping_seq = 0
-        #: a flush of the queue is scheduled; the task waiting for the transport to drain
+        #: a flush of the queue is due (in ``flushes``); the task waiting for the transport
+        #: to drain
         self._flush_pending = False
+        self._flushes = flushes
         self._drainer: asyncio.Task[None] | None = None
         self._limits = limits
         self._out = OutgoingStreams(max_open=limits.max_open_streams)
@@ -336,14 +339,15 @@ class Connection:
 
     def _enqueue(self, frame: bytes) -> bool:
         """Queue a frame for the socket (False: the queue is full). The socket is written
-        when this turn of the event loop is over, once for everything queued in it."""
+        once for everything queued in this turn of the event loop, when the turn is over or
+        when the inbox loop is done with its read (:class:`~.wire.Flushes`)."""
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             return False
         if not self._flush_pending and self._drainer is None:
             self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._flushes.add(self)
         return True
 
     def push_packet(self, frame: bytes) -> None:
@@ -435,7 +439,7 @@ class Connection:
         apart). ``slack``: the loop's period; a ping due before the next call goes now.
 
         No task, coroutine or context manager per ping: the ping frame is written through
-        websockets' sans-I/O protocol, as :meth:`_flush` writes frames, and the pong is the
+        websockets' sans-I/O protocol, as :meth:`flush` writes frames, and the pong is the
         future websockets resolves when it arrives (``pending_pings``, websockets 16+)."""
         if self.close_code is not None:
             return
@@ -477,7 +481,7 @@ class Connection:
         if pinging is not None and not pinging[0].done():
             pinging[0].cancel()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Write everything queued: each frame framed by websockets' sans-I/O protocol, the
         lot handed to the transport in one write, with no task, coroutine, lock or context
         manager per frame (as websockets' ``broadcast()`` does). Past the transport's write

@@ -64,6 +64,7 @@ from .resume import (
     trim_floor,
 )
 from .settings import GatewaySettings
+from .wire import Flushes
 
 __all__ = ["Gateway"]
 
@@ -124,6 +125,8 @@ class Gateway:
         self._api: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         # bounded in _append (data entries only)
         self._appends: asyncio.Queue[tuple[str, LogEntry]] = asyncio.Queue()
+        #: the sockets with frames to write (Connection.flush), written together
+        self._flushes = Flushes()
         self._stop = asyncio.Event()
         self._draining = False
         self._drained = asyncio.Event()
@@ -322,6 +325,7 @@ class Gateway:
             ws,
             ident,
             self._append,
+            self._flushes,
             send_queue_frames=self.settings.send_queue_frames,
             window_bytes=self.settings.window_bytes,
             limits=self._limits,
@@ -342,7 +346,7 @@ class Gateway:
         logger.info("connected %s to %s as %s", session, room, claims.identity, extra=extra)
         reason = "disconnected"
         # This task reads the socket, and is the only one a connection has: frames are
-        # written when queued, at the end of the loop's turn (Connection._flush), with a
+        # written when queued, at the end of the loop's turn (Connection.flush), with a
         # task only while the socket is slow; the keepalive loop pings every connection.
         s = self.settings
         self._live.add(conn)
@@ -527,10 +531,11 @@ class Gateway:
                 last = entry_id
             if self._touched:  # session resume
                 mark_sessions(self._touched, last, time.monotonic(), force=False)
-            # the sockets' writes (one per socket, scheduled by the dispatch) go out before
-            # the next read is sent: behind it, each delivery waited for that read's write
-            # (W1, traced per hop: inbox read to socket write 112 -> 45 µs)
-            await asyncio.sleep(0)
+            # the sockets' writes (one per socket) go out now, before the next read is sent:
+            # behind it, each delivery waited for that read's write (W1, traced per hop:
+            # inbox read to socket write 112 -> 45 µs with a turn of the loop first; written
+            # here, with no turn and one callback for all sockets, not one each, 31 -> 29)
+            self._flushes.now()
             since_trim += len(entries)
             if since_trim >= 200:
                 since_trim = await self._trim(last, since_trim)

@@ -1,4 +1,5 @@
-"""Server-to-client WebSocket frames, built once for all the sockets they go to.
+"""Server-to-client WebSocket frames, built once for all the sockets they go to, and the
+writes that take them there (:class:`Flushes`).
 
 A gateway sends the same frame (a chunk, a header, a data packet) to every recipient of an
 inbox entry. A server's frames are not masked and the gateway negotiates no extension, so
@@ -9,9 +10,15 @@ object is pushed to every recipient), up to a bound in bytes."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Protocol
+
 from websockets.frames import Frame, Opcode
 
-__all__ = ["WIRE", "WireFrames"]
+__all__ = ["WIRE", "Flushes", "WireFrames"]
+
+logger = logging.getLogger("roomstreams.gateway")
 
 
 class WireFrames:
@@ -42,3 +49,39 @@ class WireFrames:
 
 #: this process's frames
 WIRE = WireFrames()
+
+
+class _Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+class Flushes:
+    """The sockets that had frames queued in this turn of the event loop: each is written
+    once, when the turn is over (one callback for all of them, not one per socket), or at
+    once when the inbox loop has dispatched a read (:meth:`now`): then the writes leave
+    before its next read goes out, without a turn of the loop in between (W1, per hop:
+    the inbox read to the socket write)."""
+
+    __slots__ = ("_due", "_handle")
+
+    def __init__(self) -> None:
+        self._due: list[_Flushable] = []
+        self._handle: asyncio.Handle | None = None
+
+    def add(self, conn: _Flushable) -> None:
+        """``conn`` has frames queued (called once per socket until it is flushed)."""
+        self._due.append(conn)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_soon(self.now)
+
+    def now(self) -> None:
+        """Write every socket added since the last flush."""
+        if self._handle is not None:
+            self._handle.cancel()  # harmless when it is the one running
+            self._handle = None
+        due, self._due = self._due, []
+        for conn in due:
+            try:
+                conn.flush()
+            except Exception:  # one socket's failure must not keep the others' frames
+                logger.exception("writing a socket's queued frames failed")
