@@ -75,7 +75,11 @@ async def test_fast_sender_is_paced_by_the_router(
 async def test_slow_consumer_is_disconnected_and_nobody_else_slows(
     system_factory: Callable[..., System], room_name: str
 ) -> None:
-    s = system_factory(gateways=1, ROOMSTREAMS_SEND_QUEUE_FRAMES="256")
+    # bob reads on this test's event loop, beside alice sending 24 MB on it: nothing paces
+    # the router by bob's socket, so a CI machine starving this process once cut bob too
+    # at 256 frames (3.8 MB) behind. 512 (7.7 MB) doubles his margin; the slow socket, which
+    # never reads, still fills it and its socket buffers long before the 24 MB are through
+    s = system_factory(gateways=1, ROOMSTREAMS_SEND_QUEUE_FRAMES="512")
     col = Collector()
     bob = await _room(s, room_name, "bob", chat=col)
     slow = await RawClient.connect(s.urls[0], s.token(room_name, "slow"), max_queue=1)
