@@ -131,3 +131,15 @@ def test_a_lease_a_router_lost_during_a_workload_is_reported_and_flagged() -> No
     doc["w6"]["routers_during"] = runner._counters_during(after, after)
     rows = [r for r in summary_rows(doc) if "lease" in r[1]]
     assert rows == [("w2", "routers lost 2 partition lease(s)", "0", "NO", "-")]
+
+
+def test_w1p_is_measured_against_w1s_floor_and_w1() -> None:
+    doc = _doc()
+    doc["workloads"].insert(2, "w1p")
+    doc["w1p"] = {"p50_ms": 0.465, "p99_ms": 1.2}
+    ratios, _ = runner.derived(doc)
+    assert ratios["w1p_p50_over_path_floor"] == 1.5  # 0.465 / 0.31
+    assert ratios["w1p_p50_over_w1_p50"] == 0.75  # 0.465 / 0.62
+    doc["ratios"] = ratios
+    row = next(r for r in summary_rows(doc) if r[0] == "w1p latency")
+    assert row == ("w1p latency", "p50 0.465 ms / p99 1.2 ms", "-", "-", "1.50x")

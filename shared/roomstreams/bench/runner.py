@@ -29,6 +29,7 @@ from .floors import run_floors
 from .rooms import w7_many_rooms, w8_idle
 from .stats import rnd
 from .system import REDIS_KINDS, BenchSystem, repo_root
+from .w1p import w1p_latency
 from .w3p import w3p_fanout
 from .workloads import w1_latency, w2_throughput, w3_fanout, w4_memory
 
@@ -36,7 +37,7 @@ __all__ = ["PEERS", "RECEIVERS", "TARGETS", "WORKLOADS", "parse_workloads", "run
 
 #: what W3p's receiver processes run: this package's client, or the TypeScript one
 RECEIVERS = ("python", "node")
-WORKLOADS = ("floors", "w1", "w2", "w3", "w3p", "w4", "w5", "w6", "wflood", "w7", "w8")
+WORKLOADS = ("floors", "w1", "w1p", "w2", "w3", "w3p", "w4", "w5", "w6", "wflood", "w7", "w8")
 #: workloads that ``all`` leaves out: minutes each, and tens of thousands of sockets
 _ONLY_BY_NAME = ("w7", "w8")
 
@@ -44,6 +45,7 @@ _ONLY_BY_NAME = ("w7", "w8")
 _LIMITS = {
     "floors": 120.0,
     "w1": 90.0,
+    "w1p": 120.0,
     "w2": 400.0,
     "w3": 240.0,
     "w3p": 300.0,
@@ -96,7 +98,7 @@ def _say(msg: str) -> None:
 
 
 def parse_workloads(spec: str) -> list[str]:
-    """``"all"`` or a comma list of ``floors,w1,w2,w3,w3p,w4,w5,w6`` -> the workloads, in
+    """``"all"`` or a comma list of ``floors,w1,w1p,w2,w3,w3p,w4,w5,w6`` -> the workloads, in
     run order."""
     names = {s.strip().lower() for s in spec.split(",") if s.strip()}
     if not names or "all" in names:
@@ -245,6 +247,9 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         "path_floor_means": "websocket echo p50 + 2 x redis XADD->XREAD p50",
         "w1_p50_over_path_floor": _ratio(w1_p50, path_floor),
     }
+    if "w1p" in doc:  # W1 with the receiver in its own process: the same floor
+        ratios["w1p_p50_over_path_floor"] = _ratio(_get(doc, "w1p", "p50_ms"), path_floor)
+        ratios["w1p_p50_over_w1_p50"] = _ratio(_get(doc, "w1p", "p50_ms"), w1_p50)
     relay = _get(doc, "floors", "relay")
     if isinstance(relay, dict) and "p50_ms" in relay:
         # W1 against the same path built of bare relays (floors.relay): what the services'
@@ -378,6 +383,7 @@ async def _run_workloads(
     jobs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "floors": lambda: run_floors(system.redis_url, quick=quick),
         "w1": lambda: w1_latency(system, quick=quick),
+        "w1p": lambda: w1p_latency(system, quick=quick),
         "w2": lambda: w2_throughput(system, quick=quick),
         "w3": lambda: w3_fanout(system, quick=quick),
         "w3p": lambda: w3p_fanout(system, quick=quick, receivers=receivers),

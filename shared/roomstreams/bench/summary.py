@@ -73,6 +73,11 @@ def summary_rows(doc: dict[str, Any]) -> list[Row]:
                 ("w1 latency", f"p99 {_ms(g.get('p99_ms'))}", f"< {_ms(t['w1_p99_ms_max'])}",
                  _met(met.get("w1_p99")), "-")
             )  # fmt: skip
+        elif w == "w1p":  # no target of its own: W1's, with the receiver in its own process
+            rows.append(
+                ("w1p latency", f"p50 {_ms(g.get('p50_ms'))} / p99 {_ms(g.get('p99_ms'))}",
+                 "-", "-", _times(ratios.get("w1p_p50_over_path_floor")))
+            )  # fmt: skip
         elif w == "w2":
             rows.append(
                 ("w2 throughput", _num(g.get("mb_per_s"), "MB/s"),
