@@ -143,3 +143,20 @@ def test_w1p_is_measured_against_w1s_floor_and_w1() -> None:
     doc["ratios"] = ratios
     row = next(r for r in summary_rows(doc) if r[0] == "w1p latency")
     assert row == ("w1p latency", "p50 0.465 ms / p99 1.2 ms", "-", "-", "1.50x")
+
+
+def test_w3s_server_cpu_per_delivery_is_measured_against_one_socket_send() -> None:
+    doc = _doc()
+    doc["floors"]["socket_send"] = {
+        "cpu_us_per_send_paced_1ms": 6.0,
+        "cpu_us_per_send_flat_out": 3.0,
+    }
+    per = {"redis": 2.0, "router": 3.0, "gateway0": 6.0, "gateway1": 4.0, "bench": 16.0}
+    doc["w3"] = {"rates": [{"rate_per_s": 500}, {"rate_per_s": 1000, "cpu_us_per_delivery": per}]}
+    ratios, _ = runner.derived(doc)
+    assert ratios["w3_server_cpu_us_per_delivery_at_1000"] == 15.0  # the bench is a client
+    assert ratios["w3_server_cpu_per_delivery_over_send_floor"] == 2.5
+    assert "w3p_server_cpu_us_per_delivery_at_1000" not in ratios  # no W3p in this run
+    doc["ratios"] = ratios
+    rows = [r[1] for r in summary_rows(doc) if r[0] == "floors"]
+    assert "socket send CPU paced / flat out 6.0 / 3.0 µs" in rows

@@ -12,6 +12,12 @@ built on cost by themselves, with nothing of roomstreams on the path.
   with the libraries and event loop the services use. ``relay_picows`` is the same path with
   picows (a WebSocket library written in Cython) in the two WebSocket relays, when it is
   installed (``pip install picows``): the two side by side show what websockets itself costs.
+* Socket send: the CPU one ``send()`` of a delivered chunk's frame (about W3's size) costs
+  the sending process, to 25 TCP sockets of a reader process (``python -m
+  roomstreams.bench.sink``), paced as W3 at 1000 chunks/s (a burst of one send per socket
+  every millisecond) and flat out. On loopback the kernel does the receiving side's TCP
+  work in the sender's system call, so this is what a gateway pays per delivery before any
+  Python runs: the floor under W3's server CPU per delivery.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import resource
+import socket
 import time
 import uuid
 from typing import Any
@@ -31,14 +39,15 @@ from .._redis_server import LocalRedisServer
 from .._redisio import client as cluster_client
 from .._redisio import is_cluster_url
 from .child import start_child, stop_child
-from .stats import latency_summary
+from .stats import latency_summary, rnd
 from .system import HOST
 from .workloads import CpuMeter
 
-__all__ = ["redis_floor", "relay_floor", "run_floors", "websocket_floor"]
+__all__ = ["redis_floor", "relay_floor", "run_floors", "send_floor", "websocket_floor"]
 
 PAYLOAD = "x" * 100
 RELAY = "roomstreams.bench.relay"  # the relay processes' module (python -m)
+SINK = "roomstreams.bench.sink"
 
 
 async def _echo(ws: ServerConnection) -> None:
@@ -188,6 +197,59 @@ async def relay_floor(
     }
 
 
+def _thread_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_THREAD)
+    return r.ru_utime + r.ru_stime
+
+
+def _sends(port: int, sockets: int, frame: bytes, rounds: int, interval: float) -> float:
+    """CPU seconds of this thread for ``rounds`` bursts of one ``send`` per socket,
+    ``interval`` seconds apart (0: flat out); sleeping between bursts costs none."""
+    conns = [socket.create_connection((HOST, port)) for _ in range(sockets)]
+    try:
+        for c in conns:
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for c in conns:  # warm: connections established and buffers sized
+            c.sendall(frame)
+        time.sleep(0.05)
+        start, cpu0 = time.perf_counter(), _thread_cpu()
+        for i in range(rounds):
+            if interval:
+                delay = start + i * interval - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            for c in conns:
+                c.sendall(frame)
+        return _thread_cpu() - cpu0
+    finally:
+        for c in conns:
+            c.close()
+
+
+async def send_floor(rounds: int, sockets: int = 25) -> dict[str, Any]:
+    """One socket ``send()`` of a W3-sized frame: its CPU in the sending thread, paced as W3
+    at 1000 chunks/s and flat out (Linux: ``RUSAGE_THREAD``)."""
+    if not hasattr(resource, "RUSAGE_THREAD"):
+        return {"skipped": "needs RUSAGE_THREAD (Linux)"}
+    # a delivered 100-character chunk is about 160 bytes of JSON, in a 4-byte frame header
+    frame = bytes((0x81, 126)) + (160).to_bytes(2, "big") + b"x" * 160
+    proc, port = await start_child(SINK)
+    try:
+        paced = await asyncio.to_thread(_sends, port, sockets, frame, rounds, 0.001)
+        flat = await asyncio.to_thread(_sends, port, sockets, frame, rounds, 0.0)
+    finally:
+        await stop_child(proc)
+    n = rounds * sockets
+    return {
+        "what": f"{len(frame)}-byte frame, one send() per socket to {sockets} loopback TCP "
+        "sockets, CPU of the sending thread",
+        "sockets": sockets,
+        "sends": n,
+        "cpu_us_per_send_paced_1ms": rnd(paced / n * 1e6, 2),
+        "cpu_us_per_send_flat_out": rnd(flat / n * 1e6, 2),
+    }
+
+
 async def run_floors(redis_url: str, *, quick: bool) -> dict[str, Any]:
     n, warm = (500, 50) if quick else (2000, 200)
     warm_s, measure_s = (0.3, 1.5) if quick else (1.0, 5.0)  # W1's
@@ -196,6 +258,7 @@ async def run_floors(redis_url: str, *, quick: bool) -> dict[str, Any]:
         "websocket_echo": await websocket_floor(n, warm),
         "websocket_echo_in_process": await websocket_floor_in_process(n, warm),
         "relay": await relay_floor(warm_s, measure_s),
+        "socket_send": await send_floor(500 if quick else 2000),
     }
     if importlib.util.find_spec("picows") is not None:
         floors["relay_picows"] = await relay_floor(warm_s, measure_s, library="picows")

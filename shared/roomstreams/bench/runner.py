@@ -35,6 +35,9 @@ from .workloads import w1_latency, w2_throughput, w3_fanout, w4_memory
 
 __all__ = ["PEERS", "RECEIVERS", "TARGETS", "WORKLOADS", "parse_workloads", "run", "run_cli"]
 
+#: the system's own processes in a workload's CPU report, by name (redis, redis1, router,
+#: router1, gateway0, ...; the rest are clients)
+SERVER_PREFIXES = ("redis", "router", "gateway")
 #: what W3p's receiver processes run: this package's client, or the TypeScript one
 RECEIVERS = ("python", "node")
 WORKLOADS = ("floors", "w1", "w1p", "w2", "w3", "w3p", "w4", "w5", "w6", "wflood", "w7", "w8")
@@ -278,6 +281,16 @@ def derived(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         ratios["relay_picows_cpu_per_chunk_over_relay"] = {
             n: _ratio(fast.get(n), v) for n, v in bare.items()
         }
+    send = _get(doc, "floors", "socket_send", "cpu_us_per_send_paced_1ms")
+    for w in ("w3", "w3p"):
+        # the servers' CPU per delivery at 1000 chunks/s against one socket send()'s: a
+        # delivery is at least one send (chunks 1 ms apart: nothing to batch per socket)
+        at = [r for r in _get(doc, w, "rates") or [] if r.get("rate_per_s") == 1000]
+        per = at[0].get("cpu_us_per_delivery") if at else None
+        if isinstance(per, dict):
+            servers = sum(v for k, v in per.items() if k.startswith(SERVER_PREFIXES))
+            ratios[f"{w}_server_cpu_us_per_delivery_at_1000"] = rnd(servers, 2)
+            ratios[f"{w}_server_cpu_per_delivery_over_send_floor"] = _ratio(servers, send)
     w2 = _get(doc, "w2", "mb_per_s")
     w3 = _get(doc, "w3", "deliveries_per_s_at_highest")
     w3p = _get(doc, "w3p", "deliveries_per_s_at_highest")

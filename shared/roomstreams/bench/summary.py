@@ -64,6 +64,10 @@ def summary_rows(doc: dict[str, Any]) -> list[Row]:
                 fast = _get(g, "relay_picows")
                 relay = f"{_ms(_get(fast, 'p50_ms'))} / {_ms(_get(fast, 'p99_ms'))}"
                 rows.append(("floors", f"bare relays, picows, p50 / p99 {relay}", "-", "-", "-"))
+            send = _get(g, "socket_send")
+            if isinstance(send, dict) and "cpu_us_per_send_paced_1ms" in send:
+                us = f"{send['cpu_us_per_send_paced_1ms']} / {send['cpu_us_per_send_flat_out']} µs"
+                rows.append(("floors", f"socket send CPU paced / flat out {us}", "-", "-", "-"))
         elif w == "w1":
             rows.append(
                 ("w1 latency", f"p50 {_ms(g.get('p50_ms'))}", f"< {_ms(t['w1_p50_ms_max'])}",
