@@ -174,11 +174,8 @@ async def main(role: str, url: str, library: str = "websockets") -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if (
-        len(args) not in (2, 3)
-        or args[0] not in ROLES
-        or args[2:3] not in ([], [LIBRARIES[0]], [LIBRARIES[1]])
-    ):
+    library = args[2] if len(args) == 3 else LIBRARIES[0]
+    if len(args) not in (2, 3) or args[0] not in ROLES or library not in LIBRARIES:
         sys.exit(
             f"usage: python -m roomstreams.bench.relay {{{','.join(ROLES)}}} REDIS_URL "
             f"[{'|'.join(LIBRARIES)}]"

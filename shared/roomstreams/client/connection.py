@@ -205,11 +205,11 @@ class Connection:
             and ws.protocol.state is State.OPEN
             and not ws.transport.is_closing()
         ):
+            if isinstance(frame, str):
+                ws.protocol.send_text(frame.encode())
+            else:
+                ws.protocol.send_binary(frame)
             try:
-                if isinstance(frame, str):
-                    ws.protocol.send_text(frame.encode())
-                else:
-                    ws.protocol.send_binary(frame)
                 ws.send_data()
             except Exception as exc:  # the transport failed: the socket is gone
                 ws.transport.abort()
