@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -96,24 +97,35 @@ async def _relay_out(url: str, ready: asyncio.Future[int]) -> None:
 # -- the same hops on picows (imported only when asked for) ----------------------------------
 
 
-async def _relay_in_picows(url: str, ready: asyncio.Future[int]) -> None:
+def _picows_server(
+    on_text: Callable[[bytes], None] | None = None,
+    on_connected: Callable[[Any], None] | None = None,
+) -> Awaitable[Any]:
+    """A picows server on ``HOST``: text frames to ``on_text``, each new client's transport
+    to ``on_connected``, the close handshake answered."""
     import picows
 
-    conn = Pinned(client(url, "relay-in"))
-    # picows hands frames to a callback: they wait here for the one task that appends
-    # them, each XADD awaited before the next (as the websockets relay's handler does)
-    pending: asyncio.Queue[bytes] = asyncio.Queue()
-
     class Listener(picows.WSListener):
+        def on_ws_connected(self, transport: Any) -> None:
+            if on_connected is not None:
+                on_connected(transport)
+
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
-            if frame.msg_type == picows.WSMsgType.TEXT:
-                pending.put_nowait(frame.get_payload_as_bytes())
+            if frame.msg_type == picows.WSMsgType.TEXT and on_text is not None:
+                on_text(frame.get_payload_as_bytes())
             elif frame.msg_type == picows.WSMsgType.CLOSE:
                 transport.send_close(frame.get_close_code())
                 transport.disconnect()
 
-    server = await picows.ws_create_server(lambda _request: Listener(), HOST, 0)
-    async with server:
+    return picows.ws_create_server(lambda _request: Listener(), HOST, 0)
+
+
+async def _relay_in_picows(url: str, ready: asyncio.Future[int]) -> None:
+    conn = Pinned(client(url, "relay-in"))
+    # picows hands frames to a callback: they wait here for the one task that appends
+    # them, each XADD awaited before the next (as the websockets relay's handler does)
+    pending: asyncio.Queue[bytes] = asyncio.Queue()
+    async with await _picows_server(on_text=pending.put_nowait) as server:
         ready.set_result(server.sockets[0].getsockname()[1])
         while True:
             message = await pending.get()
@@ -126,18 +138,11 @@ async def _relay_out_picows(url: str, ready: asyncio.Future[int]) -> None:
     conn = Pinned(client(url, "relay-out"))
     receiver: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
-    class Listener(picows.WSListener):
-        def on_ws_connected(self, transport: Any) -> None:
-            if not receiver.done():
-                receiver.set_result(transport)
+    def connected(transport: Any) -> None:
+        if not receiver.done():
+            receiver.set_result(transport)
 
-        def on_ws_frame(self, transport: Any, frame: Any) -> None:
-            if frame.msg_type == picows.WSMsgType.CLOSE:
-                transport.send_close(frame.get_close_code())
-                transport.disconnect()
-
-    server = await picows.ws_create_server(lambda _request: Listener(), HOST, 0)
-    async with server:
+    async with await _picows_server(on_connected=connected) as server:
         ready.set_result(server.sockets[0].getsockname()[1])
         transport = await receiver
         text = picows.WSMsgType.TEXT
