@@ -199,18 +199,9 @@ class Connection:
         ws = self.ws
         if ws is None:
             raise ConnectionClosed(self.close_reason or "not connected")
-        if (
-            ws.send_in_progress is None
-            and not ws.paused
-            and ws.protocol.state is State.OPEN
-            and not ws.transport.is_closing()
-        ):
-            if isinstance(frame, str):
-                ws.protocol.send_text(frame.encode())
-            else:
-                ws.protocol.send_binary(frame)
+        if _writable(ws) and not ws.paused:
             try:
-                ws.send_data()
+                _write(ws, frame)
             except Exception as exc:  # the transport failed: the socket is gone
                 ws.transport.abort()
                 raise ConnectionClosed(self.close_reason or f"connection lost: {exc!r}") from exc
@@ -270,11 +261,10 @@ class Connection:
         so it reaches the gateway before any stream sent after the call can come back to
         it. False when it cannot be done now (then the caller sends it the usual way)."""
         ws = self.ws
-        if ws is None or ws.send_in_progress is not None or ws.protocol.state is not State.OPEN:
+        if ws is None or not _writable(ws):
             return False
         try:
-            ws.protocol.send_text(frame.encode())
-            ws.send_data()
+            _write(ws, frame)
         except Exception:  # the usual path reports what went wrong
             return False
         return True
@@ -378,6 +368,26 @@ class Connection:
             for fut in self._packets.values():
                 _set_exception(fut, lost)
             self._packets.clear()
+
+
+def _writable(ws: ClientConnection) -> bool:
+    """The socket takes a frame written at once: open, its transport not closing, and no
+    fragmented send of websockets' in progress."""
+    return (
+        ws.send_in_progress is None
+        and ws.protocol.state is State.OPEN
+        and not ws.transport.is_closing()
+    )
+
+
+def _write(ws: ClientConnection, frame: str | bytes) -> None:
+    """What websockets' ``send()`` does first: frame it (``str`` as text, ``bytes`` as
+    binary) and hand it to the transport; no wait for the buffer to drain."""
+    if isinstance(frame, str):
+        ws.protocol.send_text(frame.encode())
+    else:
+        ws.protocol.send_binary(frame)
+    ws.send_data()
 
 
 def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
